@@ -1,0 +1,6 @@
+"""``python -m blindsr <verb> key=value ...``"""
+import sys
+
+from blindsr.cli import main
+
+sys.exit(main())

@@ -1,0 +1,97 @@
+"""Typed schemas for every verb's Hydra config and the swappable stage groups.
+
+The YAML files in ``conf/`` compose these (``defaults: [<verb>_schema, ...]``); the schemas give
+the types and defaults, so a typo or a wrong type fails before any work starts. Option names in
+the ``estimator``/``sr``/``executor`` groups equal the registry names in code.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+# Keys whose values are file or folder names: taken verbatim from the command line (spaces,
+# commas, '=', quotes, non-ASCII all allowed), never parsed by Hydra's override grammar.
+PATH_KEYS = ("input", "output", "dataset", "kernel", "gt")
+
+
+@dataclass
+class KernelGANConfig:
+    name: str = "kernelgan"
+    preset: str = "default"  # default | paper
+    iterations: Optional[int] = None
+    restarts: Optional[int] = None
+    selection: Optional[str] = None
+    bicubic_target: Optional[str] = None
+    g_crop: Optional[int] = None
+    edge_shave: Optional[int] = None
+    lr: Optional[float] = None
+
+
+@dataclass
+class BicubicEstimatorConfig:
+    name: str = "bicubic"
+
+
+@dataclass
+class GroundTruthEstimatorConfig:
+    """Only in ``eval``: the dataset's own ground-truth kernels (the upper bound)."""
+
+    name: str = "gt"
+
+
+@dataclass
+class CommonConfig:
+    output: str = "blindsr_out"
+    device: str = "auto"
+    seed: int = 0
+    overwrite: bool = False
+    max_pixels: int = 40_000_000
+    log_level: str = "WARNING"
+    debug: bool = False
+
+
+@dataclass
+class EstimateConfig(CommonConfig):
+    input: str = MISSING
+    scale: int = 2
+    estimator: Any = MISSING
+
+
+@dataclass
+class EvalConfig(CommonConfig):
+    dataset: str = MISSING
+    output: str = "blindsr_eval"
+    scale: int = 2
+    limit: int = 0
+    estimator: Any = MISSING
+
+
+@dataclass
+class DegradeConfig(CommonConfig):
+    input: str = MISSING
+    output: str = MISSING
+    seed: int = 1001
+    scales: List[int] = field(default_factory=lambda: [2, 4])
+
+
+SCHEMAS = {
+    "estimate": EstimateConfig,
+    "eval": EvalConfig,
+    "degrade": DegradeConfig,
+}
+GROUP_SCHEMAS = {
+    "estimator": {"kernelgan": KernelGANConfig, "bicubic": BicubicEstimatorConfig,
+                  "gt": GroundTruthEstimatorConfig},
+}
+
+
+def register_schemas() -> None:
+    store = ConfigStore.instance()
+    for verb, schema in SCHEMAS.items():
+        store.store(name=f"{verb}_schema", node=schema)
+    for group, options in GROUP_SCHEMAS.items():
+        for option, schema in options.items():
+            store.store(group=group, name=f"{option}_schema", node=schema)

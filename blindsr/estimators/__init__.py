@@ -1,0 +1,63 @@
+"""Kernel estimators behind one registry; names equal the Hydra ``estimator`` group options.
+
+An estimator turns an RGB image (float64 (H, W, 3) in [0, 1]) into handoff kernels
+(``blindsr.kernel.SRKernel``) for the requested scale: ``{2: k2}`` or ``{2: k2, 4: k4}``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from blindsr.kernel import SRKernel
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class Estimate:
+    """Kernels by scale, plus what the estimator wants recorded (timings, diagnostics, warnings)."""
+
+    kernels: dict[int, SRKernel]
+    seconds: float
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+class Estimator(Protocol):
+    name: str
+
+    def iterations(self, scale: int) -> int:
+        """Units of work ``estimate`` reports through ``progress`` (for one progress bar)."""
+
+    def estimate(self, rgb: np.ndarray, scale: int, *, seed: int = 0,
+                 progress: Progress | None = None) -> Estimate:
+        ...
+
+
+_REGISTRY: dict[str, Callable[..., Estimator]] = {}
+
+
+def register_estimator(name: str):
+    def wrap(factory):
+        _REGISTRY[name] = factory
+        factory.name = name
+        return factory
+    return wrap
+
+
+def get_estimator(name: str, **options: Any) -> Estimator:
+    _load_builtin()
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown estimator {name!r}; choose from {sorted(_REGISTRY)}")
+    return _REGISTRY[name](**options)
+
+
+def estimator_names() -> list[str]:
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def _load_builtin() -> None:
+    from blindsr.estimators import bicubic, kernelgan  # noqa: F401  (registration side effects)

@@ -1,0 +1,76 @@
+"""KernelGAN hyper-parameters and presets.
+
+``paper`` is the authors' configuration (KernelGAN code ``configs.py``, ``learner.py``,
+``kernelGAN.py``) minus their noise-accumulation bug: every number below that carries no comment
+of its own is theirs. ``default`` is the configuration blindsr ships; where it differs from
+``paper`` the difference was measured on the development set (docs/BENCHMARKS.md).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class KernelGANSettings:
+    iterations: int = 3000
+    # Crops and architecture.
+    g_crop: int = 64
+    g_structure: tuple[int, ...] = (7, 5, 3, 1, 1, 1)
+    g_channels: int = 64
+    g_init_gain: float = 0.1
+    d_channels: int = 64
+    d_layers: int = 7
+    d_kernel: int = 7
+    edge_shave: int = 10  # px per side, skipped when the image would get smaller than a G crop
+    # Noise in [-1, 1] units: D's real crops get N(0, (2/255)^2), G's output N(0, (1/255)^2).
+    real_noise: float = 2.0 / 255.0
+    fake_noise: float = 1.0 / 255.0
+    # Optimiser.
+    lr: float = 2e-4
+    beta1: float = 0.5
+    lr_decay_every: int = 750
+    lr_decay: float = 10.0
+    # Loss weights and their schedule.
+    bicubic_weight: float = 5.0
+    bicubic_target: str = "channel_sum"  # the authors' 3x3-channel filter sums colours; or "per_channel"
+    bicubic_threshold: float = 0.4
+    bicubic_patience: int = 3
+    bicubic_decay: float = 100.0
+    bicubic_min: float = 5e-6
+    schedule_every: int = 200
+    sum_to_one_weight: float = 0.5
+    boundaries_weight: float = 0.5
+    boundaries_scale: float = 30.0
+    centre_weight: float = 1.0  # switched on once the bicubic weight drops below 5e-3
+    sparsity_weight: float = 5.0  # likewise
+    sparsity_power: float = 0.2
+    constraints_below: float = 5e-3
+    # Output post-processing: soft threshold at factor x the (rank+1)-th largest tap.
+    threshold_rank: int = 40
+    threshold_factor: float = 0.75
+    # Beyond the paper: several independent runs, one kept by an internal criterion.
+    restarts: int = 1
+    selection: str = "last"
+
+    def updated(self, overrides: Mapping[str, Any]) -> "KernelGANSettings":
+        """A copy with the non-None ``overrides`` applied (unknown names raise ``KeyError``)."""
+        names = {f.name for f in fields(self)}
+        unknown = set(overrides) - names
+        if unknown:
+            raise KeyError(f"unknown KernelGAN setting(s): {sorted(unknown)}")
+        values = {k: (tuple(v) if k == "g_structure" else v)
+                  for k, v in overrides.items() if v is not None}
+        return replace(self, **values)
+
+
+PRESETS: dict[str, KernelGANSettings] = {
+    "paper": KernelGANSettings(),
+    "default": KernelGANSettings(),
+}
+
+
+def settings_for(preset: str, overrides: Mapping[str, Any] | None = None) -> KernelGANSettings:
+    if preset not in PRESETS:
+        raise KeyError(f"unknown KernelGAN preset {preset!r}; choose from {sorted(PRESETS)}")
+    return PRESETS[preset].updated(overrides or {})

@@ -1,0 +1,198 @@
+"""Image reading and writing: 8/16-bit, grayscale, alpha, EXIF orientation, any file name.
+
+Reading gives a float64 RGB image in [0, 1] (grayscale replicated to three channels) plus the
+facts needed to write a result back in the input's own form: bit depth, grayscale or colour, and
+the alpha channel (which never enters kernel estimation or SR networks; it is resized on its own
+with bicubic interpolation). Palette and CMYK inputs are decoded to RGB and written back as RGB.
+Headers are checked before any pixel is decoded, so a file claiming huge dimensions is refused
+without allocating them.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from blindsr.errors import InputError, OutputError
+from blindsr.outputs import atomic_write_bytes
+
+# 40 megapixels: well above any photo blindsr is meant for on a CPU, far below what would exhaust
+# memory in float64 (a 40 MP RGB float64 image is ~1 GB).
+DEFAULT_MAX_PIXELS = 40_000_000
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F", "La"}
+_EXIF_ORIENTATION = 0x0112
+
+Image.MAX_IMAGE_PIXELS = None  # our own limit below applies before decoding
+
+
+@dataclass
+class LoadedImage:
+    """A decoded image and what is needed to write results back in the same form.
+
+    Attributes:
+        rgb: float64 (H, W, 3) in [0, 1], EXIF orientation applied.
+        alpha: float64 (H, W) in [0, 1], or None.
+        bit_depth: 8 or 16 (what outputs are written in).
+        grayscale: the input had one colour channel (outputs are written as grayscale).
+        path: where it was read from.
+        sha256: hash of the file's bytes (recorded in provenance).
+    """
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None
+    bit_depth: int
+    grayscale: bool
+    path: Path
+    sha256: str
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.rgb.shape[0], self.rgb.shape[1]
+
+
+def probe(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int, str]:
+    """Width, height and Pillow mode from the header only; raises ``InputError`` with one line
+    for missing files, folders, empty files, non-images and images above ``max_pixels``."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, expected an image file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: file is empty")
+    try:
+        with Image.open(path) as im:
+            width, height, mode = im.width, im.height, im.mode
+    except UnidentifiedImageError:
+        raise InputError(f"{path}: not an image (unknown or unsupported format)") from None
+    except OSError as exc:
+        raise InputError(f"{path}: unreadable image ({exc})") from None
+    if width * height > max_pixels:
+        raise InputError(f"{path}: image is {width}x{height} = {width * height / 1e6:.0f} MP, "
+                         f"above the limit of {max_pixels / 1e6:.0f} MP (max_pixels)")
+    if width < 1 or height < 1:
+        raise InputError(f"{path}: image has no pixels ({width}x{height})")
+    return width, height, mode
+
+
+def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    """Decode ``path`` (any name, including non-ASCII) into a ``LoadedImage``."""
+    path = Path(path)
+    width, height, mode = probe(path, max_pixels)
+    data = path.read_bytes()
+    _check_complete(path, data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if decoded is None:
+        raise InputError(f"{path}: cannot decode image (corrupt or truncated)")
+    if decoded.shape[0] != height or decoded.shape[1] != width:
+        raise InputError(f"{path}: decoded size {decoded.shape[1]}x{decoded.shape[0]} does not "
+                         f"match the header's {width}x{height}")
+    rgb, alpha, bit_depth = _to_float_rgb(decoded)
+    orientation = _exif_orientation(path)
+    rgb = orient(rgb, orientation)
+    alpha = None if alpha is None else orient(alpha, orientation)
+    return LoadedImage(rgb=rgb, alpha=alpha, bit_depth=bit_depth,
+                       grayscale=mode in _GRAY_MODES, path=path,
+                       sha256=hashlib.sha256(data).hexdigest())
+
+
+def _check_complete(path: Path, data: bytes) -> None:
+    """Decoders paper over missing tails (grey blocks in JPEGs), so check the end markers."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-64:]:
+        raise InputError(f"{path}: truncated PNG (no IEND chunk)")
+    if data[:2] == b"\xff\xd8" and data.rfind(b"\xff\xd9") < 2:
+        raise InputError(f"{path}: truncated JPEG (no end-of-image marker)")
+
+
+def _to_float_rgb(decoded: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, int]:
+    if decoded.dtype == np.uint8:
+        scale, depth = 255.0, 8
+    elif decoded.dtype == np.uint16:
+        scale, depth = 65535.0, 16
+    elif decoded.dtype in (np.float32, np.float64):
+        scale, depth = 1.0, 16
+    else:
+        raise InputError(f"unsupported pixel type {decoded.dtype}")
+    image = decoded.astype(np.float64) / scale
+    if image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2), None, depth
+    alpha = image[:, :, 3] if image.shape[2] == 4 else None
+    if image.shape[2] == 1:
+        return np.repeat(image, 3, axis=2), None, depth
+    return np.clip(image[:, :, 2::-1], 0, 1).copy(), alpha, depth
+
+
+def _exif_orientation(path: Path) -> int:
+    try:
+        with Image.open(path) as im:
+            return int(im.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:  # noqa: BLE001 - a broken EXIF block means "no orientation"
+        return 1
+
+
+def orient(image: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply EXIF orientation 1-8 (the transform that makes the image display upright)."""
+    ops = {
+        1: lambda a: a,
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: np.swapaxes(a, 0, 1),
+        6: lambda a: np.swapaxes(a, 0, 1)[:, ::-1],
+        7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1],
+        8: lambda a: np.swapaxes(a, 0, 1)[::-1],
+    }
+    return np.ascontiguousarray(ops.get(orientation, ops[1])(image))
+
+
+def encode_png(rgb: np.ndarray, alpha: np.ndarray | None = None, bit_depth: int = 8,
+               grayscale: bool = False) -> bytes:
+    """PNG bytes of a float [0, 1] image in the given bit depth and channel layout."""
+    peak = 65535 if bit_depth == 16 else 255
+    dtype = np.uint16 if bit_depth == 16 else np.uint8
+    image = rgb.mean(axis=2, keepdims=True) if grayscale else rgb[:, :, ::-1]
+    if alpha is not None:
+        image = np.concatenate([np.repeat(image, 3, 2) if grayscale else image, alpha[:, :, None]], 2)
+    pixels = np.clip(np.round(image * peak), 0, peak).astype(dtype)
+    if pixels.shape[2] == 1:
+        pixels = pixels[:, :, 0]
+    ok, data = cv2.imencode(".png", pixels)
+    if not ok:
+        raise OutputError("PNG encoding failed")
+    return data.tobytes()
+
+
+def write_image(path: str | Path, rgb: np.ndarray, alpha: np.ndarray | None = None,
+                bit_depth: int = 8, grayscale: bool = False) -> Path:
+    """Atomically write a float [0, 1] RGB image (plus optional alpha) as PNG."""
+    path = Path(path)
+    try:
+        return atomic_write_bytes(path, encode_png(rgb, alpha, bit_depth, grayscale))
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+
+def list_images(folder: str | Path, recursive: bool = False) -> tuple[list[Path], list[Path]]:
+    """Image files (by suffix) and other files in ``folder``, each sorted naturally."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: not a folder")
+    pattern = "**/*" if recursive else "*"
+    files = [p for p in folder.glob(pattern) if p.is_file() and not p.name.startswith(".")]
+    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    others = [p for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
+    return sorted(images, key=natural_key), sorted(others, key=natural_key)
+
+
+def natural_key(path: Path) -> list:
+    """Sort key that puts im_2 before im_10."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", str(path))]

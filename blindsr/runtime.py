@@ -1,0 +1,34 @@
+"""Where computations run: device choice and CPU thread budgets."""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import torch
+
+from blindsr.errors import UsageError
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``auto``: the first CUDA GPU when one is usable, else the CPU; or an explicit torch name."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"device={name}: not a device name (auto, cpu, cuda, cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"device={name}: CUDA is not available on this machine")
+    return device
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run a block with ``count`` intra-op threads (restored afterwards). KernelGAN's tensors are
+    small: one thread is fastest, and results then do not depend on the machine's core count."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, count))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -1,0 +1,46 @@
+"""Result tables: markdown for people, CSV and JSON for scripts."""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+from blindsr.outputs import atomic_write_bytes, write_json
+
+
+def _cell(value: Any, digits: int) -> str:
+    if isinstance(value, float):
+        return "inf" if math.isinf(value) else ("" if math.isnan(value) else f"{value:.{digits}f}")
+    return "" if value is None else str(value)
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], digits: int = 2) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(row.get(c), digits) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def mean_row(rows: Sequence[dict[str, Any]], columns: Sequence[str], label_column: str) -> dict[str, Any]:
+    """Column means over rows with finite numbers; the label column says 'mean'."""
+    out: dict[str, Any] = {label_column: "**mean**"}
+    for c in columns:
+        values = [r[c] for r in rows if isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool)
+                  and math.isfinite(r[c])]
+        if values and c != label_column:
+            out[c] = sum(values) / len(values)
+    return out
+
+
+def write_tables(stem: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str],
+                 meta: dict[str, Any]) -> tuple[Path, Path]:
+    """``<stem>.csv`` (one row per image) and ``<stem>.json`` (rows + metadata), atomically."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    csv_path = atomic_write_bytes(stem.with_suffix(".csv"), buf.getvalue().encode())
+    json_path = write_json(stem.with_suffix(".json"), {**meta, "rows": list(rows)})
+    return csv_path, json_path

@@ -1,0 +1,1 @@
+"""One module per command-line verb; each has ``run(cfg) -> exit code``."""

@@ -1,0 +1,58 @@
+"""``degrade``: a DIV2KRK-layout benchmark from any folder of HR images, by the DIV2KRK protocol.
+
+Each HR image (natural name order) is converted to 8-bit RGB, cropped to a multiple of 4 and
+numbered: ``gt/im_N.png``; one random x2/x4 kernel pair is drawn per image from
+``numpy.random.default_rng(seed)`` (``blindsr.degradation.random_kernels``) and saved as
+``gt_k_x{s}/kernel_N.{npy,mat}``; ``lr_x{s}/im_N.png`` is the reference degradation rounded to
+8 bits. ``manifest.json`` maps numbers to source files.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+
+from blindsr.degradation import degrade, random_kernels
+from blindsr.errors import InputError, UsageError
+from blindsr.images import list_images, read_image, write_image
+from blindsr.kernel import write_kernel_array
+from blindsr.outputs import prepare_output_dir, write_json
+from blindsr.stages import progress_bar
+
+
+def run(cfg: DictConfig) -> int:
+    scales = sorted(set(cfg.scales))
+    if not scales or any(s not in (2, 4) for s in scales):
+        raise UsageError(f"scales={list(cfg.scales)}: choose from 2 and 4")
+    images, _ = list_images(cfg.input)
+    if not images:
+        raise InputError(f"{cfg.input}: no images found")
+    out = prepare_output_dir(cfg.output, [Path(cfg.output) / "manifest.json"], cfg.overwrite)
+    folders = ["gt"] + [f"lr_x{s}" for s in scales] + [f"gt_k_x{s}" for s in scales]
+    for folder in folders:
+        (out / folder).mkdir(exist_ok=True)
+    rng = np.random.default_rng(cfg.seed)
+    manifest = {"protocol": "DIV2KRK (blindsr.degradation.random_kernels)", "seed": cfg.seed,
+                "scales": scales, "images": []}
+    with progress_bar(len(images), "degrade") as bar:
+        for number, path in enumerate(images, start=1):
+            hr = read_image(path, cfg.max_pixels).rgb
+            hr = np.round(hr * 255) / 255
+            rows, cols = hr.shape[0] // 4 * 4, hr.shape[1] // 4 * 4
+            if min(rows, cols) < 4:
+                raise InputError(f"{path}: too small to degrade ({hr.shape[1]}x{hr.shape[0]})")
+            hr = hr[:rows, :cols]
+            kernels = random_kernels(rng)
+            write_image(out / "gt" / f"im_{number}.png", hr)
+            for s in scales:
+                k = np.asarray(kernels[s].array)
+                for suffix in ("npy", "mat"):
+                    write_kernel_array(out / f"gt_k_x{s}" / f"kernel_{number}.{suffix}", k)
+                write_image(out / f"lr_x{s}" / f"im_{number}.png", degrade(hr, k, s))
+            manifest["images"].append({"number": number, "source": str(path),
+                                       "size": [cols, rows], **kernels[2].provenance})
+            bar.update(1)
+    write_json(out / "manifest.json", manifest)
+    print(f"wrote a DIV2KRK-layout benchmark of {len(images)} images to {out}")
+    return 0

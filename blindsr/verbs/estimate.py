@@ -1,0 +1,31 @@
+"""``estimate``: the image's SR kernel(s), saved in the handoff convention.
+
+Writes ``<output>/<stem>_kernel_x2.{npy,mat,png,json}`` (and ``_x4`` for scale=4) and prints their
+paths. Scripts depend on these names.
+"""
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from blindsr.images import read_image
+from blindsr.kernel import kernel_paths, save_kernel
+from blindsr.outputs import prepare_output_dir, safe_stem
+from blindsr.stages import build_estimator, check_scale, progress_bar
+
+
+def run(cfg: DictConfig) -> int:
+    scale = check_scale(cfg.scale)
+    estimator = build_estimator(cfg.estimator, cfg.device)
+    image = read_image(cfg.input, cfg.max_pixels)
+    stem = safe_stem(image.path.name)
+    scales = (2, 4) if scale == 4 else (2,)
+    targets = [p for s in scales for p in kernel_paths(cfg.output, stem, s).values()]
+    out = prepare_output_dir(cfg.output, targets, cfg.overwrite)
+    with progress_bar(estimator.iterations(scale), f"estimate {stem}") as bar:
+        result = estimator.estimate(image.rgb, scale, seed=cfg.seed, progress=bar.update)
+    for s in scales:
+        kernel = result.kernels[s].with_provenance(image=str(image.path), image_sha256=image.sha256,
+                                                   warnings=result.warnings)
+        paths = save_kernel(kernel, out, stem)
+        print(f"x{s} kernel: {paths['npy']} (+ .mat, .png, .json)")
+    return 0

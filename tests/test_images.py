@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import struct
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from blindsr.errors import InputError
+from blindsr.images import encode_png, list_images, probe, read_image, write_image
+
+
+def save_rgb(path, rgb8):
+    Image.fromarray(rgb8).save(path)
+    return path
+
+
+def test_rgb8_roundtrip_non_ascii_path(tmp_path, rng):
+    rgb = rng.integers(0, 256, (13, 17, 3), dtype=np.uint8)
+    path = save_rgb(tmp_path / "ünïcødé photo, v=2 'x'.png", rgb)
+    img = read_image(path)
+    assert img.bit_depth == 8 and not img.grayscale and img.alpha is None
+    assert np.array_equal(np.round(img.rgb * 255).astype(np.uint8), rgb)
+    out = write_image(tmp_path / "außen.png", img.rgb)
+    assert np.array_equal(np.asarray(Image.open(out)), rgb)
+
+
+def test_16bit_and_gray_and_alpha(tmp_path, rng):
+    rgb16 = rng.integers(0, 65536, (9, 11, 3), dtype=np.uint16)
+    cv2.imencode(".png", rgb16[:, :, ::-1])[1].tofile(str(tmp_path / "deep.png"))
+    img = read_image(tmp_path / "deep.png")
+    assert img.bit_depth == 16
+    assert np.array_equal(np.round(img.rgb * 65535).astype(np.uint16), rgb16)
+    back = read_image(write_image(tmp_path / "deep_out.png", img.rgb, bit_depth=16))
+    assert back.bit_depth == 16 and np.allclose(back.rgb, img.rgb, atol=1e-9)
+
+    gray = rng.integers(0, 256, (10, 12), dtype=np.uint8)
+    Image.fromarray(gray, "L").save(tmp_path / "gray.png")
+    g = read_image(tmp_path / "gray.png")
+    assert g.grayscale and np.array_equal(g.rgb[..., 0], g.rgb[..., 2])
+    out = write_image(tmp_path / "gray_out.png", g.rgb, grayscale=True)
+    assert Image.open(out).mode == "L"
+
+    rgba = rng.integers(0, 256, (8, 8, 4), dtype=np.uint8)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "alpha.png")
+    a = read_image(tmp_path / "alpha.png")
+    assert np.array_equal(np.round(a.alpha * 255).astype(np.uint8), rgba[..., 3])
+    assert np.array_equal(np.round(a.rgb * 255).astype(np.uint8), rgba[..., :3])
+    out = write_image(tmp_path / "alpha_out.png", a.rgb, a.alpha)
+    assert np.array_equal(np.asarray(Image.open(out)), rgba)
+
+
+def test_palette_and_cmyk_decode_to_rgb(tmp_path, rng):
+    rgb = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    Image.fromarray(rgb).convert("P").save(tmp_path / "pal.png")
+    p = read_image(tmp_path / "pal.png")
+    assert p.rgb.shape == (16, 16, 3) and not p.grayscale
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=95)
+    c = read_image(tmp_path / "cmyk.jpg")
+    ref = np.asarray(Image.open(tmp_path / "cmyk.jpg").convert("RGB")) / 255.0
+    assert c.rgb.shape == (16, 16, 3) and np.abs(c.rgb - ref).mean() < 0.05
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_matches_pillow(tmp_path, rng, orientation):
+    rgb = rng.integers(0, 256, (6, 10, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"o{orientation}.png"
+    Image.fromarray(rgb).save(path, exif=exif)
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
+    got = np.round(read_image(path).rgb * 255).astype(np.uint8)
+    assert got.shape == expected.shape and np.array_equal(got, expected)
+
+
+def png_with_header(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
+
+
+def test_bad_inputs_give_one_line_errors(tmp_path, rng):
+    with pytest.raises(InputError, match="no such file"):
+        read_image(tmp_path / "missing.png")
+    with pytest.raises(InputError, match="folder"):
+        read_image(tmp_path)
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(InputError, match="empty"):
+        read_image(tmp_path / "empty.png")
+    (tmp_path / "text.jpg").write_text("hello, I am not a picture")
+    with pytest.raises(InputError, match="not an image"):
+        read_image(tmp_path / "text.jpg")
+    (tmp_path / "bomb.png").write_bytes(png_with_header(60000, 60000))
+    with pytest.raises(InputError, match="above the limit"):
+        read_image(tmp_path / "bomb.png")
+    rgb = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    for suffix, kw in ((".png", {}), (".jpg", {"quality": 90})):
+        Image.fromarray(rgb).save(tmp_path / f"full{suffix}", **kw)
+        data = (tmp_path / f"full{suffix}").read_bytes()
+        (tmp_path / f"cut{suffix}").write_bytes(data[: len(data) // 2])
+        with pytest.raises(InputError, match="truncated|cannot decode|unreadable"):
+            read_image(tmp_path / f"cut{suffix}")
+
+
+def test_probe_reads_header_only(tmp_path):
+    (tmp_path / "big.png").write_bytes(png_with_header(5000, 3000))
+    assert probe(tmp_path / "big.png") == (5000, 3000, "RGB")
+
+
+def test_list_images_sorts_naturally(tmp_path):
+    for name in ("im_10.png", "im_2.png", "im_1.png", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    images, others = list_images(tmp_path)
+    assert [p.name for p in images] == ["im_1.png", "im_2.png", "im_10.png"]
+    assert [p.name for p in others] == ["notes.txt"]
+
+
+def test_encode_png_gray_alpha(rng):
+    rgb = np.repeat(rng.random((5, 6, 1)), 3, axis=2)
+    alpha = rng.random((5, 6))
+    data = encode_png(rgb, alpha, 8, grayscale=True)
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert decoded.shape == (5, 6, 4)
