@@ -23,7 +23,9 @@ class KernelGANConfig:
     preset: str = "default"  # default | paper
     iterations: Optional[int] = None
     restarts: Optional[int] = None
-    selection: Optional[str] = None
+    workers: Optional[int] = None
+    crops_per_iteration: Optional[int] = None
+    threshold_rank: Optional[int] = None
     bicubic_target: Optional[str] = None
     g_crop: Optional[int] = None
     edge_shave: Optional[int] = None

@@ -82,9 +82,15 @@ def kernel_psnr(estimate: SRKernel | np.ndarray, truth: SRKernel | np.ndarray,
 
 def lr_psnr(hr: np.ndarray, kernel: SRKernel | np.ndarray, lr: np.ndarray, scale: int,
             border: int = LR_PSNR_BORDER) -> float:
-    """PSNR (peak 255) of the LR image reproduced from ``hr`` with ``kernel`` against ``lr``."""
-    k = centred_for_comparison(getattr(kernel, "array", kernel), np.asarray(
-        getattr(kernel, "array", kernel)).shape[0] + 4)
+    """PSNR (peak 255) of the LR image reproduced from ``hr`` with ``kernel`` against ``lr``.
+
+    An ``SRKernel`` is used as handed off (it is centred by construction); a bare array, e.g. in
+    another centring convention, is first centred by centre of mass (linear interpolation).
+    """
+    if isinstance(kernel, SRKernel):
+        k = kernel.array
+    else:
+        k = centred_for_comparison(kernel, np.asarray(kernel).shape[0] + 4)
     reproduced = quantize(degrade(hr, k, scale))
     if reproduced.shape != lr.shape:
         raise ValueError(f"re-degraded {reproduced.shape} and LR {lr.shape} differ in shape")

@@ -49,9 +49,9 @@ class KernelGANSettings:
     # Output post-processing: soft threshold at factor x the (rank+1)-th largest tap.
     threshold_rank: int = 40
     threshold_factor: float = 0.75
-    # Beyond the paper: several independent runs, one kept by an internal criterion.
-    restarts: int = 1
-    selection: str = "last"
+    # Beyond the paper: more crops per iteration; several independent runs combined.
+    crops_per_iteration: int = 1
+    restarts: int = 1  # independent runs, averaged (see blindsr.estimators.kernelgan.combine)
 
     def updated(self, overrides: Mapping[str, Any]) -> "KernelGANSettings":
         """A copy with the non-None ``overrides`` applied (unknown names raise ``KeyError``)."""

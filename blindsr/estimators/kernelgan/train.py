@@ -124,7 +124,8 @@ class KernelGANRun:
         self.g_size = g_size
         self.d_size = (g_size - self.G.kernel_size) // 2 + 1
         rng = np.random.default_rng(seed)
-        self.plan = plan_crops(image, g_size, self.d_size, settings.iterations, rng)
+        self.batch = settings.crops_per_iteration
+        self.plan = plan_crops(image, g_size, self.d_size, settings.iterations * self.batch, rng)
         self.image = torch.as_tensor(image.transpose(2, 0, 1) * 2.0 - 1.0, dtype=torch.float32,
                                      device=device).contiguous()
         self.noise_gen = torch.Generator(device=device).manual_seed(seed + 1)
@@ -161,32 +162,37 @@ class KernelGANRun:
             raise ValueError(f"bicubic_target must be channel_sum or per_channel, not {target!r}")
         return down.unsqueeze(0)
 
-    def bicubic_target(self, corner: np.ndarray, size: int) -> torch.Tensor:
-        top, left = corner[0] // 2 + 1, corner[1] // 2 + 1
-        return self.bicubic_full[..., top:top + size, left:left + size]
+    def bicubic_target(self, i: int, size: int) -> torch.Tensor:
+        """(crops, 3, size, size): the bicubic target of iteration ``i``'s G crops."""
+        slices = []
+        for top, left in self.plan.g_corners[i * self.batch:(i + 1) * self.batch] // 2 + 1:
+            slices.append(self.bicubic_full[0, :, top:top + size, left:left + size])
+        return torch.stack(slices)
 
     def crops(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        gt, gl = self.plan.g_corners[i]
-        dt, dl = self.plan.d_corners[i]
+        """G's input (crops * 3, 1, g, g: colours as a batch of grays) and D's noisy real crops
+        (crops, 3, d, d) of iteration ``i``."""
         g, d = self.g_size, self.d_size
-        g_in = self.image[:, gt:gt + g, gl:gl + g].unsqueeze(1)  # colours as a batch of grays
-        d_real = self.image[:, dt:dt + d, dl:dl + d].unsqueeze(0)
+        span = slice(i * self.batch, (i + 1) * self.batch)
+        g_in = torch.cat([self.image[:, t:t + g, l:l + g] for t, l in self.plan.g_corners[span]]).unsqueeze(1)
+        d_real = torch.stack([self.image[:, t:t + d, l:l + d] for t, l in self.plan.d_corners[span]])
         noise = torch.randn(d_real.shape, generator=self.noise_gen, device=self.device)
         return g_in, d_real + noise * self.settings.real_noise
 
     def patches(self, g_in: torch.Tensor) -> torch.Tensor:
-        """G's input patches as a matrix (3 * h * w, K * K): G(x) = patches @ vec(k). Built once
-        per crop and shared by the G and D steps (faster than two strided convolutions)."""
+        """G's input patches as a matrix (crops * 3 * h * w, K * K): G(x) = patches @ vec(k).
+        Built once per iteration and shared by the G and D steps (faster than two strided
+        convolutions)."""
         k = self.G.kernel_size
         windows = g_in[:, 0].unfold(1, k, 2).unfold(2, k, 2)  # (3, h, w, K, K), a view
         return windows.reshape(-1, k * k)
 
     def generate(self, g_in: torch.Tensor, patches: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-        """G's output for the crop, (1, 3, h, w)."""
-        if self.layerwise:
-            return self.G.layerwise_forward(g_in).transpose(0, 1)
+        """G's output for the crops, (crops, 3, h, w)."""
         h = self.d_size
-        return (patches @ kernel.reshape(-1)).view(1, 3, h, h)
+        if self.layerwise:
+            return self.G.layerwise_forward(g_in).view(self.batch, 3, h, h)
+        return (patches @ kernel.reshape(-1)).view(self.batch, 3, h, h)
 
     def current_kernel(self) -> torch.Tensor:
         return self.G.impulse_response() if self.layerwise else self.G.kernel()
@@ -210,7 +216,7 @@ class KernelGANRun:
         k = self.current_kernel()
         fake = self.generate(g_in, patches, k)
         loss_gan = (1.0 - self.D(fake, detach_params=True)).mean()
-        bicubic = F.mse_loss(fake, self.bicubic_target(self.plan.g_corners[i], fake.shape[-1]))
+        bicubic = F.mse_loss(fake, self.bicubic_target(i, fake.shape[-1]))
         reg = self.regularisers(k)
         loss_g = (loss_gan + sched.bicubic_weight * bicubic
                   + s.sum_to_one_weight * reg["sum_to_one"]
@@ -226,7 +232,7 @@ class KernelGANRun:
             fake = fake + torch.randn(fake.shape, generator=self.noise_gen,
                                       device=self.device) * s.fake_noise
         pred = self.D(torch.cat([d_real, fake]))
-        loss_d = 0.5 * (pred[1].mean() + (1.0 - pred[0]).mean())
+        loss_d = 0.5 * (pred[self.batch:].mean() + (1.0 - pred[:self.batch]).mean())
         loss_d.backward()
         self.opt_d.step()
         bic = float(bicubic.detach())

@@ -1,0 +1,140 @@
+"""KernelGAN speed and accuracy (make bench-kernel) -> the 'kernel' section of docs/BENCHMARKS.md.
+
+1. Speed, side by side on the same image and iterations: our estimator (collapsed generator) vs the
+   same code with the layer-by-layer generator the authors use; then full 3000-iteration estimates.
+2. Accuracy and time on BSD100RK x2 images 1-N (default preset, and the paper preset next to the
+   authors' reference figures for images 1-10).
+3. Spread over seeds on the first images.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import write_section  # noqa: E402
+from blindsr.datasets import load_benchmark  # noqa: E402
+from blindsr.degradation import bicubic_kernel  # noqa: E402
+from blindsr.estimators import get_estimator  # noqa: E402
+from blindsr.estimators.kernelgan.settings import settings_for  # noqa: E402
+from blindsr.estimators.kernelgan.train import train  # noqa: E402
+from blindsr.images import read_image  # noqa: E402
+from blindsr.kernel import load_kernel  # noqa: E402
+from blindsr.metrics import kernel_psnr, lr_psnr  # noqa: E402
+from blindsr.runtime import torch_threads  # noqa: E402
+from blindsr.tables import markdown_table, mean_row  # noqa: E402
+
+
+def speed(data: Path, iterations: int) -> str:
+    lr = read_image(data / "lr_x2" / "im_1.png").rgb
+    settings = settings_for("paper", {"iterations": iterations})
+    per_iter = {}
+    with torch_threads(1):
+        for name, layerwise in (("layer-by-layer G (authors' structure)", True), ("collapsed G (blindsr)", False)):
+            start = time.perf_counter()
+            train(lr, settings, 0, torch.device("cpu"), layerwise=layerwise)
+            per_iter[name] = (time.perf_counter() - start) / iterations * 1000
+    rows = [{"generator": k, "ms / iteration": v} for k, v in per_iter.items()]
+    ratio = per_iter["layer-by-layer G (authors' structure)"] / per_iter["collapsed G (blindsr)"]
+    full = []
+    for preset in ("paper", "default"):
+        est = get_estimator("kernelgan", preset=preset, device="cpu")
+        start = time.perf_counter()
+        est.estimate(lr, 2, seed=0)
+        full.append({"preset": preset, "iterations": est.settings.iterations,
+                     "restarts": est.settings.restarts, "seconds": time.perf_counter() - start})
+    return (f"BSD100RK lr_x2/im_1, {iterations} iterations each, one CPU thread, same seed:\n\n"
+            + markdown_table(rows, ["generator", "ms / iteration"])
+            + f"\n\nSpeed-up of the collapsed generator: **{ratio:.1f}x** (same code otherwise).\n\n"
+            "Whole estimates (3000 iterations per run; the authors' code takes 223-285 s here):\n\n"
+            + markdown_table(full, ["preset", "iterations", "restarts", "seconds"], digits=1))
+
+
+def reference_figures(data: Path) -> dict[str, dict[str, float]]:
+    """The authors' per-image figures from the dataset's REFERENCE.md, when present."""
+    ref = data / "REFERENCE.md"
+    out: dict[str, dict[str, float]] = {}
+    if ref.is_file():
+        for match in re.finditer(r"^\| (\d+) \| ([\d.]+) \| ([\d.]+) \|", ref.read_text(), re.M):
+            out[f"im_{match.group(1)}"] = {"authors_kernel_psnr": float(match.group(2)),
+                                           "authors_lr_psnr": float(match.group(3))}
+    return out
+
+
+def accuracy(data: Path, preset: str, count: int, seed: int = 0) -> list[dict]:
+    est = get_estimator("kernelgan", preset=preset, device="cpu")
+    rows = []
+    refs = reference_figures(data)
+    bicubic = bicubic_kernel(2)
+    for entry in load_benchmark(data, 2, count):
+        lr, hr = read_image(entry.lr).rgb, read_image(entry.gt).rgb
+        truth = load_kernel(entry.kernel, 2)
+        start = time.perf_counter()
+        k = est.estimate(lr, 2, seed=seed).kernels[2]
+        seconds = time.perf_counter() - start
+        rows.append({"image": entry.name, "kernel_psnr": kernel_psnr(k, truth, size=truth.size),
+                     "lr_psnr": lr_psnr(hr, k, lr, 2), "seconds": seconds,
+                     "bicubic_kernel_psnr": kernel_psnr(bicubic, truth, size=truth.size),
+                     "bicubic_lr_psnr": lr_psnr(hr, bicubic, lr, 2), **refs.get(entry.name, {})})
+        print(preset, rows[-1], flush=True)
+    return rows
+
+
+def spread(data: Path, images: int, seeds: int, first: list[dict]) -> str:
+    est = get_estimator("kernelgan", preset="default", device="cpu")
+    rows = []
+    for i, entry in enumerate(load_benchmark(data, 2, images)):
+        lr = read_image(entry.lr).rgb
+        truth = load_kernel(entry.kernel, 2)
+        values = [first[i]["kernel_psnr"]] + [
+            kernel_psnr(est.estimate(lr, 2, seed=s).kernels[2], truth, size=truth.size) for s in range(1, seeds)]
+        rows.append({"image": entry.name, "mean": np.mean(values), "std": np.std(values),
+                     "min": min(values), "max": max(values)})
+        print("spread", rows[-1], flush=True)
+    return (f"Kernel PSNR (dB) over seeds 0-{seeds - 1}, default preset:\n\n"
+            + markdown_table(rows, ["image", "mean", "std", "min", "max"]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--images", type=int, default=20)
+    parser.add_argument("--speed-iterations", type=int, default=300)
+    parser.add_argument("--spread-images", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=3)
+    args = parser.parse_args()
+    if not (args.data / "lr_x2").is_dir():
+        raise SystemExit(f"{args.data}: BSD100RK not found (set DATA=...)")
+    parts = ["### Speed\n\n" + speed(args.data, args.speed_iterations)]
+    columns = ["image", "kernel_psnr", "lr_psnr", "seconds", "bicubic_kernel_psnr", "bicubic_lr_psnr"]
+    default_rows = accuracy(args.data, "default", args.images)
+    paper_rows = accuracy(args.data, "paper", min(10, args.images))
+    ref_cols = ["image", "kernel_psnr", "authors_kernel_psnr", "lr_psnr", "authors_lr_psnr", "bicubic_lr_psnr", "seconds"]
+    first10 = default_rows[:10]
+    beats = sum(r["lr_psnr"] > r["bicubic_lr_psnr"] for r in default_rows)
+    parts.append(
+        f"### Accuracy, BSD100RK x2 images 1-{args.images} (default preset, seed 0)\n\n"
+        "kernel_psnr: -10 log10(mean squared difference) of both kernels centred by centre of mass "
+        "(linear interpolation) on the true kernel's 11x11 canvas; lr_psnr: GT re-degraded with the "
+        "estimate vs the given LR, 8-px border.\n\n"
+        + markdown_table(default_rows + [mean_row(default_rows, columns, "image")], columns)
+        + f"\n\nEstimates beating the bicubic kernel's LR-PSNR: {beats}/{len(default_rows)}. "
+        f"Mean kernel PSNR on images 1-10: **{np.mean([r['kernel_psnr'] for r in first10]):.2f} dB** "
+        f"(authors' code: {np.mean([r.get('authors_kernel_psnr', np.nan) for r in first10]):.2f} dB).")
+    parts.append(
+        f"### Paper preset vs the authors' code, images 1-{len(paper_rows)} (seed 0)\n\n"
+        + markdown_table(paper_rows + [mean_row(paper_rows, ref_cols, "image")], ref_cols))
+    parts.append("### Run-to-run spread\n\n" + spread(args.data, args.spread_images, args.seeds, default_rows))
+    write_section("kernel", "KernelGAN kernel estimation", "\n\n".join(parts), "bench-kernel")
+    print("updated docs/BENCHMARKS.md")
+
+
+if __name__ == "__main__":
+    main()

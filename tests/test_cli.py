@@ -1,0 +1,113 @@
+"""The command line, through real subprocesses: exit codes, one-line errors, odd file names."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from blindsr.cli import split_overrides
+from blindsr.errors import UsageError
+from tests.conftest import textured_image
+
+
+def blindsr(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "blindsr", *args], capture_output=True, text=True,
+                          cwd=cwd, env={**os.environ, **(env or {})}, timeout=300)
+
+
+def one_line_error(result: subprocess.CompletedProcess, code: int) -> str:
+    assert result.returncode == code, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def test_help_lists_verbs():
+    result = blindsr("--help")
+    assert result.returncode == 0
+    for verb in ("estimate", "eval", "degrade"):
+        assert f"  {verb}" in result.stdout
+    keys = blindsr("estimate", "--help")
+    assert keys.returncode == 0 and "scale: 2" in keys.stdout and "input: ???" in keys.stdout
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("frobnicate",), "unknown verb"),
+    (("estimate",), "missing required key(s): input"),
+    (("estimate", "input=x.png", "scal=4"), "unknown key 'scal'"),
+    (("estimate", "input=x.png", "scale=3"), "scale=3"),
+    (("estimate", "input=x.png", "scale=abc"), "could not be converted"),
+    (("estimate", "input=x.png", "estimator=nope"), "choose from"),
+    (("estimate", "input=x.png", "estimator.bogus=1"), "bogus"),
+    (("estimate", "input"), "expected key=value"),
+])
+def test_usage_errors_exit_2_before_any_output(tmp_path, args, needle):
+    result = blindsr(*args, "output=out", cwd=tmp_path) if args != ("frobnicate",) else blindsr(*args, cwd=tmp_path)
+    line = one_line_error(result, 2)
+    assert needle in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_input_exit_1_one_line(tmp_path):
+    line = one_line_error(blindsr("estimate", "input=nothing here.png", "output=out", cwd=tmp_path), 1)
+    assert "nothing here.png" in line and "no such file" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_odd_file_names_work(tmp_path, rng):
+    name = "my photo, v=2 'quoted' \"q\" é中.png"
+    Image.fromarray((textured_image(rng, 64, 64) * 255).astype(np.uint8)).save(tmp_path / name)
+    result = blindsr("estimate", f"input={name}", "output=out dir, =x", "estimator=bicubic", "scale=4", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    stem = Path(name).stem
+    for s in (2, 4):
+        for ext in ("npy", "mat", "png", "json"):
+            assert (tmp_path / "out dir, =x" / f"{stem}_kernel_x{s}.{ext}").is_file()
+    meta = json.loads((tmp_path / "out dir, =x" / f"{stem}_kernel_x2.json").read_text())
+    assert meta["provenance"]["image_sha256"]
+
+
+def test_refuses_to_overwrite_without_permission(tmp_path, rng):
+    Image.fromarray((textured_image(rng, 64, 64) * 255).astype(np.uint8)).save(tmp_path / "a.png")
+    assert blindsr("estimate", "input=a.png", "output=o", "estimator=bicubic", cwd=tmp_path).returncode == 0
+    before = (tmp_path / "o" / "a_kernel_x2.npy").read_bytes()
+    line = one_line_error(blindsr("estimate", "input=a.png", "output=o", "estimator=bicubic", cwd=tmp_path), 1)
+    assert "already exists" in line and "overwrite=true" in line
+    assert (tmp_path / "o" / "a_kernel_x2.npy").read_bytes() == before
+    ok = blindsr("estimate", "input=a.png", "output=o", "estimator=bicubic", "overwrite=true", cwd=tmp_path)
+    assert ok.returncode == 0
+
+
+def test_path_values_bypass_override_grammar():
+    overrides, paths = split_overrides("estimate", ["input=a,b=c d'e.png", "scale=4", "estimator.iterations=5"])
+    assert paths == {"input": "a,b=c d'e.png"}
+    assert overrides == ["scale=4", "estimator.iterations=5"]
+    with pytest.raises(UsageError):
+        split_overrides("estimate", ["bogus=1"])
+
+
+def test_degrade_then_eval_with_ground_truth_and_bicubic(tmp_path, rng):
+    hr_dir = tmp_path / "hr"
+    hr_dir.mkdir()
+    for i in range(2):
+        Image.fromarray((textured_image(rng, 70 + 8 * i, 90) * 255).astype(np.uint8)).save(hr_dir / f"shot {i}.png")
+    made = blindsr("degrade", "input=hr", "output=bench", "seed=5", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    bench = tmp_path / "bench"
+    assert sorted(p.name for p in (bench / "gt").iterdir()) == ["im_1.png", "im_2.png"]
+    assert (bench / "lr_x4" / "im_2.png").is_file() and (bench / "gt_k_x4" / "kernel_2.mat").is_file()
+    gt_eval = blindsr("eval", "dataset=bench", "estimator=gt", "output=ev", cwd=tmp_path)
+    assert gt_eval.returncode == 0, gt_eval.stderr
+    rows = json.loads((tmp_path / "ev" / "eval_x2_gt.json").read_text())["rows"]
+    assert all(r["lr_psnr"] > 60 for r in rows)  # the set was made by the reference degradation
+    bic = blindsr("eval", "dataset=bench", "estimator=bicubic", "output=ev", "limit=1", "scale=4", cwd=tmp_path)
+    assert bic.returncode == 0, bic.stderr
+    assert "| im_1 |" in bic.stdout and "**mean**" in bic.stdout
+    assert (tmp_path / "ev" / "eval_x4_bicubic.csv").read_text().count("\n") == 2
