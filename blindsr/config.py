@@ -79,10 +79,22 @@ class DegradeConfig(CommonConfig):
     scales: List[int] = field(default_factory=lambda: [2, 4])
 
 
+@dataclass
+class WeightsConfig:
+    """``weights``: list or fetch pretrained files (``blindsr.weights``)."""
+
+    action: str = "list"  # list | fetch
+    names: List[str] = field(default_factory=list)  # registry names; empty = all
+    pca: Optional[str] = None  # a local srmd_pca_matlab.mat (verified, then cached by fetch)
+    log_level: str = "WARNING"
+    debug: bool = False
+
+
 SCHEMAS = {
     "estimate": EstimateConfig,
     "eval": EvalConfig,
     "degrade": DegradeConfig,
+    "weights": WeightsConfig,
 }
 GROUP_SCHEMAS = {
     "estimator": {"kernelgan": KernelGANConfig, "bicubic": BicubicEstimatorConfig,
