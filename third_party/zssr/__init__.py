@@ -1,0 +1,135 @@
+"""ZSSR - "Zero-Shot" Super-Resolution using Deep Internal Learning (Shocher, Cohen, Irani, CVPR
+2018), reimplemented in PyTorch; standalone (numpy/torch arrays and kernels in, arrays out).
+
+A small CNN is trained on the LR image alone to undo "image -> image downscaled by the kernel",
+then applied to the image. Kernels are **centred** (odd square, sum 1, centre of mass on the
+centre pixel) and downscaling samples block centres (see ``zssr.downscale``), so the output is
+aligned with the HR image. x4 runs gradually, KernelGAN's way: a x2 stage with the x2 kernel,
+then a x4 stage with the x4 kernel on the same network and optimiser.
+
+    result = super_resolve(lr, 2, kernels=[k2], settings=preset("kernelgan"))
+    result.image          # float64 (H * 2, W * 2, 3) in [0, 1]
+    result.diagnostics    # per stage: iterations, learning-rate drops, reconstruction MSE, seconds
+
+Modules: ``settings`` (presets), ``resize`` (MATLAB bicubic), ``downscale`` (kernel sons),
+``network``, ``fathers`` (training crops and loss weights), ``policy`` (learning rate and
+stopping), ``train`` (one stage), ``geometry`` (rotations/mirrors), ``output`` (back-projection
+and self-ensemble).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from zssr.downscale import Downscaler
+from zssr.fathers import FatherSampler, gradient_loss_map
+from zssr.geometry import allowed_transforms
+from zssr.network import ZSSRNet
+from zssr.output import final_output
+from zssr.settings import PRESETS, ZSSRSettings, preset
+from zssr.train import StageReport, train_stage
+
+__all__ = ["PRESETS", "ZSSRResult", "ZSSRSettings", "preset", "stages", "super_resolve", "work"]
+
+Progress = Callable[[int], None]
+MIN_SIDE = 8  # smaller inputs cannot hold a meaningful father/son pair
+
+
+@dataclass
+class ZSSRResult:
+    """``image``: float64 (H * s, W * s, C) in [0, 1]; ``diagnostics``: JSON-ready record."""
+
+    image: np.ndarray
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+
+def stages(scale: int) -> tuple[int, ...]:
+    """Scale factor of each stage: (2, 4) for x4 (gradual), else (scale,)."""
+    return (2, 4) if scale == 4 else (int(scale),)
+
+
+def work(shape: Sequence[int], scale: int, settings: ZSSRSettings | None = None) -> int:
+    """Upper bound of the progress units ``super_resolve`` reports (one per training iteration)."""
+    return (settings or preset()).max_iters * len(stages(scale))
+
+
+def super_resolve(lr: np.ndarray, scale: int, kernels: Sequence[np.ndarray] | None = None,
+                  settings: ZSSRSettings | None = None, device: torch.device | str = "cpu",
+                  seed: int = 0, progress: Progress | None = None) -> ZSSRResult:
+    """Super-resolve ``lr`` by ``scale`` with a network trained on ``lr`` alone.
+
+    Args:
+        lr: float array (H, W, C) in [0, 1] (RGB; grey as replicated RGB, or C = 1).
+        scale: integer SR factor; 4 runs the stages (2, 4).
+        kernels: one centred kernel per stage ([k2] for x2, [k2, k4] for x4), or None for
+            MATLAB's bicubic downscaling (the ideal, non-blind case).
+        settings: hyper-parameters (default: the ``kernelgan`` preset).
+        device: CUDA when a CUDA device is given, the CPU otherwise.
+        seed: seeds the initial weights, crops, augmentations and noise; a run on the CPU is
+            deterministic for a given seed (and thread count).
+        progress: called with 1 after every training iteration.
+
+    Returns:
+        ``ZSSRResult`` with the float64 (H * s, W * s, C) image and the diagnostics.
+    """
+    settings = settings or preset()
+    image = _check_image(lr)
+    factors = stages(scale)
+    if kernels is not None and len(kernels) != len(factors):
+        raise ValueError(f"x{scale} needs {len(factors)} kernel(s) (stages {factors}), got {len(kernels)}")
+    stage_kernels = list(kernels) if kernels is not None else [None] * len(factors)
+    device = torch.device(device)
+    device = device if device.type == "cuda" else torch.device("cpu")
+    start = time.perf_counter()
+
+    downs = [Downscaler(k, s, device) for k, s in zip(stage_kernels, factors)]
+    allowed = allowed_transforms([d.kernel for d in downs], settings.symmetry_tolerance)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    init_generator = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+
+    channels = image.shape[-1]
+    net = ZSSRNet(channels, settings.depth, settings.width, settings.init_variance, init_generator).to(device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=settings.learning_rate, betas=settings.adam_betas,
+                                 eps=settings.adam_eps)
+    weights = gradient_loss_map(image) if settings.gradient_loss_map else np.ones(image.shape[:2])
+    planes = np.concatenate([image, weights[..., None]], axis=-1).transpose(2, 0, 1)[None]
+    source = torch.as_tensor(planes, dtype=torch.float32, device=device)
+    fathers = FatherSampler(source, settings, allowed, rng)
+    train_image = source[:, :-1]
+
+    reports: list[StageReport] = []
+    for down in downs:
+        reports.append(train_stage(net, optimizer, train_image, fathers, down, settings, generator, progress))
+    net.eval()
+
+    output_start = time.perf_counter()
+    transforms = allowed if settings.self_ensemble else (0,)
+    lr64 = torch.as_tensor(image.transpose(2, 0, 1)[None], dtype=torch.float64, device=device)
+    sr = final_output(net, lr64, downs[-1], transforms, settings.back_projection_iters, settings.tile)
+    reports[-1].output_seconds = time.perf_counter() - output_start
+
+    diagnostics = {
+        "stages": [r.summary() for r in reports],
+        "ensemble_transforms": list(transforms),
+        "kernel_symmetries": list(allowed),
+        "device": str(device),
+        "seed": seed,
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+    return ZSSRResult(sr[0].permute(1, 2, 0).cpu().numpy().astype(np.float64), diagnostics)
+
+
+def _check_image(lr: np.ndarray) -> np.ndarray:
+    image = np.asarray(lr, dtype=np.float64)
+    if image.ndim != 3 or image.shape[-1] < 1:
+        raise ValueError(f"expected an (H, W, C) image, got shape {image.shape}")
+    if min(image.shape[:2]) < MIN_SIDE:
+        raise ValueError(f"image too small for ZSSR: {image.shape[:2]} (each side >= {MIN_SIDE})")
+    if not np.all(np.isfinite(image)) or image.min() < 0.0 or image.max() > 1.0:
+        raise ValueError("image values must be finite and in [0, 1]")
+    return image

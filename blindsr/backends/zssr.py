@@ -1,0 +1,52 @@
+"""The ZSSR back-end: handoff kernels -> ``zssr.super_resolve`` (third_party/zssr).
+
+ZSSR and the handoff share the kernel convention (``blindsr.kernel``: centred kernel, sampling on
+block centres), so the arrays pass through unchanged: [k2] for x2, [k2, k4] for the gradual x4.
+With no kernels at all it runs the ideal-case ZSSR with MATLAB's bicubic downscaling.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+import zssr
+from blindsr.backends import KernelNeeds, Progress, SRResult, register_backend
+from blindsr.errors import UsageError
+from blindsr.kernel import SRKernel
+from blindsr.runtime import select_device
+
+
+@register_backend("zssr")
+class ZSSRBackend:
+    """Options: ``preset`` (kernelgan, original, real), ``device`` (auto, cpu, cuda[:N]) and any
+    ``zssr.ZSSRSettings`` field as an override (None keeps the preset's value)."""
+
+    needs = KernelNeeds(scales=(2, 4), kernels="stages")
+
+    def __init__(self, preset: str = "kernelgan", device: str = "auto", **overrides: Any) -> None:
+        self.settings = zssr.preset(preset, **overrides)
+        self.preset = preset
+        self.device = select_device(device)
+
+    def work(self, shape: tuple[int, int], scale: int) -> int:
+        return zssr.work(shape, scale, self.settings)
+
+    def super_resolve(self, rgb: np.ndarray, scale: int, kernels: dict[int, SRKernel], *,
+                      seed: int = 0, progress: Progress | None = None) -> SRResult:
+        start = time.perf_counter()
+        stages = zssr.stages(scale)
+        if kernels:
+            missing = [s for s in stages if s not in kernels]
+            if missing:
+                raise UsageError(f"ZSSR x{scale} needs kernels for x{', x'.join(map(str, stages))}; "
+                                 f"missing x{', x'.join(map(str, missing))}")
+            arrays = [np.asarray(kernels[s].array) for s in stages]
+        else:
+            arrays = None
+        result = zssr.super_resolve(rgb, scale, arrays, settings=self.settings, device=self.device,
+                                    seed=seed, progress=progress)
+        diagnostics = {"preset": self.preset, "downscaling": "kernels" if arrays else "bicubic",
+                       **result.diagnostics}
+        return SRResult(result.image, time.perf_counter() - start, diagnostics)

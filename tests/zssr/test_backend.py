@@ -1,0 +1,41 @@
+"""The blindsr back-end adapter around zssr."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from blindsr.backends import adapt, backend_names, get_backend
+from blindsr.degradation import random_kernels
+from blindsr.errors import UsageError
+from tests.conftest import textured_image
+
+
+def test_registered_with_stage_needs():
+    assert "zssr" in backend_names()
+    backend = get_backend("zssr", device="cpu")
+    assert backend.name == "zssr"
+    assert backend.needs.scales == (2, 4) and backend.needs.kernels == "stages"
+    assert backend.settings.max_iters == 3000 and backend.settings.back_projection_iters == 2
+    assert backend.work((10, 10), 4) == 6000
+
+
+def test_overrides_and_presets():
+    backend = get_backend("zssr", preset="real", device="cpu", max_iters=7, noise_std=None)
+    assert backend.settings.max_iters == 7 and backend.settings.noise_std == 0.0125
+    with pytest.raises(KeyError):
+        get_backend("zssr", device="cpu", bogus=1)
+
+
+def test_runs_with_adapted_kernels_and_without(rng):
+    backend = get_backend("zssr", device="cpu", max_iters=3, crop_size=16)
+    lr = textured_image(rng, 20, 24)
+    kernels = adapt({2: random_kernels(rng)[2]}, backend.needs, 4)  # x4 derived from x2
+    result = backend.super_resolve(lr, 4, kernels, seed=1)
+    assert result.image.shape == (80, 96, 3) and result.seconds > 0
+    assert result.diagnostics["downscaling"] == "kernels"
+    assert [s["scale"] for s in result.diagnostics["stages"]] == [2, 4]
+    plain = backend.super_resolve(lr, 2, {}, seed=1)
+    assert plain.image.shape == (40, 48, 3) and plain.diagnostics["downscaling"] == "bicubic"
+    with pytest.raises(UsageError, match="x4"):
+        backend.super_resolve(lr, 4, {2: kernels[2]})
+    assert np.all(np.isfinite(result.image))

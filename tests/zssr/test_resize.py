@@ -1,0 +1,65 @@
+"""zssr's torch MATLAB-bicubic resize against blindsr's independent numpy implementation."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from blindsr.degradation import imresize as reference_imresize
+from zssr.resize import imresize
+
+
+def as_torch(x: np.ndarray, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    return torch.as_tensor(x.transpose(2, 0, 1)[None], dtype=dtype)
+
+
+def as_numpy(x: torch.Tensor) -> np.ndarray:
+    return x[0].permute(1, 2, 0).double().numpy()
+
+
+@pytest.mark.parametrize("shape,scale", [((17, 23), 2.0), ((13, 9), 4.0), ((31, 20), 0.5), ((41, 37), 0.25),
+                                         ((25, 18), 1 / 3), ((15, 22), 3.0), ((33, 29), 0.7), ((8, 12), 1.5)])
+def test_matches_reference_by_scale(rng, shape, scale):
+    x = rng.random(shape + (3,))
+    ref = reference_imresize(x, scale)
+    out = as_numpy(imresize(as_torch(x), scale))
+    assert out.shape == ref.shape
+    np.testing.assert_allclose(out, ref, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("shape,size", [((16, 24), (32, 48)), ((17, 23), (9, 12)), ((20, 21), (80, 84)),
+                                        ((19, 30), (7, 11))])
+def test_matches_reference_by_size(rng, shape, size):
+    x = rng.random(shape + (3,))
+    ref = reference_imresize(x, output_shape=size)
+    out = as_numpy(imresize(as_torch(x), size=size))
+    np.testing.assert_allclose(out, ref, atol=1e-12, rtol=0)
+
+
+def test_float32_and_random_sizes(rng):
+    for _ in range(10):
+        shape = tuple(int(v) for v in rng.integers(5, 40, size=2))
+        scale = float(rng.choice([0.25, 0.5, 2.0, 4.0]))
+        x = rng.random(shape + (3,))
+        ref = reference_imresize(x, scale)
+        out = as_numpy(imresize(as_torch(x, torch.float32), scale))
+        np.testing.assert_allclose(out, ref, atol=2e-6, rtol=0)
+
+
+def test_scale_and_size_together(rng):
+    """A 9-px father's 5-px son goes back to 9 px with the coordinates of s = 2 (not 9/5)."""
+    x = rng.random((5, 5, 1))
+    out = as_numpy(imresize(as_torch(x), 2.0, (9, 9)))
+    full = reference_imresize(x, 2.0)  # 10 x 10 with the same coordinate map
+    np.testing.assert_allclose(out[:8, :8], full[:8, :8], atol=1e-12)
+
+
+def test_is_differentiable_and_keeps_constants():
+    x = torch.full((1, 3, 11, 13), 0.3, dtype=torch.float64, requires_grad=True)
+    y = imresize(x, 0.5)
+    assert y.shape[-2:] == (math.ceil(11 / 2), math.ceil(13 / 2))
+    torch.testing.assert_close(y, torch.full_like(y, 0.3))
+    y.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()

@@ -1,0 +1,84 @@
+"""Downscaling with a kernel, in the handoff convention of the calling project.
+
+A kernel arrives **centred**: odd square, sums to 1, centre of mass on the centre pixel. Downscaling
+an image by s with it samples on block centres: LR pixel (i, j) is the kernel-weighted average
+centred on the middle of HR block [s*i : s*i + s, s*j : s*j + s]. Done as in the reference
+degradation: shift the kernel by (s - 1)/2 px down and right (cubic spline, after zero padding so
+nothing falls off), correlate with half-sample symmetric borders, keep pixels [0::s, 0::s] - here
+as one stride-s convolution, which computes only the kept pixels (s^2 less work than correlating
+at full resolution and subsampling).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+from zssr.resize import imresize, mirror_indices
+
+
+def check_kernel(kernel: np.ndarray) -> np.ndarray:
+    """The kernel as float64 after checking shape, finiteness and sum (raises ``ValueError``)."""
+    k = np.asarray(kernel, dtype=np.float64)
+    if k.ndim != 2 or k.shape[0] != k.shape[1] or k.shape[0] % 2 == 0:
+        raise ValueError(f"a kernel must be an odd square array, got shape {k.shape}")
+    if not np.all(np.isfinite(k)) or abs(k.sum() - 1.0) > 1e-6:
+        raise ValueError("a kernel must be finite and sum to 1")
+    return k
+
+
+def sampling_kernel(kernel: np.ndarray, scale: int) -> np.ndarray:
+    """The centred kernel shifted by (s - 1)/2 px down and right (cubic spline, zero padded by
+    ceil((s - 1)/2) + 1 first). Correlating with it and keeping [0::s, 0::s] samples block centres."""
+    k = check_kernel(kernel)
+    shift = (scale - 1) / 2
+    if shift == 0:
+        return k.copy()
+    pad = int(math.ceil(shift)) + 1
+    return ndimage.shift(np.pad(k, pad), (shift, shift), order=3, mode="constant")
+
+
+def symmetric_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """Pad the last two axes of ``x`` by ``pad`` with half-sample symmetric reflection (numpy's
+    'symmetric'; repeated reflection when ``pad`` exceeds the size)."""
+    rows = torch.as_tensor(mirror_indices(np.arange(-pad, x.shape[-2] + pad), x.shape[-2]), device=x.device)
+    cols = torch.as_tensor(mirror_indices(np.arange(-pad, x.shape[-1] + pad), x.shape[-1]), device=x.device)
+    return x[..., rows, :][..., cols]
+
+
+def downscale(x: torch.Tensor, weight: torch.Tensor, scale: int) -> torch.Tensor:
+    """Correlate every channel of ``x`` (N, C, H, W) with the sampling kernel ``weight`` (K, K)
+    (see ``sampling_kernel``) on a symmetrically padded input, stride ``scale``.
+
+    Returns (N, C, ceil(H / s), ceil(W / s)): output (i, j) is centred on input (s*i, s*j).
+    """
+    n, c, h, w = x.shape
+    radius = weight.shape[-1] // 2
+    padded = symmetric_pad(x.reshape(n * c, 1, h, w), radius)
+    out = F.conv2d(padded, weight.to(x.dtype)[None, None], stride=scale)
+    return out.reshape(n, c, out.shape[-2], out.shape[-1])
+
+
+class Downscaler:
+    """The son of an image at 1/``scale``: with a centred kernel (strided correlation above) or,
+    when the kernel is None, MATLAB's antialiased bicubic ``imresize`` (the ideal-case ZSSR).
+
+    Attributes:
+        kernel: the centred kernel (float64) or None.
+        scale: integer factor.
+    """
+
+    def __init__(self, kernel: np.ndarray | None, scale: int, device: torch.device) -> None:
+        self.kernel = None if kernel is None else check_kernel(kernel)
+        self.scale = int(scale)
+        self._weight = (None if self.kernel is None else
+                        torch.as_tensor(sampling_kernel(self.kernel, self.scale), device=device))
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) -> (N, C, ceil(H / s), ceil(W / s))."""
+        if self._weight is None:
+            return imresize(x, 1.0 / self.scale)
+        return downscale(x, self._weight, self.scale)

@@ -1,0 +1,77 @@
+"""Applying a trained network: full-image forward passes, back-projection, geometric self-ensemble.
+
+Back-projection (Irani & Peleg 1991, as in the ZSSR code): y <- clip(y + bicubic_up(lr - down(y)),
+0, 1), where down is the stage's own degradation, so the output's degraded version approaches the
+input. The self-ensemble (ZSSR paper, Sec. 4) runs the network on transformed inputs, undoes each
+transform, back-projects each result, takes the per-pixel median and back-projects that again -
+the second round also happens with a single transform, exactly as the authors' ``final_test``
+does, so ``back_projection_iters = 2`` means 2 + 2 passes.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from zssr.downscale import Downscaler
+from zssr.geometry import inverse, transform
+from zssr.network import ZSSRNet
+from zssr.resize import imresize
+
+
+@torch.no_grad()
+def apply_net(net: ZSSRNet, x: torch.Tensor, tile: int) -> torch.Tensor:
+    """``clip(net(x), 0, 1)`` for x (1, C, H, W) in the network's dtype, computed in tiles of at most
+    ``tile`` x ``tile`` output pixels. Each tile is run with a margin of the network's receptive
+    radius, so the result equals one whole-image pass."""
+    margin = net.receptive_radius
+    height, width = x.shape[-2:]
+    if height <= tile and width <= tile:
+        return net(x).clamp_(0.0, 1.0)
+    out = torch.empty_like(x)
+    for top in range(0, height, tile):
+        for left in range(0, width, tile):
+            bottom, right = min(top + tile, height), min(left + tile, width)
+            r0, c0 = max(top - margin, 0), max(left - margin, 0)
+            r1, c1 = min(bottom + margin, height), min(right + margin, width)
+            y = net(x[..., r0:r1, c0:c1])
+            out[..., top:bottom, left:right] = y[..., top - r0:bottom - r0, left - c0:right - c0]
+    return out.clamp_(0.0, 1.0)
+
+
+def upscale(net: ZSSRNet, lr: torch.Tensor, scale: int, size: Sequence[int], tile: int) -> torch.Tensor:
+    """The network's SR of ``lr`` (1, C, h, w) at ``scale`` to ``size``, in ``lr``'s dtype."""
+    weight = next(net.parameters())
+    up = imresize(lr.to(weight.dtype), scale, size)
+    return apply_net(net, up, tile).to(lr.dtype)
+
+
+def back_project(y: torch.Tensor, lr: torch.Tensor, down: Downscaler, iterations: int) -> torch.Tensor:
+    """``iterations`` back-projection steps of the SR image ``y`` (1, C, H, W) onto ``lr``."""
+    for _ in range(iterations):
+        residual = lr - down(y)
+        y = (y + imresize(residual, down.scale, y.shape[-2:])).clamp_(0.0, 1.0)
+    return y
+
+
+def median(stack: torch.Tensor) -> torch.Tensor:
+    """Median over axis 0 with numpy's convention (mean of the two middle values when even)."""
+    ordered = stack.sort(dim=0).values
+    n = stack.shape[0]
+    return (ordered[(n - 1) // 2] + ordered[n // 2]) / 2
+
+
+def final_output(net: ZSSRNet, lr: torch.Tensor, down: Downscaler, transforms: Sequence[int],
+                 bp_iterations: int, tile: int) -> torch.Tensor:
+    """The stage's result for ``lr`` (1, C, h, w), float64 on any device: for each transform t,
+    T_t^-1(SR(T_t(lr))) back-projected; then the median over transforms, back-projected again.
+    Output (1, C, h * s, w * s)."""
+    s = down.scale
+    size = (lr.shape[-2] * s, lr.shape[-1] * s)
+    outputs = []
+    for t in transforms:
+        turned = transform(lr, t)
+        turned_size = size if t % 2 == 0 else size[::-1]
+        y = inverse(upscale(net, turned, s, turned_size, tile), t)
+        outputs.append(back_project(y, lr, down, bp_iterations))
+    return back_project(median(torch.stack(outputs)), lr, down, bp_iterations)

@@ -1,0 +1,95 @@
+"""ZSSR hyper-parameters and presets.
+
+Every number without a comment of its own is the authors' (ZSSR code ``configs.py``; KernelGAN's
+variant ``ZSSR4KGAN/zssr_configs.py``). Presets:
+
+* ``kernelgan``: the configuration behind KernelGAN's DIV2KRK table - plain random crops, the
+  gradient-weighted L1 loss, 2 back-projection iterations per stage, no self-ensemble, no noise.
+* ``original``: the ZSSR paper's defaults - full augmentation (without the original's black
+  padding), 10 back-projection iterations, self-ensemble over the transforms the kernels allow.
+* ``real``: KernelGAN's setting for real photos - ``kernelgan`` with noise 0.0125 added to the
+  sons and no back-projection (it would re-inject the noise).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+from typing import Any, Mapping
+
+AUGMENTATIONS = ("plain", "full")
+
+
+@dataclass(frozen=True)
+class ZSSRSettings:
+    # Network.
+    depth: int = 8
+    width: int = 64
+    init_variance: float = 0.1  # init std = sqrt(init_variance / (3 * 3 * c_in))
+    # Training pairs.
+    crop_size: int = 128
+    augment: str = "plain"  # "plain": integer crops only; "full": + dihedral and affine fathers
+    leave_as_is_probability: float = 0.05  # "full" only; the rest splits as below
+    dihedral_probability: float = 0.45  # 90-degree rotations / mirrors (where the kernel allows)
+    min_scale: float = 0.5  # "full": affine fathers are scaled by U(min_scale, 1) ...
+    scale_diff_sigma: float = 0.25  # ... with an anisotropy N(0, sigma) split between the axes
+    shear_sigma: float = 0.1
+    noise_std: float = 0.0  # Gaussian noise on the sons (KernelGAN: 0.0125 x its --noise_scale)
+    gradient_loss_map: bool = True  # weight the L1 by the input's gradient magnitude (KernelGAN)
+    # Optimiser and learning-rate policy.
+    learning_rate: float = 1e-3
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    test_every: int = 50
+    policy_every: int = 60
+    min_iters_between_drops: int = 256
+    slope_points: int = 5  # the authors' 256 // 50 most recent reconstruction errors
+    slope_ratio: float = 1.5
+    # numpy < 1.16 (which the authors ran) scaled polyfit's covariance by residuals / (n - 4)
+    # instead of / (n - 2): for 5 points its slope standard error was sqrt(3) times today's.
+    std_error_factor: float = math.sqrt(3.0)
+    lr_drop: float = 10.0
+    min_learning_rate: float = 9e-6
+    max_iters: int = 3000
+    # Output.
+    back_projection_iters: int = 2  # per stage output, and again after the ensemble median
+    self_ensemble: bool = False
+    # A geometric transform is used (ensemble, dihedral fathers) only where it leaves every
+    # stage's kernel unchanged: sum |T(k) - k| <= this (kernels sum to 1).
+    symmetry_tolerance: float = 1e-3
+    tile: int = 512  # full-image forward passes run in tiles of this many output pixels
+
+    def __post_init__(self) -> None:
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {self.augment!r}")
+        if self.depth < 2 or self.width < 1 or self.crop_size < 8:
+            raise ValueError("depth must be >= 2, width >= 1 and crop_size >= 8")
+        if self.max_iters < 1 or self.test_every < 1 or self.policy_every < 1:
+            raise ValueError("max_iters, test_every and policy_every must be positive")
+        if self.slope_points < 3:
+            raise ValueError("the slope fit needs at least 3 points")
+        if self.back_projection_iters < 0 or self.noise_std < 0:
+            raise ValueError("back_projection_iters and noise_std must be non-negative")
+
+    def updated(self, overrides: Mapping[str, Any]) -> "ZSSRSettings":
+        """A copy with the non-None ``overrides`` applied (unknown names raise ``KeyError``)."""
+        names = {f.name for f in fields(self)}
+        unknown = set(overrides) - names
+        if unknown:
+            raise KeyError(f"unknown ZSSR setting(s): {sorted(unknown)}; choose from {sorted(names)}")
+        values = {k: (tuple(v) if k == "adam_betas" else v) for k, v in overrides.items() if v is not None}
+        return replace(self, **values)
+
+
+PRESETS: dict[str, ZSSRSettings] = {
+    "kernelgan": ZSSRSettings(),
+    "original": ZSSRSettings(augment="full", gradient_loss_map=False, back_projection_iters=10,
+                             self_ensemble=True),
+    "real": ZSSRSettings(noise_std=0.0125, back_projection_iters=0),
+}
+
+
+def preset(name: str = "kernelgan", **overrides: Any) -> ZSSRSettings:
+    """The named preset with ``overrides`` applied (None values keep the preset's)."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown ZSSR preset {name!r}; choose from {sorted(PRESETS)}")
+    return PRESETS[name].updated(overrides)
