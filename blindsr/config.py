@@ -45,6 +45,31 @@ class GroundTruthEstimatorConfig:
 
 
 @dataclass
+class ZSSRBackendConfig:
+    name: str = "zssr"
+    preset: str = "kernelgan"  # kernelgan | original | real
+    max_iterations: Optional[int] = None
+    back_projection: Optional[int] = None
+    ensemble: Optional[bool] = None
+
+
+@dataclass
+class SRMDBackendConfig:
+    name: str = "srmd"
+    variant: str = "srmd"  # srmd | srmdnf
+    noise: float = 0.0  # sigma of the input noise, 0-255 units
+    adapter: str = "fit"  # fit | naive
+    tile: int = 0  # 0: automatic
+    weights: Optional[str] = None
+    pca: Optional[str] = None
+
+
+@dataclass
+class BicubicBackendConfig:
+    name: str = "bicubic"
+
+
+@dataclass
 class CommonConfig:
     output: str = "blindsr_out"
     device: str = "auto"
@@ -80,6 +105,22 @@ class DegradeConfig(CommonConfig):
 
 
 @dataclass
+class PipelineConfig(CommonConfig):
+    input: str = MISSING
+    scale: int = 2
+    estimator: Any = MISSING
+    sr: Any = MISSING
+
+
+@dataclass
+class SRConfig(CommonConfig):
+    input: str = MISSING
+    kernel: str = MISSING  # PATH, or PATH,PATH for x2 and x4
+    scale: int = 2
+    sr: Any = MISSING
+
+
+@dataclass
 class WeightsConfig:
     """``weights``: list or fetch pretrained files (``blindsr.weights``)."""
 
@@ -91,6 +132,8 @@ class WeightsConfig:
 
 
 SCHEMAS = {
+    "pipeline": PipelineConfig,
+    "sr": SRConfig,
     "estimate": EstimateConfig,
     "eval": EvalConfig,
     "degrade": DegradeConfig,
@@ -99,6 +142,7 @@ SCHEMAS = {
 GROUP_SCHEMAS = {
     "estimator": {"kernelgan": KernelGANConfig, "bicubic": BicubicEstimatorConfig,
                   "gt": GroundTruthEstimatorConfig},
+    "sr": {"zssr": ZSSRBackendConfig, "srmd": SRMDBackendConfig, "bicubic": BicubicBackendConfig},
 }
 
 

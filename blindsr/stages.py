@@ -1,16 +1,31 @@
-"""Building and running the stages a verb composes: estimator, back-end, progress display."""
+"""Building and running the stages a verb composes: estimator -> handoff -> SR back-end.
+
+``run_pipeline`` is the one implementation of "estimate, then super-resolve" that the pipeline,
+sr, batch and eval verbs share; ``write_outputs`` writes its files (all atomically).
+"""
 from __future__ import annotations
 
 import sys
-from typing import Any
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from blindsr import __version__
+from blindsr.backends import Backend, adapt, get_backend
+from blindsr.degradation import imresize
 from blindsr.errors import UsageError
 from blindsr.estimators import Estimator, get_estimator
+from blindsr.images import LoadedImage, write_image
+from blindsr.kernel import SRKernel, kernel_paths, save_kernel
+from blindsr.outputs import write_json
 
 SCALES = (2, 4)
+Progress = Callable[[int], None]
 
 
 def check_scale(scale: int, allowed: tuple[int, ...] = SCALES) -> int:
@@ -32,7 +47,90 @@ def build_estimator(node: DictConfig, device: str) -> Estimator:
         raise UsageError(str(exc.args[0])) from None
 
 
+def build_backend(node: DictConfig, device: str) -> Backend:
+    try:
+        return get_backend(node.name, device=device, **options(node))
+    except KeyError as exc:
+        raise UsageError(str(exc.args[0])) from None
+
+
 def progress_bar(total: int, desc: str) -> tqdm:
     """One bar per run (silent when stderr is not a terminal)."""
     return tqdm(total=total, desc=desc, unit="it", dynamic_ncols=True, leave=False,
                 disable=None if total else True, file=sys.stderr)
+
+
+@dataclass
+class PipelineResult:
+    """What one image's run produced: the SR image (and alpha), the kernels, and the record."""
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None
+    kernels: dict[int, SRKernel]
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+def super_resolve(image: LoadedImage, kernels: dict[int, SRKernel], backend: Backend, scale: int,
+                  seed: int, progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """Adapt the kernels to the back-end, super-resolve the colour image, and upscale alpha on its
+    own with bicubic interpolation. Returns (rgb, alpha, stage record)."""
+    adapted = adapt(kernels, backend.needs, scale)
+    result = backend.super_resolve(image.rgb, scale, adapted, seed=seed, progress=progress)
+    alpha = None
+    if image.alpha is not None:
+        alpha = np.clip(imresize(image.alpha, float(scale)), 0, 1)
+    record = {"backend": backend.name, "seconds": round(result.seconds, 3),
+              "kernels_used": {f"x{s}": k.provenance.get("support", k.size) for s, k in adapted.items()},
+              "diagnostics": result.diagnostics}
+    return result.image, alpha, record
+
+
+def run_pipeline(image: LoadedImage, estimator: Estimator | None, backend: Backend, scale: int, *,
+                 seed: int = 0, kernels: dict[int, SRKernel] | None = None,
+                 progress: Progress | None = None) -> PipelineResult:
+    """Estimate the kernels (unless given), then super-resolve ``image`` by ``scale``."""
+    stages: dict[str, Any] = {}
+    warnings: list[str] = []
+    if kernels is None:
+        if estimator is None:
+            raise ValueError("run_pipeline needs an estimator or kernels")
+        start = time.perf_counter()
+        estimate = estimator.estimate(image.rgb, scale, seed=seed, progress=progress)
+        kernels = estimate.kernels
+        warnings += estimate.warnings
+        stages["estimate"] = {"estimator": estimator.name, "seconds": round(time.perf_counter() - start, 3)}
+    start = time.perf_counter()
+    rgb, alpha, sr_record = super_resolve(image, kernels, backend, scale, seed, progress)
+    stages["sr"] = {**sr_record, "wall_seconds": round(time.perf_counter() - start, 3)}
+    record = {"version": __version__, "input": str(image.path), "input_sha256": image.sha256,
+              "input_size": [image.shape[1], image.shape[0]], "bit_depth": image.bit_depth,
+              "grayscale": image.grayscale, "alpha": image.alpha is not None, "scale": scale,
+              "seed": seed, "stages": stages, "warnings": warnings,
+              "kernels": {f"x{s}": k.describe() for s, k in kernels.items()}}
+    return PipelineResult(rgb, alpha, kernels, record)
+
+
+def output_paths(directory: str | Path, stem: str, scale: int, kernel_scales: tuple[int, ...]) -> list[Path]:
+    """Every file ``write_outputs`` writes, for refusing to overwrite before any work."""
+    directory = Path(directory)
+    paths = [directory / f"{stem}_x{scale}.png", directory / f"{stem}_x{scale}.json"]
+    for s in kernel_scales:
+        paths += kernel_paths(directory, stem, s).values()
+    return paths
+
+
+def write_outputs(directory: Path, stem: str, scale: int, image: LoadedImage, result: PipelineResult,
+                  config: DictConfig | dict | None = None) -> dict[str, Path]:
+    """``<stem>_x{s}.png`` in the input's bit depth and mode, the kernels, and ``<stem>_x{s}.json``
+    (provenance with per-stage timings and the resolved config). The JSON is written last."""
+    paths = {"image": write_image(directory / f"{stem}_x{scale}.png", result.rgb, result.alpha,
+                                  image.bit_depth, image.grayscale)}
+    for s, kernel in result.kernels.items():
+        paths[f"kernel_x{s}"] = save_kernel(kernel.with_provenance(image=str(image.path),
+                                                                   image_sha256=image.sha256),
+                                            directory, stem)["npy"]
+    record = dict(result.record)
+    if config is not None:
+        record["config"] = OmegaConf.to_container(config, resolve=True) if isinstance(config, DictConfig) else config
+    paths["record"] = write_json(directory / f"{stem}_x{scale}.json", record)
+    return paths

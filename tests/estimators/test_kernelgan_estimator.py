@@ -10,7 +10,7 @@ from blindsr.degradation import bicubic_kernel, degrade, gaussian_kernel, quanti
 from blindsr.demo import sample_image
 from blindsr.errors import InputError
 from blindsr.estimators import get_estimator
-from blindsr.estimators.kernelgan.train import NumericalFault, RunResult
+from blindsr.estimators.kernelgan.train import RunResult
 from blindsr.images import read_image
 from blindsr.kernel import SRKernel, centre_of_mass
 from blindsr.metrics import kernel_psnr, lr_psnr
@@ -39,11 +39,19 @@ def test_whole_chain_recovers_a_known_kernel(chelsea):
     assert lr_psnr(chelsea, k, lr, 2) > lr_psnr(chelsea, bicubic, lr, 2) + 4
 
 
-def fake_run(kernel: np.ndarray):
-    def run(rgb, settings, seed, device, progress=None, layerwise=False):
+def fake_train(kernels: list[np.ndarray], failing: set[int] = frozenset(), calls: list | None = None):
+    """A stand-in for ``train``: returns the given native kernels, one per seed, in order."""
+    supply = iter(kernels)
+
+    def run(rgb, settings, seeds, device, progress=None, layerwise=False):
+        if calls is not None:
+            calls.append(list(seeds))
         if progress:
             progress(settings.iterations)
-        return RunResult(kernel, 0.01, {"iterations": settings.iterations})
+        natives = np.stack([next(supply) for _ in seeds])
+        finite = np.array([s not in failing for s in seeds])
+        diagnostics = [{"seed": s, "failed_at_iteration": None if s not in failing else 50} for s in seeds]
+        return RunResult(natives, finite, 0.01, diagnostics)
     return run
 
 
@@ -55,46 +63,37 @@ def native_kernel(sigma: float) -> np.ndarray:
 
 
 def test_restarts_are_averaged_and_x4_derived(monkeypatch, rng):
-    kernels = iter([native_kernel(1.0), native_kernel(1.6)])
-    monkeypatch.setattr(kg, "train", lambda *a, **kw: fake_run(next(kernels))(*a, **kw))
-    est = get_estimator("kernelgan", device="cpu", restarts=2, workers=1, threshold_rank=168)
+    monkeypatch.setattr(kg, "train", fake_train([native_kernel(1.0), native_kernel(1.6)]))
+    est = get_estimator("kernelgan", device="cpu", restarts=2, threshold_rank=168)
     ticks = []
     out = est.estimate(textured_image(rng), 4, seed=3, progress=ticks.append)
     assert sorted(out.kernels) == [2, 4]
     k2 = out.kernels[2]
     assert k2.provenance["restarts"] == 2 and k2.provenance["seed"] == 3
-    assert k2.provenance["diagnostics"]["restart_agreement_db"] > 0
+    assert k2.provenance["restart_agreement_db"] > 0 and k2.provenance["runs_kept"] == [0, 1]
     sigma = k2.describe()["sigma_major"]
     assert 1.0 < sigma < 1.6
     assert out.kernels[4].scale == 4 and sum(ticks) == est.iterations(4)
 
 
 def test_numerical_fault_retries_then_falls_back_to_bicubic(monkeypatch, rng):
-    calls = []
-
-    def always_fails(rgb, settings, seed, device, progress=None, layerwise=False):
-        calls.append(seed)
-        raise NumericalFault("non-finite loss at iteration 50")
-
-    monkeypatch.setattr(kg, "train", always_fails)
+    calls: list = []
+    seeds_failing = {5, 5 + kg.FAULT_RESEED}
+    monkeypatch.setattr(kg, "train", fake_train([native_kernel(1.2)] * 2, seeds_failing, calls))
     est = get_estimator("kernelgan", device="cpu", restarts=1)
     out = est.estimate(textured_image(rng), 2, seed=5)
-    assert calls == [5, 5 + kg.FAULT_RESEED]
+    assert calls == [[5], [5 + kg.FAULT_RESEED]]
     assert np.allclose(out.kernels[2].array, bicubic_kernel(2).array)
     assert out.kernels[2].provenance["fallback"] == "kernelgan numerical fault"
-    assert len(out.warnings) == 2 and "falling back" not in out.warnings[0]
+    assert len(out.warnings) == 2 and "retrying" in out.warnings[0] and "dropped" in out.warnings[1]
 
-    attempts = []
-
-    def fails_once(rgb, settings, seed, device, progress=None, layerwise=False):
-        attempts.append(seed)
-        if len(attempts) == 1:
-            raise NumericalFault("boom")
-        return fake_run(native_kernel(1.2))(rgb, settings, seed, device)
-
-    monkeypatch.setattr(kg, "train", fails_once)
-    out = est.estimate(textured_image(rng), 2, seed=5)
-    assert "fallback" not in out.kernels[2].provenance and len(out.warnings) == 1
+    calls.clear()
+    monkeypatch.setattr(kg, "train", fake_train([native_kernel(1.2)] * 3, {5}, calls))
+    est2 = get_estimator("kernelgan", device="cpu", restarts=2)
+    out = est2.estimate(textured_image(rng), 2, seed=5)
+    assert calls == [[5, 5 + kg.RESTART_SEED_STRIDE], [5 + kg.FAULT_RESEED]]
+    assert "fallback" not in out.kernels[2].provenance and out.kernels[2].provenance["restarts"] == 2
+    assert len(out.warnings) == 1
 
 
 def test_rejects_tiny_images_and_other_scales(rng):
@@ -103,3 +102,13 @@ def test_rejects_tiny_images_and_other_scales(rng):
         est.estimate(textured_image(rng, 20, 20), 2)
     with pytest.raises(InputError, match="x3"):
         est.estimate(textured_image(rng), 3)
+
+
+def test_combine_drops_the_run_that_disagrees():
+    from blindsr.estimators.kernelgan import combine
+
+    good = [SRKernel.from_array(native_kernel(s), 2) for s in (1.2, 1.25, 1.3)]
+    stray = SRKernel.from_array(native_kernel(2.6), 2)
+    out = combine(good + [stray], 1, {})
+    assert out.provenance["runs_kept"] == [0, 1, 2]
+    assert abs(out.describe()["sigma_major"] - good[1].describe()["sigma_major"]) < 0.05

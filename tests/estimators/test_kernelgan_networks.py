@@ -12,8 +12,8 @@ from torch import nn
 from blindsr.estimators.kernelgan.networks import DeepLinearGenerator, PatchDiscriminator, compose_kernel
 
 
-def random_generator(seed: int) -> DeepLinearGenerator:
-    g = DeepLinearGenerator(generator=torch.Generator().manual_seed(seed)).double()
+def random_generator(seed: int, runs: int = 2) -> DeepLinearGenerator:
+    g = DeepLinearGenerator(runs, generator=torch.Generator().manual_seed(seed)).double()
     with torch.no_grad():
         for w in g.weights:  # larger than the 0.1-gain init so that every path matters
             w.normal_(0, 0.3, generator=torch.Generator().manual_seed(seed + w.numel()))
@@ -22,8 +22,8 @@ def random_generator(seed: int) -> DeepLinearGenerator:
 
 def test_collapsed_forward_equals_layerwise_outputs_and_gradients():
     g = random_generator(0)
-    x = torch.randn(3, 1, 64, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    target = torch.randn(3, 1, 26, 26, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    x = torch.randn(3, 2, 64, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    target = torch.randn(3, 2, 26, 26, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
 
     def grads(forward):
         g.zero_grad()
@@ -33,7 +33,7 @@ def test_collapsed_forward_equals_layerwise_outputs_and_gradients():
 
     out_fast, grad_fast = grads(g.forward)
     out_ref, grad_ref = grads(g.layerwise_forward)
-    assert out_fast.shape == out_ref.shape == (3, 1, 26, 26)
+    assert out_fast.shape == out_ref.shape == (3, 2, 26, 26)
     scale = out_ref.abs().max()
     assert (out_fast - out_ref).abs().max() <= 1e-12 * scale
     for a, b in zip(grad_fast, grad_ref):
@@ -42,30 +42,32 @@ def test_collapsed_forward_equals_layerwise_outputs_and_gradients():
 
 def test_composed_kernel_equals_impulse_response_and_numpy():
     g = random_generator(3)
-    k = g.kernel()
-    assert k.shape == (13, 13)
-    assert torch.allclose(k, g.impulse_response(), atol=1e-13 * float(k.detach().abs().max()))
+    k = g.kernel().detach()
+    assert k.shape == (2, 13, 13)
+    assert torch.allclose(k, g.impulse_response().detach(), atol=1e-13 * float(k.abs().max()))
     # Independent float64 numpy reference: correlate a delta through each layer, channel by channel.
     from scipy.signal import correlate2d
-    weights = [w.detach().numpy() for w in g.weights]
-    feats = [np.zeros((25, 25))]
-    feats[0][12, 12] = 1.0
-    for w in weights:
-        feats = [sum(correlate2d(f, w[o, c], mode="valid") for c, f in enumerate(feats)) for o in range(w.shape[0])]
-    assert np.allclose(feats[0][::-1, ::-1], k.detach().numpy(), atol=1e-12 * np.abs(feats[0]).max())
+    for run in range(2):
+        weights = [w[run].detach().numpy() for w in g.weights]
+        feats = [np.zeros((25, 25))]
+        feats[0][12, 12] = 1.0
+        for w in weights:
+            feats = [sum(correlate2d(f, w[o, c], mode="valid") for c, f in enumerate(feats)) for o in range(w.shape[0])]
+        assert np.allclose(feats[0][::-1, ::-1], k[run].numpy(), atol=1e-12 * np.abs(feats[0]).max())
 
 
 def test_compose_kernel_generic_structures():
     gen = torch.Generator().manual_seed(5)
-    weights = [torch.randn(4, 1, 3, 3, generator=gen, dtype=torch.float64),
-               torch.randn(5, 4, 2, 2, generator=gen, dtype=torch.float64),
-               torch.randn(1, 5, 1, 1, generator=gen, dtype=torch.float64)]
+    weights = [torch.randn(3, 4, 1, 3, 3, generator=gen, dtype=torch.float64),
+               torch.randn(3, 5, 4, 2, 2, generator=gen, dtype=torch.float64),
+               torch.randn(3, 1, 5, 1, 1, generator=gen, dtype=torch.float64)]
     x = torch.randn(2, 1, 11, 11, generator=gen, dtype=torch.float64)
-    ref = x
-    for w in weights:
-        ref = F.conv2d(ref, w)
     k = compose_kernel(weights)
-    assert torch.allclose(F.conv2d(x, k[None, None]), ref, atol=1e-12)
+    for run in range(3):
+        ref = x
+        for w in weights:
+            ref = F.conv2d(ref, w[run])
+        assert torch.allclose(F.conv2d(x, k[run][None, None]), ref, atol=1e-12)
 
 
 class ReferenceD(nn.Module):
@@ -85,56 +87,61 @@ class ReferenceD(nn.Module):
         return torch.sigmoid(self.last(self.block(self.first(x))))
 
 
-def reference_from(d: PatchDiscriminator) -> ReferenceD:
+def reference_from(d: PatchDiscriminator, run: int) -> ReferenceD:
     ref = ReferenceD().double()
     with torch.no_grad():
-        ref.first.weight_orig.copy_(d.first_weight[0].view(64, 3, 7, 7))
-        ref.first.bias.copy_(d.first_bias)
-        ref.first.weight_u.copy_(d.u_first[0])
-        ref.first.weight_v.copy_(d.v_first[0])
+        ref.first.weight_orig.copy_(d.first_weight[run].view(64, 3, 7, 7))
+        ref.first.bias.copy_(d.first_bias[run])
+        ref.first.weight_u.copy_(d.u_first[run])
+        ref.first.weight_v.copy_(d.v_first[run])
         for i in range(5):
             conv, bn = ref.block[3 * i], ref.block[3 * i + 1]
-            conv.weight_orig.copy_(d.hidden_weight[i].view(64, 64, 1, 1))
-            conv.bias.copy_(d.hidden_bias[i])
-            conv.weight_u.copy_(d.u_hidden[i])
-            conv.weight_v.copy_(d.v_hidden[i])
-            bn.weight.copy_(d.bn_weight[i])
-            bn.bias.copy_(d.bn_bias[i])
-        ref.last.weight_orig.copy_(d.last_weight[0].view(1, 64, 1, 1))
-        ref.last.bias.copy_(d.last_bias)
-        ref.last.weight_u.copy_(d.u_last[0])
-        ref.last.weight_v.copy_(d.v_last[0])
+            conv.weight_orig.copy_(d.hidden_weight[run, i].view(64, 64, 1, 1))
+            conv.bias.copy_(d.hidden_bias[run, i])
+            conv.weight_u.copy_(d.u_hidden[run * 5 + i])
+            conv.weight_v.copy_(d.v_hidden[run * 5 + i])
+            bn.weight.copy_(d.bn_weight[run, i])
+            bn.bias.copy_(d.bn_bias[run, i])
+        ref.last.weight_orig.copy_(d.last_weight[run].view(1, 64, 1, 1))
+        ref.last.bias.copy_(d.last_bias[run])
+        ref.last.weight_u.copy_(d.u_last[run])
+        ref.last.weight_v.copy_(d.v_last[run])
     return ref.train()
 
 
-def test_discriminator_matches_torch_nn_reference_per_crop():
-    d = PatchDiscriminator(generator=torch.Generator().manual_seed(7)).double()
+def random_discriminator(seed: int) -> PatchDiscriminator:
+    d = PatchDiscriminator(2, generator=torch.Generator().manual_seed(seed)).double()
     with torch.no_grad():
         d.hidden_bias.normal_(0, 0.1)
         d.first_bias.normal_(0, 0.1)
-    gen = torch.Generator().manual_seed(8)
-    real = torch.randn(1, 3, 26, 26, dtype=torch.float64, generator=gen)
-    fake = torch.randn(1, 3, 26, 26, dtype=torch.float64, generator=gen)
-    ref_real, ref_fake = reference_from(d), reference_from(d)
-    batched = d(torch.cat([real, fake]))
-    # One power iteration from the same state for each crop: the batched forward equals two
-    # separate BatchNorm-in-training-mode forwards.
-    assert batched.shape == (2, 1, 20, 20)
-    assert torch.allclose(batched[0:1], ref_real(real), atol=1e-12)
-    assert torch.allclose(batched[1:2], ref_fake(fake), atol=1e-12)
-    assert torch.allclose(d.u_first[0], ref_real.first.weight_u, atol=1e-12)
+    return d
 
 
-def test_discriminator_gradients_match_reference():
-    d = PatchDiscriminator(generator=torch.Generator().manual_seed(9)).double()
-    ref = reference_from(d)
-    x = torch.randn(1, 3, 26, 26, dtype=torch.float64, generator=torch.Generator().manual_seed(10))
-    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
-    (1 - d(xa)).mean().backward()
+def test_discriminator_matches_torch_nn_reference_per_run_and_crop():
+    d = random_discriminator(7)
+    refs = [[reference_from(d, r) for _ in range(2)] for r in range(2)]
+    x = torch.randn(2, 2, 3, 26, 26, dtype=torch.float64, generator=torch.Generator().manual_seed(8))
+    out = d(x)
+    assert out.shape == (2, 2, 1, 20, 20)
+    # One power iteration from the same state for each crop: the batched forward equals separate
+    # BatchNorm-in-training-mode forwards of each run's own network.
+    for r in range(2):
+        for c in range(2):
+            assert torch.allclose(out[r, c:c + 1], refs[r][c](x[r, c:c + 1]), atol=1e-12)
+    assert torch.allclose(d.u_first[1], refs[1][0].first.weight_u, atol=1e-12)
+
+
+def test_discriminator_gradients_match_reference_and_runs_are_independent():
+    d = random_discriminator(9)
+    ref = reference_from(d, 1)
+    x = torch.randn(2, 1, 3, 26, 26, dtype=torch.float64, generator=torch.Generator().manual_seed(10))
+    xa, xb = x.clone().requires_grad_(True), x[1].clone().requires_grad_(True)
+    (1 - d(xa)[1]).mean().backward()
     (1 - ref(xb)).mean().backward()
-    assert torch.allclose(xa.grad, xb.grad, atol=1e-12)
-    assert torch.allclose(d.first_weight.grad[0].view(64, 3, 7, 7), ref.first.weight_orig.grad, atol=1e-12)
-    assert torch.allclose(d.bn_weight.grad[2], ref.block[7].weight.grad, atol=1e-12)
+    assert torch.allclose(xa.grad[1], xb.grad, atol=1e-12)
+    assert not xa.grad[0].any() and not d.first_weight.grad[0].any()  # run 0 untouched by run 1's loss
+    assert torch.allclose(d.first_weight.grad[1].view(64, 3, 7, 7), ref.first.weight_orig.grad, atol=1e-12)
+    assert torch.allclose(d.bn_weight.grad[1, 2], ref.block[7].weight.grad, atol=1e-12)
     # detach_params: the same input gradient, no parameter gradients (power iteration off so
     # that both passes use the same normalised weights).
     d.eval()
@@ -149,8 +156,8 @@ def test_discriminator_gradients_match_reference():
 
 
 def test_generator_init_scale():
-    g = DeepLinearGenerator(generator=torch.Generator().manual_seed(0))
+    g = DeepLinearGenerator(3, generator=torch.Generator().manual_seed(0))
     w = g.weights[1]
     expected = 0.1 * np.sqrt(2.0 / (64 * 25 + 64 * 25))
     assert float(w.detach().std()) == pytest.approx(expected, rel=0.05)
-    assert copy.deepcopy(g).kernel_size == 13
+    assert copy.deepcopy(g).kernel_size == 13 and w.shape == (3, 64, 64, 5, 5)

@@ -38,18 +38,20 @@ class _Opt:
 
 def test_schedule_follows_authors_learner():
     s = KernelGANSettings()
-    sched, opt = Schedule(s), _Opt()
+    sched, opt = Schedule(s, runs=2), _Opt()
     losses = {0: 1.0, 1: 0.3, 2: 0.5, 3: 0.3, 4: 0.3}
     history = []
     for i in range(1, 1600):
-        sched.update(i, losses.get(i, 0.3), [opt])
-        history.append((i, sched.bicubic_weight, sched.centre_weight, sched.sparsity_weight, opt.param_groups[0]["lr"]))
+        sched.update(i, [losses.get(i, 0.3), 1.0], [opt])  # run 1 never gets close to bicubic
+        history.append((i, sched.bicubic_weight[0], sched.centre_weight[0], sched.sparsity_weight[0],
+                        opt.param_groups[0]["lr"]))
+    assert sched.events[1] == {} and sched.bicubic_weight[1] == 5.0
     weights = {i: w for i, w, *_ in history}
     # Low at 1, reset at 2, low at 3, 4, 5: three in a row -> similar at iteration 5.
-    assert sched.events["similar_to_bicubic"] == 5
+    assert sched.events[0]["similar_to_bicubic"] == 5
     assert weights[199] == 5.0 and weights[200] == pytest.approx(0.05)
     assert weights[400] == pytest.approx(5e-4)
-    assert sched.events["constraints_on"] == 400
+    assert sched.events[0]["constraints_on"] == 400
     assert weights[600] == pytest.approx(5e-6) and weights[1599] == pytest.approx(5e-6)
     lr = {i: r for i, *_, r in history}
     assert lr[749] == 1.0 and lr[750] == pytest.approx(0.1) and lr[1500] == pytest.approx(0.01)
@@ -80,44 +82,41 @@ def test_bicubic_target_slice_equals_per_crop_filtering(rng):
     crop filtered with the 8x8 bicubic filter (stride 2, pad 3; expanded to 3x3 channels, i.e.
     summed over colours) and centre-cropped to G's output."""
     img = textured_image(rng, 110, 100)
+    taps = torch.tensor(bicubic_taps(2), dtype=torch.float32)
+    filt = torch.outer(taps, taps)
     for target in ("channel_sum", "per_channel"):
-        run = KernelGANRun(img, KernelGANSettings(iterations=20, bicubic_target=target, edge_shave=0), 0,
-                           torch.device("cpu"))
-        taps = torch.tensor(bicubic_taps(2), dtype=torch.float32)
-        filt = torch.outer(taps, taps)
-        for i in range(20):
-            g_in, _ = run.crops(i)
-            x = g_in.transpose(0, 1)  # (1, 3, 64, 64), as the authors' code holds it
-            weight = filt.expand(3, 3, 8, 8) if target == "channel_sum" else filt.expand(3, 1, 8, 8)
-            down = F.conv2d(x, weight, stride=2, padding=3, groups=1 if target == "channel_sum" else 3)
-            expected = down[..., 3:29, 3:29]
-            assert torch.allclose(run.bicubic_target(i, 26), expected, atol=1e-6)
-
-
-def test_patch_matrix_generator_equals_convolution(rng):
-    img = textured_image(rng, 100, 100)
-    run = KernelGANRun(img, KernelGANSettings(iterations=5, edge_shave=0), 0, torch.device("cpu"))
-    g_in, _ = run.crops(0)
-    k = run.G.kernel()
-    fast = run.generate(g_in, run.patches(g_in), k)
-    ref = F.conv2d(g_in, k[None, None], stride=2).transpose(0, 1)
-    assert torch.allclose(fast, ref, atol=1e-6)
+        settings = KernelGANSettings(iterations=10, bicubic_target=target, edge_shave=0, crops_per_iteration=2)
+        run = KernelGANRun(img, settings, [0, 1], torch.device("cpu"))
+        for i in range(10):
+            g_in, d_real = run.crops(i)
+            assert g_in.shape == (6, 2, 64, 64) and d_real.shape == (2, 2, 3, 26, 26)
+            targets = run.bicubic_target(i, 26)
+            for r in range(2):
+                x = g_in[:, r].view(2, 3, 64, 64)  # run r's crops, as the authors' code holds them
+                if target == "channel_sum":
+                    down = F.conv2d(x, filt.expand(3, 3, 8, 8), stride=2, padding=3)
+                else:
+                    down = F.conv2d(x, filt.expand(3, 1, 8, 8), stride=2, padding=3, groups=3)
+                assert torch.allclose(targets[r], down[..., 3:29, 3:29], atol=1e-6)
 
 
 def test_same_seed_same_kernel_other_seed_other_kernel(rng):
     img = textured_image(rng, 96, 96)
     s = KernelGANSettings(iterations=40)
-    a = train(img, s, 11, torch.device("cpu")).kernel
-    b = train(img, s, 11, torch.device("cpu")).kernel
-    c = train(img, s, 12, torch.device("cpu")).kernel
-    assert np.array_equal(a, b)
+    a = train(img, s, [11], torch.device("cpu")).kernels
+    b = train(img, s, [11], torch.device("cpu")).kernels
+    c = train(img, s, [12], torch.device("cpu")).kernels
+    assert a.shape == (1, 13, 13) and np.array_equal(a, b)
     assert not np.array_equal(a, c)
+    both = train(img, s, [11, 12], torch.device("cpu"))
+    assert both.kernels.shape == (2, 13, 13) and both.finite.all()
+    assert not np.array_equal(both.kernels[0], both.kernels[1])
 
 
 def test_small_images_adapt_or_refuse(rng):
     s = settings_for("paper")
     assert prepare_image(textured_image(rng, 50, 70), s).shape == (50, 70, 3)  # no shave below a G crop
-    run = KernelGANRun(textured_image(rng, 40, 44), s.updated({"iterations": 2}), 0, torch.device("cpu"))
+    run = KernelGANRun(textured_image(rng, 40, 44), s.updated({"iterations": 2}), [0], torch.device("cpu"))
     assert run.g_size == 40 and run.d_size == 14
     run.step(0)
     with pytest.raises(ImageTooSmall, match="at least 32"):

@@ -9,9 +9,7 @@ no run left, the bicubic kernel with a warning - never a silent garbage kernel).
 from __future__ import annotations
 
 import logging
-import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -21,7 +19,7 @@ from blindsr import __version__
 from blindsr.degradation import bicubic_kernel
 from blindsr.estimators import Estimate, Progress, register_estimator
 from blindsr.estimators.kernelgan.settings import KernelGANSettings, settings_for
-from blindsr.estimators.kernelgan.train import ImageTooSmall, NumericalFault, RunResult, soft_threshold, train
+from blindsr.estimators.kernelgan.train import ImageTooSmall, NumericalFault, soft_threshold, train
 from blindsr.errors import InputError
 from blindsr.kernel import SRKernel, crop_or_pad
 from blindsr.metrics import kernel_psnr
@@ -38,38 +36,46 @@ def to_handoff(native: np.ndarray, settings: KernelGANSettings, provenance: dict
     return SRKernel.from_array(k, 2, provenance=provenance)
 
 
-def combine(kernels: list[SRKernel], provenance: dict[str, Any]) -> SRKernel:
-    """Average of centred kernels (on a common canvas), re-centred. Averaging independent runs
-    cancels much of KernelGAN's run-to-run scatter (measured in docs/BENCHMARKS.md)."""
+def agreement(kernels: list[SRKernel]) -> np.ndarray:
+    """Pairwise kernel PSNR (dB) between runs; the diagonal is NaN."""
+    n = len(kernels)
+    table = np.full((n, n), np.nan)
+    for i in range(n):
+        for j in range(i + 1, n):
+            table[i, j] = table[j, i] = kernel_psnr(kernels[i], kernels[j])
+    return table
+
+
+def combine(kernels: list[SRKernel], trim: int, provenance: dict[str, Any]) -> SRKernel:
+    """Average of centred kernels on a common canvas, re-centred, after dropping the ``trim``
+    runs that agree least with the others (kept: at least two). Averaging independent runs
+    cancels much of KernelGAN's run-to-run scatter; trimming drops the occasional run that went
+    astray (both measured in docs/BENCHMARKS.md)."""
     if len(kernels) == 1:
         return kernels[0].with_provenance(**provenance)
+    table = agreement(kernels)
+    drop = min(trim, len(kernels) - 2)
+    keep = sorted(np.argsort(np.nanmean(table, axis=1))[drop:])
     size = max(k.size for k in kernels)
-    mean = sum(crop_or_pad(np.asarray(k.array), size) for k in kernels) / len(kernels)
-    return SRKernel.from_array(mean, 2, order=1, provenance=provenance)
-
-
-def agreement_db(kernels: list[SRKernel]) -> float | None:
-    """Mean pairwise kernel PSNR between runs: how much the restarts agree (higher = surer)."""
-    pairs = [kernel_psnr(a, b) for i, a in enumerate(kernels) for b in kernels[i + 1:]]
-    return float(np.mean(pairs)) if pairs else None
+    mean = sum(crop_or_pad(np.asarray(kernels[i].array), size) for i in keep) / len(keep)
+    info = {**provenance, "restart_agreement_db": float(np.nanmean(table)), "runs_kept": [int(i) for i in keep]}
+    return SRKernel.from_array(mean, 2, order=1, provenance=info)
 
 
 @register_estimator("kernelgan")
 class KernelGANEstimator:
-    """``restarts`` independent runs (seeds seed, seed + 1000003, ...), run ``workers`` at a time
-    on the CPU (each single-threaded: KernelGAN's tensors are too small for intra-op threads),
-    combined into one kernel."""
+    """``restarts`` independent runs (seeds seed, seed + 1000003, ...) trained side by side in
+    one batched computation, combined into one kernel. On the CPU, KernelGAN uses one thread:
+    its tensors are too small for intra-op parallelism to pay, and results then do not depend on
+    the machine's core count."""
 
-    def __init__(self, preset: str = "default", device: str = "auto", workers: int = 0,
-                 **overrides: Any) -> None:
+    def __init__(self, preset: str = "default", device: str = "auto", **overrides: Any) -> None:
         self.settings = settings_for(preset, overrides)
         self.preset = preset
         self.device = select_device(device)
-        parallel = min(self.settings.restarts, os.cpu_count() or 1) if self.device.type == "cpu" else 1
-        self.workers = workers or parallel
 
     def iterations(self, scale: int) -> int:
-        return self.settings.iterations * self.settings.restarts
+        return self.settings.iterations
 
     def estimate(self, rgb: np.ndarray, scale: int, *, seed: int = 0,
                  progress: Progress | None = None) -> Estimate:
@@ -80,38 +86,50 @@ class KernelGANEstimator:
         seeds = [seed + r * RESTART_SEED_STRIDE for r in range(self.settings.restarts)]
         try:
             threads = 1 if self.device.type == "cpu" else torch.get_num_threads()
-            with torch_threads(threads), ThreadPoolExecutor(self.workers) as pool:
-                results = list(pool.map(lambda s: self._run_with_retry(rgb, s, progress, warnings), seeds))
+            with torch_threads(threads):
+                natives, runs_info = self._train_with_retry(rgb, seeds, progress, warnings)
         except ImageTooSmall as exc:
             raise InputError(str(exc)) from None
-        done = [r for r in results if r is not None]
-        if not done:
+        runs = [to_handoff(k, self.settings, {}) for k in natives]
+        if not runs:
             k2 = bicubic_kernel(2).with_provenance(fallback="kernelgan numerical fault", warnings=warnings)
         else:
-            runs = [to_handoff(r.kernel, self.settings, {}) for r in done]
-            diagnostics = {"runs": [r.diagnostics for r in done], "restart_agreement_db": agreement_db(runs),
-                           "run_seconds": [round(r.seconds, 3) for r in done]}
-            k2 = combine(runs, {"estimator": "kernelgan", "preset": self.preset, "version": __version__,
-                                "seed": seed, "iterations": self.settings.iterations,
-                                "restarts": len(done), "device": str(self.device),
-                                "seconds": round(time.perf_counter() - start, 3),
-                                "diagnostics": diagnostics})
+            k2 = combine(runs, self.settings.trim, {
+                "estimator": "kernelgan", "preset": self.preset, "version": __version__, "seed": seed,
+                "iterations": self.settings.iterations, "restarts": len(runs), "device": str(self.device),
+                "seconds": round(time.perf_counter() - start, 3), "diagnostics": {"runs": runs_info}})
         kernels = {2: k2}
         if scale == 4:
             kernels[4] = k2.derive_x4()
         return Estimate(kernels, time.perf_counter() - start,
                         diagnostics=k2.provenance.get("diagnostics", {}), warnings=warnings)
 
-    def _run_with_retry(self, rgb: np.ndarray, seed: int, progress: Progress | None,
-                        warnings: list[str]) -> RunResult | None:
-        for attempt, run_seed in enumerate((seed, seed + FAULT_RESEED)):
-            try:
-                result = train(rgb, self.settings, run_seed, self.device, progress)
-                result.diagnostics["seed"] = run_seed
-                return result
-            except NumericalFault as exc:
-                message = f"KernelGAN run with seed {run_seed} failed numerically ({exc})"
-                warnings.append(message + ("; retrying with another seed" if attempt == 0
-                                           else "; dropping this run"))
-                log.warning(warnings[-1])
-        return None
+    def _train_with_retry(self, rgb: np.ndarray, seeds: list[int], progress: Progress | None,
+                          warnings: list[str]) -> tuple[list[np.ndarray], list[dict]]:
+        """Native kernels of the runs that stayed finite; runs that failed are retried once with
+        another seed, then dropped."""
+        natives, info = [], []
+        for attempt in range(2):
+            result = train(rgb, self.settings, seeds, self.device, progress)
+            failed = []
+            for r, seed in enumerate(seeds):
+                kernel_ok = bool(result.finite[r])
+                if kernel_ok:
+                    try:
+                        soft_threshold(result.kernels[r], self.settings.threshold_rank,
+                                       self.settings.threshold_factor)
+                    except NumericalFault:
+                        kernel_ok = False
+                if kernel_ok:
+                    natives.append(result.kernels[r])
+                    info.append(result.diagnostics[r])
+                else:
+                    failed.append(seed)
+                    warnings.append(f"KernelGAN run with seed {seed} failed numerically "
+                                    f"(iteration {result.diagnostics[r]['failed_at_iteration']}); "
+                                    + ("retrying with another seed" if attempt == 0 else "dropped"))
+                    log.warning(warnings[-1])
+            if not failed:
+                break
+            seeds = [s + FAULT_RESEED for s in failed]
+        return natives, info

@@ -1,16 +1,21 @@
 """KernelGAN's networks (Bell-Kligler et al., NeurIPS 2019, Sec. 3), written for speed.
 
+Every module holds R independent networks ("runs") with stacked parameters (leading dimension R):
+restarts train side by side in the same tensor operations, so the per-operation overhead that
+dominates these small networks on a CPU is paid once, and a GPU gets R times the work per launch.
+Runs never mix: each slice of every operation reads and writes its own run only.
+
 Generator: a deep *linear* network (six bias-free, unpadded convolutions 7-5-3-1-1-1, stride 2 on
 the last). Being linear, G(x) equals one strided correlation of x with G's 13x13 impulse response k.
 We keep the deep parameterisation (it optimises better, paper Sec. 3.1) but compute k from the
 weights by composing the filters directly - the 1x1 layers collapse to a vector, each larger layer
-folds in with one matrix product and one overlap-add - then apply k as a single strided
-convolution. Same function and same gradients as the layer-by-layer network
-(``layerwise_forward``, kept as the reference and for benchmarks) at a small fraction of the cost.
+folds in with one matrix product and one overlap-add - and apply k as a single strided
+correlation. Same function and same gradients as the layer-by-layer network (``layerwise_forward``,
+kept as the reference and for benchmarks) at a fraction of the cost.
 
 Discriminator: spectral-normalised 7x7 conv, five [1x1 conv -> BatchNorm -> ReLU], 1x1 conv,
 sigmoid. BatchNorm always runs in training mode on batches of one crop, which is exactly a
-per-sample normalisation; written that way, the real and the fake crop of a D step go through one
+per-crop normalisation; written that way, the real and the fake crop of a D step go through one
 batched forward with the same result as two separate forwards (up to spectral norm's power
 iteration, which then runs once per D step instead of once per crop).
 """
@@ -25,37 +30,46 @@ from torch import nn
 
 
 def compose_kernel(weights: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Impulse response (as a correlation kernel) of a stack of bias-free valid convolutions.
+    """Impulse responses (correlation kernels) of R stacks of bias-free valid convolutions.
 
     Args:
-        weights: conv weights in forward order, shapes (C_out, C_in, kh, kw); the first has
-            C_in = 1 and the last C_out = 1.
+        weights: per layer, in forward order, the R runs' conv weights (R, C_out, C_in, kh, kw);
+            the first layer has C_in = 1 and the last C_out = 1.
 
     Returns:
-        (K, K) tensor, K = 1 + sum(kh - 1), such that the stack maps x to corr(x, K) (before any
-        stride). Correlation composes by full convolution: corr(corr(x, a), b) = corr(x, a * b);
-        with channels, E_prev[c, i+p, j+q] = sum_o w[o, c, i, j] E[o, p, q], computed as one
+        (R, K, K), K = 1 + sum(kh - 1): run r maps x to corr(x, k[r]) (before any stride).
+        Correlation composes by full convolution: corr(corr(x, a), b) = corr(x, a * b); with
+        channels, E_prev[c, i+p, j+q] = sum_o w[o, c, i, j] E[o, p, q], computed as one batched
         matrix product followed by an overlap-add (``F.fold``).
     """
-    eff = weights[-1][0]  # (C, p, q): response of the remaining stack to each input channel
+    eff = weights[-1][:, 0]  # (R, C, p, q): response of the remaining stack to each input channel
     for w in reversed(weights[:-1]):
-        c_out, c_in, kh, kw = w.shape
+        runs, c_out, c_in, kh, kw = w.shape
         p, q = eff.shape[-2:]
-        # (p*q, c_in*kh*kw); this operand order is ~5x faster than its transpose on CPU.
-        products = eff.reshape(c_out, p * q).t() @ w.reshape(c_out, c_in * kh * kw)
+        # (R, p*q, c_in*kh*kw); this operand order is several times faster than its transpose.
+        products = eff.reshape(runs, c_out, p * q).transpose(1, 2) @ w.reshape(runs, c_out, c_in * kh * kw)
         if kh == kw == 1:
-            eff = products.t().reshape(c_in, p, q)
+            eff = products.transpose(1, 2).reshape(runs, c_in, p, q)
             continue
-        blocks = products.view(p * q, c_in, kh * kw).transpose(0, 1).reshape(1, c_in * p * q, kh * kw)
-        eff = F.fold(blocks, output_size=(kh + p - 1, kw + q - 1), kernel_size=(p, q))[0]
-    return eff[0]
+        blocks = products.view(runs, p * q, c_in, kh * kw).transpose(1, 2).reshape(runs, c_in * p * q, kh * kw)
+        eff = F.fold(blocks, output_size=(kh + p - 1, kw + q - 1), kernel_size=(p, q))
+    return eff[:, 0]
+
+
+def grouped_layerwise(x: torch.Tensor, weights: Sequence[torch.Tensor], stride: int) -> torch.Tensor:
+    """R stacks applied layer by layer as grouped convolutions: x (N, R, H, W) -> (N, R, h, w)."""
+    runs = weights[0].shape[0]
+    last = len(weights) - 1
+    for i, w in enumerate(weights):
+        x = F.conv2d(x, w.reshape(-1, *w.shape[2:]), stride=stride if i == last else 1, groups=runs)
+    return x
 
 
 class DeepLinearGenerator(nn.Module):
-    """G: bias-free linear convolutions; colour channels are a batch of gray images (one kernel
-    shared by all channels). Input (N, 1, H, W) -> output (N, 1, (H - K)//s + 1, ...)."""
+    """R generators G: bias-free linear convolutions; colour channels are processed as a batch of
+    gray images (one kernel per run shared by all channels)."""
 
-    def __init__(self, structure: Sequence[int] = (7, 5, 3, 1, 1, 1), channels: int = 64,
+    def __init__(self, runs: int = 1, structure: Sequence[int] = (7, 5, 3, 1, 1, 1), channels: int = 64,
                  stride: int = 2, init_gain: float = 0.1, generator: torch.Generator | None = None):
         super().__init__()
         sizes = list(structure)
@@ -63,39 +77,34 @@ class DeepLinearGenerator(nn.Module):
         outs = [channels] * (len(sizes) - 1) + [1]
         self.weights = nn.ParameterList()
         for c_in, c_out, k in zip(ins, outs, sizes):
-            w = torch.empty(c_out, c_in, k, k)
+            w = torch.empty(runs, c_out, c_in, k, k)
             fan_in, fan_out = c_in * k * k, c_out * k * k
             w.normal_(0.0, init_gain * math.sqrt(2.0 / (fan_in + fan_out)), generator=generator)
             self.weights.append(nn.Parameter(w))  # xavier-normal, gain 0.1 (authors' init)
+        self.runs = runs
         self.stride = stride
         self.kernel_size = 1 + sum(k - 1 for k in sizes)
 
     def kernel(self) -> torch.Tensor:
-        """G's (K, K) correlation kernel, differentiable w.r.t. every weight."""
+        """The runs' (R, K, K) correlation kernels, differentiable w.r.t. every weight."""
         return compose_kernel(list(self.weights))
 
     def forward(self, x: torch.Tensor, kernel: torch.Tensor | None = None) -> torch.Tensor:
-        """Collapsed forward: one strided correlation with ``kernel`` (computed if not given)."""
+        """Collapsed forward: x (N, R, H, W) -> (N, R, h, w), one strided correlation per run."""
         k = self.kernel() if kernel is None else kernel
-        return F.conv2d(x, k[None, None], stride=self.stride)
+        return F.conv2d(x, k.unsqueeze(1), stride=self.stride, groups=self.runs)
 
     def impulse_response(self) -> torch.Tensor:
-        """The kernel as the authors compute it: a delta pushed through every layer."""
+        """The kernels as the authors compute them: a delta pushed through every layer."""
         k = self.kernel_size
-        delta = torch.zeros(1, 1, 2 * k - 1, 2 * k - 1, dtype=self.weights[0].dtype,
-                            device=self.weights[0].device)
-        delta[0, 0, k - 1, k - 1] = 1.0
-        out = delta
-        for w in self.weights:
-            out = F.conv2d(out, w)
-        return out[0, 0].flip([0, 1])
+        w0 = self.weights[0]
+        delta = torch.zeros(1, self.runs, 2 * k - 1, 2 * k - 1, dtype=w0.dtype, device=w0.device)
+        delta[0, :, k - 1, k - 1] = 1.0
+        return grouped_layerwise(delta, list(self.weights), 1)[0].flip([1, 2])
 
     def layerwise_forward(self, x: torch.Tensor) -> torch.Tensor:
         """The same function computed layer by layer, as the authors' code does."""
-        last = len(self.weights) - 1
-        for i, w in enumerate(self.weights):
-            x = F.conv2d(x, w, stride=self.stride if i == last else 1)
-        return x
+        return grouped_layerwise(x, list(self.weights), self.stride)
 
 
 def spectral_normalised(weight: torch.Tensor, u: torch.Tensor, v: torch.Tensor,
@@ -123,29 +132,30 @@ def _default_init(shape: tuple[int, ...], fan_in: int,
 
 
 class PatchDiscriminator(nn.Module):
-    """D: per-patch real/fake map of a (N, 3, H, W) input, receptive field ``kernel_size``.
+    """R discriminators D: per-patch real/fake maps, receptive field ``kernel_size``.
 
-    Output (N, 1, H - kernel_size + 1, W - kernel_size + 1) in (0, 1). The 1x1 layers are stored
-    stacked, (layers - 2, C, C), and run as matrix products on a (C, N * positions) feature matrix.
+    Input (R, N, 3, H, W) (run r's N crops), output (R, N, 1, H - k + 1, W - k + 1) in (0, 1).
+    The 1x1 layers run as batched matrix products on (R, C, N * positions) feature matrices.
     """
 
-    def __init__(self, channels: int = 64, layers: int = 7, kernel_size: int = 7,
+    def __init__(self, runs: int = 1, channels: int = 64, layers: int = 7, kernel_size: int = 7,
                  in_channels: int = 3, generator: torch.Generator | None = None):
         super().__init__()
         hidden = layers - 2
         patch = in_channels * kernel_size**2
-        self.first_weight = nn.Parameter(_default_init((1, channels, patch), patch, generator))
-        self.first_bias = nn.Parameter(torch.zeros(channels))
-        self.hidden_weight = nn.Parameter(_default_init((hidden, channels, channels), channels, generator))
-        self.hidden_bias = nn.Parameter(torch.zeros(hidden, channels))
-        self.bn_weight = nn.Parameter(torch.empty(hidden, channels).normal_(1.0, 0.02, generator=generator))
-        self.bn_bias = nn.Parameter(torch.zeros(hidden, channels))
-        self.last_weight = nn.Parameter(_default_init((1, 1, channels), channels, generator))
-        self.last_bias = nn.Parameter(torch.zeros(1))
-        for name, (n, rows, cols) in {"first": (1, channels, patch), "hidden": (hidden, channels, channels),
-                                      "last": (1, 1, channels)}.items():
+        self.first_weight = nn.Parameter(_default_init((runs, channels, patch), patch, generator))
+        self.first_bias = nn.Parameter(torch.zeros(runs, channels))
+        self.hidden_weight = nn.Parameter(_default_init((runs, hidden, channels, channels), channels, generator))
+        self.hidden_bias = nn.Parameter(torch.zeros(runs, hidden, channels))
+        self.bn_weight = nn.Parameter(torch.empty(runs, hidden, channels).normal_(1.0, 0.02, generator=generator))
+        self.bn_bias = nn.Parameter(torch.zeros(runs, hidden, channels))
+        self.last_weight = nn.Parameter(_default_init((runs, 1, channels), channels, generator))
+        self.last_bias = nn.Parameter(torch.zeros(runs, 1))
+        for name, (n, rows, cols) in {"first": (runs, channels, patch), "hidden": (runs * hidden, channels, channels),
+                                      "last": (runs, 1, channels)}.items():
             self.register_buffer(f"u_{name}", F.normalize(torch.randn(n, rows, generator=generator), dim=1))
             self.register_buffer(f"v_{name}", F.normalize(torch.randn(n, cols, generator=generator), dim=1))
+        self.runs = runs
         self.kernel_size = kernel_size
         self.in_channels = in_channels
 
@@ -155,23 +165,27 @@ class PatchDiscriminator(nn.Module):
         def param(p: torch.Tensor) -> torch.Tensor:
             return p.detach() if detach_params else p
 
-        n = x.shape[0]
-        k = self.kernel_size
+        runs, n = x.shape[:2]
+        k, c_in = self.kernel_size, self.in_channels
         w_first = spectral_normalised(param(self.first_weight), self.u_first, self.v_first, self.training)
-        feat = F.conv2d(x, w_first.view(-1, self.in_channels, k, k), param(self.first_bias))
-        c, oh, ow = feat.shape[1:]
-        feat = feat.view(n, c, oh * ow).transpose(0, 1).reshape(c, n * oh * ow)
-        w_hidden = spectral_normalised(param(self.hidden_weight), self.u_hidden, self.v_hidden,
-                                       self.training)
+        feat = F.conv2d(x.transpose(0, 1).reshape(n, runs * c_in, *x.shape[-2:]),
+                        w_first.reshape(-1, c_in, k, k), param(self.first_bias).reshape(-1), groups=runs)
+        c, oh, ow = feat.shape[1] // runs, feat.shape[-2], feat.shape[-1]
+        cols = n * oh * ow
+        feat = feat.view(n, runs, c, oh * ow).permute(1, 2, 0, 3).reshape(runs, c, cols)
+        hidden = self.hidden_weight.shape[1]
+        w_hidden = spectral_normalised(param(self.hidden_weight).reshape(-1, c, c), self.u_hidden,
+                                       self.v_hidden, self.training).view(runs, hidden, c, c)
         b_hidden = param(self.hidden_bias)
         # BatchNorm in training mode on one crop normalises each channel over that crop's
-        # positions: a GroupNorm with one group per (channel, crop).
-        gamma = param(self.bn_weight).repeat_interleave(n, dim=1)
-        beta = param(self.bn_bias).repeat_interleave(n, dim=1)
-        for i in range(w_hidden.shape[0]):
-            feat = torch.addmm(b_hidden[i][:, None], w_hidden[i], feat)
-            feat = F.group_norm(feat.view(1, c * n, oh * ow), c * n, gamma[i], beta[i], eps=1e-5)
-            feat = F.relu(feat.view(c, n * oh * ow))
+        # positions: a GroupNorm with one group per (run, channel, crop).
+        gamma = param(self.bn_weight).repeat_interleave(n, dim=2)
+        beta = param(self.bn_bias).repeat_interleave(n, dim=2)
+        for i in range(hidden):
+            feat = torch.baddbmm(b_hidden[:, i, :, None], w_hidden[:, i], feat)
+            feat = F.group_norm(feat.view(1, runs * c * n, oh * ow), runs * c * n,
+                                gamma[:, i].reshape(-1), beta[:, i].reshape(-1), eps=1e-5)
+            feat = F.relu(feat.view(runs, c, cols))
         w_last = spectral_normalised(param(self.last_weight), self.u_last, self.v_last, self.training)
-        out = torch.addmm(param(self.last_bias)[:, None], w_last[0], feat)
-        return torch.sigmoid(out).view(n, 1, oh, ow)
+        out = torch.baddbmm(param(self.last_bias)[:, :, None], w_last, feat)
+        return torch.sigmoid(out).view(runs, n, 1, oh, ow)

@@ -1,16 +1,18 @@
-"""One KernelGAN run on one image: crops, losses, the authors' schedule, the output kernel.
+"""KernelGAN training on one image: crops, losses, the authors' schedule - for R runs at once.
 
-Losses (KernelGAN paper Sec. 3, Eq. 3-4, and the authors' code, which uses means throughout):
-L_G = mean(1 - D(G(x))) + 5 * bicubic + 0.5 * |1 - sum k| + 0.5 * mean|k . m|
-      + [1 * centre-of-mass + 5 * mean|k|^0.2 once switched on];
-L_D = (mean(D(G(x) + n)) + mean(1 - D(y + n))) / 2. One G step then one D step per iteration.
+Losses (KernelGAN paper Sec. 3, Eq. 3-4, and the authors' code, which uses means throughout), per
+run: L_G = mean(1 - D(G(x))) + 5 * bicubic + 0.5 * |1 - sum k| + 0.5 * mean|k . m|
+            + [1 * centre-of-mass + 5 * mean|k|^0.2 once switched on];
+     L_D = (mean(D(G(x) + n)) + mean(1 - D(y + n))) / 2.
+One G step then one D step per iteration. The R runs (independent seeds: own initialisation,
+own crops, own schedule) are summed into one loss; their parameters are disjoint, so each run's
+gradients, Adam moments and schedule are exactly its own.
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -22,6 +24,7 @@ from blindsr.estimators.kernelgan.networks import DeepLinearGenerator, PatchDisc
 from blindsr.estimators.kernelgan.settings import KernelGANSettings
 
 MIN_G_CROP = 32  # smallest G crop that still leaves D a 4x4 output map
+CHECK_EVERY = 50  # iterations between finiteness checks and progress reports
 
 
 class NumericalFault(RuntimeError):
@@ -48,30 +51,40 @@ def soft_threshold(kernel: np.ndarray, rank: int, factor: float) -> np.ndarray:
     """Authors' post-processing: subtract factor x the (rank+1)-th largest tap, clip at 0, sum 1."""
     cut = factor * np.sort(kernel.ravel())[-rank - 1]
     k = np.clip(kernel - cut, 0.0, None)
-    return k / k.sum()
+    total = k.sum()
+    if not np.isfinite(total) or total <= 0:
+        raise NumericalFault("no positive kernel mass left after thresholding")
+    return k / total
 
 
 @dataclass
 class Schedule:
-    """The authors' ``Learner``: once the bicubic loss stayed below the threshold for
+    """The authors' ``Learner``, per run: once its bicubic loss stayed below the threshold for
     ``patience`` consecutive iterations, every ``schedule_every`` iterations divide its weight by
     ``decay`` (floor ``bicubic_min``); when it first drops below ``constraints_below`` switch on
     the centre-of-mass and sparsity terms. Learning rates drop ``lr_decay``-fold every
-    ``lr_decay_every`` iterations."""
+    ``lr_decay_every`` iterations (all runs share the iteration count)."""
 
     settings: KernelGANSettings
-    bicubic_weight: float = 0.0
-    centre_weight: float = 0.0
-    sparsity_weight: float = 0.0
-    low_count: int = 0
-    similar_to_bicubic: bool = False
-    constraints_on: bool = False
-    events: dict = field(default_factory=dict)
+    runs: int = 1
+    bicubic_weight: np.ndarray = field(init=False)
+    centre_weight: np.ndarray = field(init=False)
+    sparsity_weight: np.ndarray = field(init=False)
+    low_count: np.ndarray = field(init=False)
+    similar_to_bicubic: np.ndarray = field(init=False)
+    constraints_on: np.ndarray = field(init=False)
+    events: list[dict] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.bicubic_weight = self.settings.bicubic_weight
+        self.bicubic_weight = np.full(self.runs, self.settings.bicubic_weight)
+        self.centre_weight = np.zeros(self.runs)
+        self.sparsity_weight = np.zeros(self.runs)
+        self.low_count = np.zeros(self.runs, dtype=int)
+        self.similar_to_bicubic = np.zeros(self.runs, dtype=bool)
+        self.constraints_on = np.zeros(self.runs, dtype=bool)
+        self.events = [{} for _ in range(self.runs)]
 
-    def update(self, iteration: int, bicubic_loss: float, optimisers) -> None:
+    def update(self, iteration: int, bicubic_losses: Sequence[float], optimisers) -> None:
         s = self.settings
         if iteration == 0:
             return
@@ -79,170 +92,34 @@ class Schedule:
             for opt in optimisers:
                 for group in opt.param_groups:
                     group["lr"] /= s.lr_decay
-        if not self.similar_to_bicubic:
-            if bicubic_loss < s.bicubic_threshold:
-                if self.low_count >= s.bicubic_patience - 1:
-                    self.similar_to_bicubic = True
-                    self.events["similar_to_bicubic"] = iteration
+        for r, loss in enumerate(bicubic_losses):
+            if not self.similar_to_bicubic[r]:
+                if loss < s.bicubic_threshold:
+                    if self.low_count[r] >= s.bicubic_patience - 1:
+                        self.similar_to_bicubic[r] = True
+                        self.events[r]["similar_to_bicubic"] = iteration
+                    else:
+                        self.low_count[r] += 1
                 else:
-                    self.low_count += 1
-            else:
-                self.low_count = 0
-        elif iteration % s.schedule_every == 0 and self.bicubic_weight > s.bicubic_min:
-            self.bicubic_weight = max(self.bicubic_weight / s.bicubic_decay, s.bicubic_min)
-            if not self.constraints_on and self.bicubic_weight < s.constraints_below:
-                self.centre_weight = s.centre_weight
-                self.sparsity_weight = s.sparsity_weight
-                self.constraints_on = True
-                self.events["constraints_on"] = iteration
+                    self.low_count[r] = 0
+            elif iteration % s.schedule_every == 0 and self.bicubic_weight[r] > s.bicubic_min:
+                self.bicubic_weight[r] = max(self.bicubic_weight[r] / s.bicubic_decay, s.bicubic_min)
+                if not self.constraints_on[r] and self.bicubic_weight[r] < s.constraints_below:
+                    self.centre_weight[r] = s.centre_weight
+                    self.sparsity_weight[r] = s.sparsity_weight
+                    self.constraints_on[r] = True
+                    self.events[r]["constraints_on"] = iteration
 
 
 @dataclass
 class RunResult:
-    """Native G kernel (K x K, centre of mass near (K-1)/2 + 0.5), and what happened."""
+    """Native G kernels (R, K, K; centre of mass near (K-1)/2 + 0.5), which runs stayed finite,
+    and what happened."""
 
-    kernel: np.ndarray
+    kernels: np.ndarray
+    finite: np.ndarray
     seconds: float
-    diagnostics: dict
-
-
-class KernelGANRun:
-    """Networks, optimisers and fixed tensors for one run; ``step`` is one iteration."""
-
-    def __init__(self, rgb: np.ndarray, settings: KernelGANSettings, seed: int,
-                 device: torch.device, layerwise: bool = False):
-        self.settings = settings
-        self.device = device
-        self.layerwise = layerwise
-        image = prepare_image(rgb, settings)
-        g_size = min(settings.g_crop, min(image.shape[:2]) // 2 * 2)
-        torch_gen = torch.Generator().manual_seed(seed)
-        self.G = DeepLinearGenerator(settings.g_structure, settings.g_channels, 2,
-                                     settings.g_init_gain, torch_gen).to(device)
-        self.D = PatchDiscriminator(settings.d_channels, settings.d_layers, settings.d_kernel,
-                                    generator=torch_gen).to(device)
-        self.g_size = g_size
-        self.d_size = (g_size - self.G.kernel_size) // 2 + 1
-        rng = np.random.default_rng(seed)
-        self.batch = settings.crops_per_iteration
-        self.plan = plan_crops(image, g_size, self.d_size, settings.iterations * self.batch, rng)
-        self.image = torch.as_tensor(image.transpose(2, 0, 1) * 2.0 - 1.0, dtype=torch.float32,
-                                     device=device).contiguous()
-        self.noise_gen = torch.Generator(device=device).manual_seed(seed + 1)
-        kw = {"lr": settings.lr, "betas": (settings.beta1, 0.999)}
-        fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
-        self.opt_g = torch.optim.Adam(self.G.parameters(), **kw, **fused)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), **kw, **fused)
-        self.bicubic_full = self._bicubic_downscale(settings.bicubic_target)
-        self.mask = torch.as_tensor(penalty_mask(self.G.kernel_size, settings.boundaries_scale),
-                                    dtype=torch.float32, device=device)
-        k = self.G.kernel_size
-        self.indices = torch.arange(k, dtype=torch.float32, device=device)
-        # Centre of mass the authors' G aims at: the centre plus (s-1)/2 for s = 2.
-        self.com_target = torch.full((2,), (k // 2) + 0.5 * (2 - k % 2), device=device)
-        self.schedule = Schedule(settings)
-        self.last_losses: dict[str, float] = {}
-
-    def _bicubic_downscale(self, target: str) -> torch.Tensor:
-        """The bicubic-imitation target for every possible G crop at once.
-
-        The authors downscale each G crop with MATLAB's x1/2 bicubic filter (8 taps, stride 2,
-        pad 3) and keep the part aligned with G's output: output i of a crop at even corner t
-        reads image rows t + 2i + 3 ... t + 2i + 10. Filtering the whole image from row 1 once
-        gives the same numbers; a crop's target is then a slice (``bicubic_target``).
-        """
-        taps = torch.as_tensor(bicubic_taps(2), dtype=torch.float32, device=self.device)
-        down = F.conv2d(self.image[:, 1:, 1:].unsqueeze(1), torch.outer(taps, taps)[None, None],
-                        stride=2)[:, 0]
-        if target == "channel_sum":
-            # The authors expand their 8x8 filter to 3x3 channels, so every output channel is
-            # the sum of all three colours' downscales.
-            down = down.sum(0, keepdim=True).expand_as(down)
-        elif target != "per_channel":
-            raise ValueError(f"bicubic_target must be channel_sum or per_channel, not {target!r}")
-        return down.unsqueeze(0)
-
-    def bicubic_target(self, i: int, size: int) -> torch.Tensor:
-        """(crops, 3, size, size): the bicubic target of iteration ``i``'s G crops."""
-        slices = []
-        for top, left in self.plan.g_corners[i * self.batch:(i + 1) * self.batch] // 2 + 1:
-            slices.append(self.bicubic_full[0, :, top:top + size, left:left + size])
-        return torch.stack(slices)
-
-    def crops(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """G's input (crops * 3, 1, g, g: colours as a batch of grays) and D's noisy real crops
-        (crops, 3, d, d) of iteration ``i``."""
-        g, d = self.g_size, self.d_size
-        span = slice(i * self.batch, (i + 1) * self.batch)
-        g_in = torch.cat([self.image[:, t:t + g, l:l + g] for t, l in self.plan.g_corners[span]]).unsqueeze(1)
-        d_real = torch.stack([self.image[:, t:t + d, l:l + d] for t, l in self.plan.d_corners[span]])
-        noise = torch.randn(d_real.shape, generator=self.noise_gen, device=self.device)
-        return g_in, d_real + noise * self.settings.real_noise
-
-    def patches(self, g_in: torch.Tensor) -> torch.Tensor:
-        """G's input patches as a matrix (crops * 3 * h * w, K * K): G(x) = patches @ vec(k).
-        Built once per iteration and shared by the G and D steps (faster than two strided
-        convolutions)."""
-        k = self.G.kernel_size
-        windows = g_in[:, 0].unfold(1, k, 2).unfold(2, k, 2)  # (3, h, w, K, K), a view
-        return windows.reshape(-1, k * k)
-
-    def generate(self, g_in: torch.Tensor, patches: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-        """G's output for the crops, (crops, 3, h, w)."""
-        h = self.d_size
-        if self.layerwise:
-            return self.G.layerwise_forward(g_in).view(self.batch, 3, h, h)
-        return (patches @ kernel.reshape(-1)).view(self.batch, 3, h, h)
-
-    def current_kernel(self) -> torch.Tensor:
-        return self.G.impulse_response() if self.layerwise else self.G.kernel()
-
-    def regularisers(self, k: torch.Tensor) -> dict[str, torch.Tensor]:
-        total = k.sum()
-        com = torch.stack([k.sum(1) @ self.indices, k.sum(0) @ self.indices]) / total
-        return {
-            "sum_to_one": (1.0 - total).abs(),
-            "boundaries": (k * self.mask).abs().mean(),
-            "centre": F.mse_loss(com, self.com_target),
-            "sparsity": k.abs().pow(self.settings.sparsity_power).mean(),
-        }
-
-    def step(self, i: int) -> float:
-        s, sched = self.settings, self.schedule
-        g_in, d_real = self.crops(i)
-        patches = None if self.layerwise else self.patches(g_in)
-        # G step.
-        self.opt_g.zero_grad(set_to_none=True)
-        k = self.current_kernel()
-        fake = self.generate(g_in, patches, k)
-        loss_gan = (1.0 - self.D(fake, detach_params=True)).mean()
-        bicubic = F.mse_loss(fake, self.bicubic_target(i, fake.shape[-1]))
-        reg = self.regularisers(k)
-        loss_g = (loss_gan + sched.bicubic_weight * bicubic
-                  + s.sum_to_one_weight * reg["sum_to_one"]
-                  + s.boundaries_weight * reg["boundaries"])
-        if sched.constraints_on:
-            loss_g = loss_g + sched.centre_weight * reg["centre"] + sched.sparsity_weight * reg["sparsity"]
-        loss_g.backward()
-        self.opt_g.step()
-        # D step: real and fake crops in one batched forward (per-sample normalisation).
-        self.opt_d.zero_grad(set_to_none=True)
-        with torch.no_grad():
-            fake = self.generate(g_in, patches, self.current_kernel())
-            fake = fake + torch.randn(fake.shape, generator=self.noise_gen,
-                                      device=self.device) * s.fake_noise
-        pred = self.D(torch.cat([d_real, fake]))
-        loss_d = 0.5 * (pred[self.batch:].mean() + (1.0 - pred[:self.batch]).mean())
-        loss_d.backward()
-        self.opt_d.step()
-        bic = float(bicubic.detach())
-        sched.update(i, bic, (self.opt_g, self.opt_d))
-        self.last_losses = {"bicubic": bic, "g": float(loss_g.detach()), "d": float(loss_d.detach())}
-        return bic
-
-    def kernel(self) -> np.ndarray:
-        with torch.no_grad():
-            return self.G.kernel().double().cpu().numpy()
+    diagnostics: list[dict]
 
 
 def prepare_image(rgb: np.ndarray, settings: KernelGANSettings) -> np.ndarray:
@@ -259,27 +136,174 @@ def prepare_image(rgb: np.ndarray, settings: KernelGANSettings) -> np.ndarray:
     return np.ascontiguousarray(rgb)
 
 
-def train(rgb: np.ndarray, settings: KernelGANSettings, seed: int, device: torch.device,
+class KernelGANRun:
+    """Networks, optimisers and fixed tensors for R runs; ``step`` is one iteration of all."""
+
+    def __init__(self, rgb: np.ndarray, settings: KernelGANSettings, seeds: Sequence[int],
+                 device: torch.device, layerwise: bool = False):
+        self.settings = settings
+        self.device = device
+        self.layerwise = layerwise
+        self.runs = len(seeds)
+        self.batch = settings.crops_per_iteration
+        image = prepare_image(rgb, settings)
+        g_size = min(settings.g_crop, min(image.shape[:2]) // 2 * 2)
+        torch_gen = torch.Generator().manual_seed(int(seeds[0]))
+        self.G = DeepLinearGenerator(self.runs, settings.g_structure, settings.g_channels, 2,
+                                     settings.g_init_gain, torch_gen).to(device)
+        self.D = PatchDiscriminator(self.runs, settings.d_channels, settings.d_layers, settings.d_kernel,
+                                    generator=torch_gen).to(device)
+        self.g_size = g_size
+        self.d_size = (g_size - self.G.kernel_size) // 2 + 1
+        plans = [plan_crops(image, g_size, self.d_size, settings.iterations * self.batch,
+                            np.random.default_rng(int(s))) for s in seeds]
+        self.g_corners = np.stack([p.g_corners for p in plans])  # (R, iterations * batch, 2)
+        self.d_corners = np.stack([p.d_corners for p in plans])
+        self.image = torch.as_tensor(image.transpose(2, 0, 1) * 2.0 - 1.0, dtype=torch.float32,
+                                     device=device).contiguous()
+        self.noise_gen = torch.Generator(device=device).manual_seed(int(seeds[0]) + 1)
+        kw = {"lr": settings.lr, "betas": (settings.beta1, 0.999)}
+        fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
+        self.opt_g = torch.optim.Adam(self.G.parameters(), **kw, **fused)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), **kw, **fused)
+        self.bicubic_full = self._bicubic_downscale(settings.bicubic_target)
+        self.mask = torch.as_tensor(penalty_mask(self.G.kernel_size, settings.boundaries_scale),
+                                    dtype=torch.float32, device=device)
+        k = self.G.kernel_size
+        self.indices = torch.arange(k, dtype=torch.float32, device=device)
+        # Centre of mass the authors' G aims at: the centre plus (s-1)/2 for s = 2.
+        self.com_target = torch.full((2,), (k // 2) + 0.5 * (2 - k % 2), device=device)
+        self.schedule = Schedule(settings, self.runs)
+        self.last_losses: dict[str, np.ndarray] = {}
+
+    def _bicubic_downscale(self, target: str) -> torch.Tensor:
+        """The bicubic-imitation target for every possible G crop at once, (3, h', w').
+
+        The authors downscale each G crop with MATLAB's x1/2 bicubic filter (8 taps, stride 2,
+        pad 3) and keep the part aligned with G's output: output i of a crop at even corner t
+        reads image rows t + 2i + 3 ... t + 2i + 10. Filtering the whole image from row 1 once
+        gives the same numbers; a crop's target is then a slice (``bicubic_target``).
+        """
+        taps = torch.as_tensor(bicubic_taps(2), dtype=torch.float32, device=self.device)
+        down = F.conv2d(self.image[:, 1:, 1:].unsqueeze(1), torch.outer(taps, taps)[None, None],
+                        stride=2)[:, 0]
+        if target == "channel_sum":
+            # The authors expand their 8x8 filter to 3x3 channels, so every output channel is
+            # the sum of all three colours' downscales.
+            down = down.sum(0, keepdim=True).expand_as(down)
+        elif target != "per_channel":
+            raise ValueError(f"bicubic_target must be channel_sum or per_channel, not {target!r}")
+        return down
+
+    def _span(self, i: int) -> slice:
+        return slice(i * self.batch, (i + 1) * self.batch)
+
+    def bicubic_target(self, i: int, size: int) -> torch.Tensor:
+        """(R, crops, 3, size, size): the bicubic targets of iteration ``i``'s G crops."""
+        corners = self.g_corners[:, self._span(i)].reshape(-1, 2) // 2 + 1
+        slices = [self.bicubic_full[:, t:t + size, l:l + size] for t, l in corners]
+        return torch.stack(slices).view(self.runs, self.batch, 3, size, size)
+
+    def crops(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """G's input (crops * 3, R, g, g: colours as a batch of grays, runs as channels) and D's
+        noisy real crops (R, crops, 3, d, d) of iteration ``i``."""
+        g, d = self.g_size, self.d_size
+        span = self._span(i)
+        g_in = torch.stack([self.image[:, t:t + g, l:l + g] for t, l in self.g_corners[:, span].reshape(-1, 2)])
+        d_real = torch.stack([self.image[:, t:t + d, l:l + d] for t, l in self.d_corners[:, span].reshape(-1, 2)])
+        noise = torch.randn(d_real.shape, generator=self.noise_gen, device=self.device)
+        d_real = d_real + noise * self.settings.real_noise
+        g_in = g_in.view(self.runs, self.batch * 3, g, g).transpose(0, 1).contiguous()
+        return g_in, d_real.view(self.runs, self.batch, 3, d, d)
+
+    def generate(self, g_in: torch.Tensor, kernel: torch.Tensor | None) -> torch.Tensor:
+        """G's output for the crops, (R, crops, 3, h, w)."""
+        h = self.d_size
+        out = self.G.layerwise_forward(g_in) if self.layerwise else self.G(g_in, kernel)
+        return out.transpose(0, 1).reshape(self.runs, self.batch, 3, h, h)
+
+    def current_kernel(self) -> torch.Tensor:
+        return self.G.impulse_response() if self.layerwise else self.G.kernel()
+
+    def regularisers(self, k: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-run kernel regularisers, each (R,)."""
+        total = k.sum(dim=(1, 2))
+        com = torch.stack([k.sum(2) @ self.indices, k.sum(1) @ self.indices], dim=1) / total[:, None]
+        terms = {
+            "sum_to_one": (1.0 - total).abs(),
+            "boundaries": (k * self.mask).abs().mean(dim=(1, 2)),
+            "centre": ((com - self.com_target) ** 2).mean(dim=1),
+        }
+        if self.schedule.constraints_on.any():
+            terms["sparsity"] = k.abs().pow(self.settings.sparsity_power).mean(dim=(1, 2))
+        return terms
+
+    def step(self, i: int) -> np.ndarray:
+        """One G step and one D step for every run; returns the runs' bicubic losses."""
+        s, sched = self.settings, self.schedule
+        weights = {name: torch.as_tensor(w, dtype=torch.float32, device=self.device) for name, w in
+                   (("bicubic", sched.bicubic_weight), ("centre", sched.centre_weight),
+                    ("sparsity", sched.sparsity_weight))}
+        g_in, d_real = self.crops(i)
+        # G step.
+        self.opt_g.zero_grad(set_to_none=True)
+        k = self.current_kernel()
+        fake = self.generate(g_in, k)
+        loss_gan = (1.0 - self.D(fake, detach_params=True)).mean(dim=(1, 2, 3, 4))
+        bicubic = ((fake - self.bicubic_target(i, fake.shape[-1])) ** 2).mean(dim=(1, 2, 3, 4))
+        reg = self.regularisers(k)
+        loss_g = (loss_gan + weights["bicubic"] * bicubic + s.sum_to_one_weight * reg["sum_to_one"]
+                  + s.boundaries_weight * reg["boundaries"] + weights["centre"] * reg["centre"])
+        if "sparsity" in reg:
+            loss_g = loss_g + weights["sparsity"] * reg["sparsity"]
+        loss_g.sum().backward()
+        self.opt_g.step()
+        # D step: real and fake crops in one batched forward (per-crop normalisation).
+        self.opt_d.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            fake = self.generate(g_in, self.current_kernel())
+            fake = fake + torch.randn(fake.shape, generator=self.noise_gen,
+                                      device=self.device) * s.fake_noise
+        pred = self.D(torch.cat([d_real, fake], dim=1))
+        n = self.batch
+        loss_d = 0.5 * (pred[:, n:].mean(dim=(1, 2, 3, 4)) + (1.0 - pred[:, :n]).mean(dim=(1, 2, 3, 4)))
+        loss_d.sum().backward()
+        self.opt_d.step()
+        losses = torch.stack([bicubic.detach(), loss_g.detach(), loss_d.detach()]).cpu().numpy()
+        sched.update(i, losses[0], (self.opt_g, self.opt_d))
+        self.last_losses = {"bicubic": losses[0], "g": losses[1], "d": losses[2]}
+        return losses[0]
+
+    def kernels(self) -> np.ndarray:
+        with torch.no_grad():
+            return self.G.kernel().double().cpu().numpy()
+
+
+def train(rgb: np.ndarray, settings: KernelGANSettings, seeds: Sequence[int], device: torch.device,
           progress: Callable[[int], None] | None = None, layerwise: bool = False) -> RunResult:
-    """Run KernelGAN for ``settings.iterations`` on an RGB image in [0, 1]; the native kernel."""
+    """Train ``len(seeds)`` KernelGAN runs side by side on an RGB image in [0, 1]."""
     start = time.perf_counter()
-    run = KernelGANRun(rgb, settings, seed, device, layerwise)
-    check_every = 50
+    run = KernelGANRun(rgb, settings, seeds, device, layerwise)
+    finite = np.ones(run.runs, dtype=bool)
+    failed_at = [None] * run.runs
     for i in range(settings.iterations):
-        bic = run.step(i)
-        if (i + 1) % check_every == 0 or i + 1 == settings.iterations:
-            if not math.isfinite(bic) or not all(map(math.isfinite, run.last_losses.values())):
-                raise NumericalFault(f"non-finite loss at iteration {i + 1}")
+        run.step(i)
+        done = i + 1
+        if done % CHECK_EVERY == 0 or done == settings.iterations:
+            for r in range(run.runs):
+                ok = all(np.isfinite(v[r]) for v in run.last_losses.values())
+                if finite[r] and not ok:
+                    finite[r], failed_at[r] = False, done
             if progress is not None:
-                progress(check_every if (i + 1) % check_every == 0 else (i + 1) % check_every)
-    native = run.kernel()
-    if not np.all(np.isfinite(native)):
-        raise NumericalFault("non-finite kernel")
-    diagnostics = {
-        "iterations": settings.iterations,
-        "g_crop": run.g_size,
-        "native_kernel_sum": float(native.sum()),
-        "final_losses": run.last_losses,
-        "schedule_events": run.schedule.events,
-    }
-    return RunResult(native, time.perf_counter() - start, diagnostics)
+                progress(CHECK_EVERY if done % CHECK_EVERY == 0 else done % CHECK_EVERY)
+    kernels = run.kernels()
+    finite &= np.isfinite(kernels).all(axis=(1, 2))
+    diagnostics = []
+    for r, seed in enumerate(seeds):
+        diagnostics.append({
+            "seed": int(seed), "finite": bool(finite[r]), "failed_at_iteration": failed_at[r],
+            "native_kernel_sum": float(kernels[r].sum()) if finite[r] else None,
+            "final_losses": {k: float(v[r]) for k, v in run.last_losses.items()},
+            "schedule_events": run.schedule.events[r]})
+    return RunResult(kernels, finite, time.perf_counter() - start,
+                     [dict(d, iterations=settings.iterations, g_crop=run.g_size) for d in diagnostics])

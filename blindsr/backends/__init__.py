@@ -1,0 +1,106 @@
+"""SR back-ends behind one registry; names equal the Hydra ``sr`` group options.
+
+A back-end declares what it needs from the kernel handoff (``KernelNeeds``); ``adapt`` is the one
+place where handoff kernels are converted to that (scales present, x4 derived from x2 when
+missing, support cropped or padded with the lost energy recorded). Back-end specific conversions
+beyond that (e.g. SRMD's bicubic-downsampler fit) live in the back-end's own module.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from blindsr.errors import UsageError
+from blindsr.kernel import SRKernel
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class KernelNeeds:
+    """What a back-end takes from the handoff.
+
+    Attributes:
+        scales: SR factors it supports.
+        kernels: "none" (ignores kernels), "target" (the kernel of the requested scale) or
+            "stages" (every stage of a gradual run: x2, then x4 for scale 4).
+        support: odd kernel size it requires, or None for any.
+    """
+
+    scales: tuple[int, ...]
+    kernels: str = "target"
+    support: int | None = None
+
+
+@dataclass
+class SRResult:
+    image: np.ndarray  # float64 (H * s, W * s, 3) in [0, 1]
+    seconds: float
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend(Protocol):
+    name: str
+    needs: KernelNeeds
+
+    def work(self, shape: tuple[int, int], scale: int) -> int:
+        """Units of progress ``super_resolve`` will report (for one progress bar)."""
+
+    def super_resolve(self, rgb: np.ndarray, scale: int, kernels: dict[int, SRKernel], *,
+                      seed: int = 0, progress: Progress | None = None) -> SRResult:
+        """Super-resolve an RGB image in [0, 1] by ``scale`` with kernels from ``adapt``."""
+
+
+_REGISTRY: dict[str, Callable[..., Backend]] = {}
+
+
+def register_backend(name: str):
+    def wrap(factory):
+        _REGISTRY[name] = factory
+        factory.name = name
+        return factory
+    return wrap
+
+
+def get_backend(name: str, **options: Any) -> Backend:
+    _load_builtin()
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown SR back-end {name!r}; choose from {sorted(_REGISTRY)}")
+    return _REGISTRY[name](**options)
+
+
+def backend_names() -> list[str]:
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def adapt(kernels: dict[int, SRKernel], needs: KernelNeeds, scale: int) -> dict[int, SRKernel]:
+    """Handoff kernels -> exactly what a back-end declared it needs, for SR factor ``scale``."""
+    if scale not in needs.scales:
+        raise UsageError(f"this back-end supports scale {', '.join(map(str, needs.scales))}, not {scale}")
+    if needs.kernels == "none":
+        return {}
+    wanted = (2, 4) if needs.kernels == "stages" and scale == 4 else (scale,)
+    out = {}
+    for s in wanted:
+        if s in kernels:
+            k = kernels[s]
+        elif s == 4 and 2 in kernels:
+            k = kernels[2].derive_x4()
+        else:
+            raise UsageError(f"an x{s} kernel is needed (have x{', x'.join(map(str, sorted(kernels)))})")
+        out[s] = k.fit_support(needs.support) if needs.support else k
+    return out
+
+
+def _load_builtin() -> None:
+    import importlib
+
+    for module in ("bicubic", "zssr", "srmd"):
+        try:
+            importlib.import_module(f"blindsr.backends.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"blindsr.backends.{module}":
+                raise

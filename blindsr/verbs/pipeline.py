@@ -1,0 +1,27 @@
+"""``pipeline``: estimate the photo's kernel, then super-resolve it with that kernel."""
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from blindsr.images import read_image
+from blindsr.outputs import prepare_output_dir, safe_stem
+from blindsr.stages import (build_backend, build_estimator, check_scale, output_paths, progress_bar,
+                            run_pipeline, write_outputs)
+
+
+def run(cfg: DictConfig) -> int:
+    scale = check_scale(cfg.scale)
+    estimator = build_estimator(cfg.estimator, cfg.device)
+    backend = build_backend(cfg.sr, cfg.device)
+    image = read_image(cfg.input, cfg.max_pixels)
+    stem = safe_stem(image.path.name)
+    kernel_scales = (2, 4) if scale == 4 else (2,)
+    out = prepare_output_dir(cfg.output, output_paths(cfg.output, stem, scale, kernel_scales), cfg.overwrite)
+    total = estimator.iterations(scale) + backend.work(image.shape, scale)
+    with progress_bar(total, f"{stem} x{scale}") as bar:
+        result = run_pipeline(image, estimator, backend, scale, seed=cfg.seed, progress=bar.update)
+    paths = write_outputs(out, stem, scale, image, result, cfg)
+    print(f"x{scale} image: {paths['image']}")
+    print(f"kernels: {', '.join(str(paths[f'kernel_x{s}']) for s in sorted(result.kernels))}")
+    print(f"record: {paths['record']}")
+    return 0
