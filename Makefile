@@ -2,6 +2,7 @@
 #   make test            install into .venv (first time) and run the test suite
 #   make demo            install and run the demo on a CC0 photo (prints how close the kernel is)
 #   make bench-kernel    KernelGAN speed and accuracy -> docs/BENCHMARKS.md
+#   make bench-zssr      ZSSR iteration overhead, run times and PSNR -> docs/BENCHMARKS.md
 # PyTorch: TORCH picks the build. The default takes the CPU build this project is developed on;
 # on a CUDA machine use e.g. TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126",
 # or TORCH=none to keep a torch that is already installed (with VENV_FLAGS=--system-site-packages).
@@ -16,7 +17,7 @@ SHARED ?= ../shared
 DATA ?= $(SHARED)/data/BSD100RK
 SCALE ?= 2
 
-.PHONY: install test demo bench-kernel clean
+.PHONY: install test demo bench-kernel bench-zssr clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
@@ -34,6 +35,9 @@ demo: $(STAMP)
 
 bench-kernel: $(STAMP)
 	$(BIN)/python benchmarks/kernel.py --data $(DATA)
+
+bench-zssr: $(STAMP)
+	$(BIN)/python benchmarks/zssr.py --data $(DATA)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

