@@ -2,6 +2,10 @@
 #   make test            install into .venv (first time) and run the test suite
 #   make demo            install and run the demo on a CC0 photo (prints how close the kernel is)
 #   make bench-kernel    KernelGAN speed and accuracy -> docs/BENCHMARKS.md
+#   make bench-srmd      SRMD weights vs published figures, kernel adapter, tiling/memory -> docs/BENCHMARKS.md
+#   make batch IN=photos OUT=results [SR=zssr] [SCALE=2] [EXECUTOR=serial]   a whole folder
+#   make eval DATA=benchmark [SCALE=2] [LIMIT=0]                             the Table-1 evaluation
+#   make report OUT=results                                                  rebuild report.html
 #   make bench-zssr      ZSSR iteration overhead, run times and PSNR -> docs/BENCHMARKS.md
 # PyTorch: TORCH picks the build. The default takes the CPU build this project is developed on;
 # on a CUDA machine use e.g. TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126",
@@ -16,8 +20,13 @@ STAMP := $(VENV)/.installed
 SHARED ?= ../shared
 DATA ?= $(SHARED)/data/BSD100RK
 SCALE ?= 2
+SR ?= zssr
+EXECUTOR ?= serial
+LIMIT ?= 0
+ESTIMATORS ?= [gt,kernelgan,bicubic]
+SRS ?= [bicubic,zssr,srmd]
 
-.PHONY: install test demo bench-kernel bench-zssr clean
+.PHONY: install test demo bench-kernel bench-zssr bench-srmd clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
@@ -36,8 +45,21 @@ demo: $(STAMP)
 bench-kernel: $(STAMP)
 	$(BIN)/python benchmarks/kernel.py --data $(DATA)
 
+bench-srmd: $(STAMP)
+	$(BIN)/python benchmarks/srmd.py --data $(DATA) --pca $(SHARED)/srmd/srmd_pca_matlab.mat
+
 bench-zssr: $(STAMP)
 	$(BIN)/python benchmarks/zssr.py --data $(DATA)
+
+batch: $(STAMP)
+	$(BIN)/python -m blindsr batch "input=$(IN)" "output=$(OUT)" sr=$(SR) scale=$(SCALE) executor=$(EXECUTOR)
+
+eval: $(STAMP)
+	$(BIN)/python -m blindsr eval "dataset=$(DATA)" scale=$(SCALE) limit=$(LIMIT) \
+		"estimators=$(ESTIMATORS)" "srs=$(SRS)" "output=$(or $(OUT),blindsr_eval)"
+
+report: $(STAMP)
+	$(BIN)/python -m blindsr report "output=$(OUT)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -28,6 +28,8 @@ VERBS: dict[str, tuple[str, str, str]] = {
            "sr input=PHOTO kernel=PATH[,PATH] [sr=zssr|srmd|bicubic] [scale=2|4] [output=DIR]"),
     "batch": ("batch", "run the pipeline over a folder (resumable)",
               "batch input=FOLDER output=DIR [sr=...] [scale=2|4] [executor=serial|local|submitit|ray]"),
+    "report": ("report", "rebuild a batch folder's summary and report.html",
+               "report output=DIR [gt=HR_FOLDER]"),
     "eval": ("evaluate", "score kernels and SR on a DIV2KRK-layout benchmark",
              "eval dataset=DIR [scale=2|4] [limit=N] [estimator=...]"),
     "degrade": ("degrade", "make a DIV2KRK-layout benchmark from HR images",

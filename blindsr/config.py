@@ -70,6 +70,13 @@ class BicubicBackendConfig:
 
 
 @dataclass
+class NoBackendConfig:
+    """Only in ``eval``: score kernels without super-resolving."""
+
+    name: str = "none"
+
+
+@dataclass
 class CommonConfig:
     output: str = "blindsr_out"
     device: str = "auto"
@@ -94,6 +101,7 @@ class EvalConfig(CommonConfig):
     scale: int = 2
     limit: int = 0
     estimator: Any = MISSING
+    sr: Any = MISSING
 
 
 @dataclass
@@ -131,7 +139,66 @@ class WeightsConfig:
     debug: bool = False
 
 
+@dataclass
+class SerialExecutorConfig:
+    name: str = "serial"
+
+
+@dataclass
+class LocalExecutorConfig:
+    name: str = "local"
+    workers: int = 2
+    threads_per_worker: int = 0
+
+
+@dataclass
+class SubmititExecutorConfig:
+    name: str = "submitit"
+    cluster: Optional[str] = None  # null: SLURM; local | debug: without SLURM
+    folder: str = ""
+    partition: Optional[str] = None
+    timeout_min: int = 60
+    cpus_per_task: int = 2
+    gpus_per_node: int = 0
+    mem_gb: int = 8
+    array_parallelism: int = 16
+    threads_per_task: int = 0
+
+
+@dataclass
+class RayExecutorConfig:
+    name: str = "ray"
+    address: Optional[str] = None
+    num_cpus: float = 1
+    num_gpus: float = 0
+    threads_per_task: int = 1
+
+
+@dataclass
+class BatchConfig(CommonConfig):
+    input: str = MISSING
+    output: str = MISSING
+    scale: int = 2
+    recursive: bool = False
+    gt: Optional[str] = None  # folder of ground-truth HR images with the same relative names
+    title: str = ""
+    estimator: Any = MISSING
+    sr: Any = MISSING
+    executor: Any = MISSING
+
+
+@dataclass
+class ReportConfig:
+    output: str = MISSING
+    gt: Optional[str] = None
+    title: str = ""
+    log_level: str = "WARNING"
+    debug: bool = False
+
+
 SCHEMAS = {
+    "batch": BatchConfig,
+    "report": ReportConfig,
     "pipeline": PipelineConfig,
     "sr": SRConfig,
     "estimate": EstimateConfig,
@@ -142,7 +209,10 @@ SCHEMAS = {
 GROUP_SCHEMAS = {
     "estimator": {"kernelgan": KernelGANConfig, "bicubic": BicubicEstimatorConfig,
                   "gt": GroundTruthEstimatorConfig},
-    "sr": {"zssr": ZSSRBackendConfig, "srmd": SRMDBackendConfig, "bicubic": BicubicBackendConfig},
+    "sr": {"zssr": ZSSRBackendConfig, "srmd": SRMDBackendConfig, "bicubic": BicubicBackendConfig,
+           "none": NoBackendConfig},
+    "executor": {"serial": SerialExecutorConfig, "local": LocalExecutorConfig,
+                 "submitit": SubmititExecutorConfig, "ray": RayExecutorConfig},
 }
 
 

@@ -18,13 +18,20 @@ _NUMBER = re.compile(r"(\d+)")
 
 @dataclass(frozen=True)
 class BenchmarkImage:
-    """One image of a benchmark: its ground truth, LR input and true kernel at one scale."""
+    """One image of a benchmark: its ground truth, LR input at one scale, and its true kernels
+    by scale (x2 and x4 when the set has both)."""
 
     name: str
     number: int
+    scale: int
     gt: Path
     lr: Path
-    kernel: Path | None
+    kernels: dict[int, Path]
+
+    @property
+    def kernel(self) -> Path | None:
+        """The true kernel at this entry's scale, if the set has one."""
+        return self.kernels.get(self.scale)
 
 
 def _number(path: Path) -> int | None:
@@ -53,10 +60,11 @@ def load_benchmark(root: str | Path, scale: int, limit: int = 0) -> list[Benchma
         raise InputError(f"{root}: not a DIV2KRK-layout benchmark (needs gt/ and lr_x{scale}/)")
     lrs = _by_number(lr_dir, (".png",))
     gts = _by_number(root / "gt", (".png",))
-    kernels = _by_number(root / f"gt_k_x{scale}", (".npy", ".mat"))
+    kernels = {s: _by_number(root / f"gt_k_x{s}", (".npy", ".mat")) for s in (2, 3, 4)}
     numbers = sorted(set(lrs) & set(gts))
     if not numbers:
         raise InputError(f"{root}: no image has both gt/ and lr_x{scale}/ files")
     if limit > 0:
         numbers = numbers[:limit]
-    return [BenchmarkImage(f"im_{n}", n, gts[n], lrs[n], kernels.get(n)) for n in numbers]
+    return [BenchmarkImage(f"im_{n}", n, scale, gts[n], lrs[n], {s: k[n] for s, k in kernels.items() if n in k})
+            for n in numbers]

@@ -16,10 +16,13 @@ def _cell(value: Any, digits: int) -> str:
     return "" if value is None else str(value)
 
 
-def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], digits: int = 2) -> str:
+def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str],
+                   digits: int | dict[str, int] = 2) -> str:
+    """Rows as a markdown table; ``digits`` for floats, or per column (default 2)."""
+    places = {c: (digits.get(c, 2) if isinstance(digits, dict) else digits) for c in columns}
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
-        lines.append("| " + " | ".join(_cell(row.get(c), digits) for c in columns) + " |")
+        lines.append("| " + " | ".join(_cell(row.get(c), places[c]) for c in columns) + " |")
     return "\n".join(lines)
 
 

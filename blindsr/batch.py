@@ -1,0 +1,158 @@
+"""Folders of images: one task per image, resumable, failures isolated.
+
+Each image gets its own result folder (its relative path without the suffix; ``photo_jpg`` style
+when two images would share one). A task writes the SR image, kernels and record atomically, then
+``COMPLETE`` last - a small JSON with the config fingerprint and the files' hashes. A folder without
+a valid marker is an interrupted or failed run: it is emptied and redone from scratch. A task never
+raises: failures come back as an outcome with the error message, so one bad image cannot stop the
+others. ``process`` is a top-level function of plain data, so every executor (threads, processes,
+SLURM via submitit, Ray) can run it.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from blindsr.errors import BlindSRError
+from blindsr.images import list_images, read_image
+from blindsr.outputs import safe_stem, write_json
+
+COMPLETE = "COMPLETE.json"
+# Config keys that do not change what a task produces (so changing them keeps finished images).
+NEUTRAL_KEYS = ("input", "output", "overwrite", "log_level", "debug", "executor", "recursive", "gt", "device")
+
+
+@dataclass(frozen=True)
+class ImageTask:
+    source: str
+    folder: str
+    stem: str
+    config: dict
+    fingerprint: str
+
+
+@dataclass
+class ImageOutcome:
+    source: str
+    folder: str
+    status: str  # done | failed | resumed
+    error: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+def fingerprint(config: dict) -> str:
+    """Hash of everything in the config that affects a task's results."""
+    relevant = {k: v for k, v in config.items() if k not in NEUTRAL_KEYS}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def plan_tasks(input_dir: str | Path, output_dir: str | Path, config: dict,
+               recursive: bool = False) -> tuple[list[ImageTask], list[Path]]:
+    """Tasks for every image under ``input_dir`` and the other files (skipped). Task paths are
+    absolute: workers of other executors may run in other working directories."""
+    input_dir, output_dir = Path(input_dir).resolve(), Path(output_dir).resolve()
+    images, others = list_images(input_dir, recursive)
+    print_key = fingerprint(config)
+    taken: dict[Path, int] = {}
+    folders = []
+    for path in images:
+        rel = path.relative_to(input_dir)
+        folder = rel.parent / safe_stem(rel.name)
+        taken[folder] = taken.get(folder, 0) + 1
+        folders.append(folder)
+    tasks = []
+    for path, folder in zip(images, folders):
+        if taken[folder] > 1:  # photo.jpg and photo.png side by side
+            folder = folder.with_name(f"{folder.name}_{path.suffix.lstrip('.').lower()}")
+        tasks.append(ImageTask(str(path), str(output_dir / folder), safe_stem(path.name), config, print_key))
+    return tasks, others
+
+
+def completed(task: ImageTask) -> dict | None:
+    """The marker of a finished task with the same fingerprint whose files are all there."""
+    marker = Path(task.folder) / COMPLETE
+    try:
+        info = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
+    if info.get("fingerprint") != task.fingerprint:
+        return None
+    if not all((Path(task.folder) / name).is_file() for name in info.get("files", {})):
+        return None
+    return info
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@functools.lru_cache(maxsize=4)
+def _stages(config_json: str):
+    """Estimator and back-end for a config, built once per worker process."""
+    from blindsr.stages import build_backend, build_estimator
+
+    config = OmegaConf.create(json.loads(config_json))
+    return build_estimator(config.estimator, config.device), build_backend(config.sr, config.device)
+
+
+def process(task: ImageTask, progress=None) -> ImageOutcome:
+    """Run the pipeline on one image into its folder; never raises."""
+    from blindsr.stages import run_pipeline, write_outputs
+
+    info = completed(task)
+    if info is not None:
+        return ImageOutcome(task.source, task.folder, "resumed", seconds=info.get("seconds", {}),
+                            files=info.get("files", {}), record=info.get("record", {}))
+    folder = Path(task.folder)
+    start = time.perf_counter()
+    try:
+        if folder.exists():
+            shutil.rmtree(folder)  # an interrupted or failed earlier attempt: redo from scratch
+        folder.mkdir(parents=True)
+        estimator, backend = _stages(json.dumps(task.config, sort_keys=True))
+        scale = int(task.config["scale"])
+        image = read_image(task.source, int(task.config.get("max_pixels", 40_000_000)))
+        result = run_pipeline(image, estimator, backend, scale, seed=int(task.config.get("seed", 0)),
+                              progress=progress)
+        paths = write_outputs(folder, task.stem, scale, image, result, task.config)
+    except BlindSRError as exc:
+        return _failed(task, str(exc), start)
+    except Exception as exc:  # noqa: BLE001 - one image's crash must not stop the batch
+        return _failed(task, f"internal error: {exc.__class__.__name__}: {exc}", start)
+    stages = result.record["stages"]
+    seconds = {name: stage.get("seconds", 0.0) for name, stage in stages.items()}
+    seconds["total"] = round(time.perf_counter() - start, 3)
+    files = {p.name: _sha256(p) for p in folder.iterdir() if p.is_file()}
+    record = {"kernels": result.record["kernels"], "warnings": result.record["warnings"],
+              "kernel_file": paths[f"kernel_x{min(result.kernels)}"].name, "image_file": paths["image"].name,
+              "kernel_provenance": {k: v for k, v in result.kernels[min(result.kernels)].provenance.items()
+                                    if k in ("restart_agreement_db", "restarts", "fallback", "seconds")}}
+    write_json(folder / COMPLETE, {"fingerprint": task.fingerprint, "source": task.source,
+                                   "seconds": seconds, "files": files, "record": record})
+    return ImageOutcome(task.source, task.folder, "done", seconds=seconds, files=files, record=record)
+
+
+def _failed(task: ImageTask, message: str, start: float) -> ImageOutcome:
+    folder = Path(task.folder)
+    error = " ".join(message.split())
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(folder / "ERROR.json", {"source": task.source, "error": error})
+    except OSError:
+        pass
+    return ImageOutcome(task.source, task.folder, "failed", error=error,
+                        seconds={"total": round(time.perf_counter() - start, 3)})
+
+
+def outcome_dict(outcome: ImageOutcome) -> dict:
+    return asdict(outcome)

@@ -1,0 +1,68 @@
+"""``batch``: the pipeline over every image of a folder, resumable, on any executor.
+
+One result folder per image under ``output``; finished images (``COMPLETE.json`` with the same
+config fingerprint) are skipped on a re-run, interrupted ones redone from scratch, failures
+recorded without stopping the others. Writes ``summary.csv``, ``summary.json`` and ``report.html``
+to ``output``; exits with 1 (and the count) if any image failed.
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from blindsr.batch import COMPLETE, ImageOutcome, plan_tasks
+from blindsr.errors import InputError
+from blindsr.executors import get_executor
+from blindsr.outputs import prepare_output_dir
+from blindsr.report import summary_rows, write_report, write_summary
+from blindsr.stages import build_backend, build_estimator, check_scale, options
+
+
+def run(cfg: DictConfig) -> int:
+    scale = check_scale(cfg.scale)
+    executor = get_executor(cfg.executor.name, **options(cfg.executor))
+    build_estimator(cfg.estimator, cfg.device)  # fail fast on a bad stage config, before any work
+    build_backend(cfg.sr, cfg.device)
+    input_dir, output_dir = Path(cfg.input).resolve(), Path(cfg.output).resolve()
+    if not input_dir.is_dir():
+        raise InputError(f"{input_dir}: not a folder")
+    gt_dir = Path(cfg.gt) if cfg.gt else None
+    if gt_dir is not None and not gt_dir.is_dir():
+        raise InputError(f"gt={gt_dir}: not a folder")
+    config = OmegaConf.to_container(cfg, resolve=True)
+    tasks, others = plan_tasks(input_dir, output_dir, config, cfg.recursive)
+    if not tasks:
+        raise InputError(f"{input_dir}: no images found")
+    prepare_output_dir(output_dir)
+    if cfg.overwrite:
+        for task in tasks:
+            shutil.rmtree(task.folder, ignore_errors=True)
+    outcomes: list[ImageOutcome] = []
+    with tqdm(total=len(tasks), desc="batch", unit="image", dynamic_ncols=True, disable=None,
+              file=sys.stderr) as bar:
+        def on_done(outcome: ImageOutcome) -> None:
+            outcomes.append(outcome)
+            bar.set_postfix_str(f"{sum(o.status == 'failed' for o in outcomes)} failed")
+            bar.update(1)
+
+        executor.run(tasks, on_done)
+    rows = summary_rows(outcomes, input_dir, output_dir, scale, gt_dir)
+    meta = {"input": str(input_dir), "scale": scale, "executor": cfg.executor.name,
+            "estimator": config["estimator"], "sr": config["sr"], "seed": cfg.seed,
+            "skipped_non_images": [str(p.relative_to(input_dir)) for p in others],
+            "marker": COMPLETE}
+    csv_path, _ = write_summary(rows, output_dir, meta)
+    report = write_report(rows, outcomes, output_dir, scale, cfg.title or f"blindsr batch: {input_dir}")
+    failed = [o for o in outcomes if o.status == "failed"]
+    resumed = sum(o.status == "resumed" for o in outcomes)
+    print(f"{len(tasks)} images: {len(tasks) - len(failed) - resumed} done, {resumed} already done, "
+          f"{len(failed)} failed; {len(others)} non-image files skipped")
+    print(f"summary: {csv_path}\nreport: {report}")
+    if failed:
+        print(f"blindsr batch: {len(failed)} image(s) failed (see {csv_path})", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,118 @@
+"""Batch runs: resume, failure isolation, executor equivalence, summary and report."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import textured_image
+
+FAST = ["estimator.iterations=30", "estimator.restarts=2", "sr=bicubic", "recursive=true"]
+
+
+def blindsr(*args, cwd, timeout=600):
+    return subprocess.run([sys.executable, "-m", "blindsr", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=timeout)
+
+
+def make_folder(root: Path, rng) -> Path:
+    src = root / "in"
+    (src / "nested").mkdir(parents=True)
+    for i in range(2):
+        Image.fromarray((textured_image(rng, 64 + 4 * i, 72) * 255).astype(np.uint8)).save(src / f"img {i}.png")
+    Image.fromarray((textured_image(rng, 64, 64) * 255).astype(np.uint8)).save(src / "nested" / "deep.png")
+    (src / "notes.txt").write_text("not an image")
+    return root
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """A folder of three images and one uninterrupted serial run over it."""
+    root = make_folder(tmp_path_factory.mktemp("batch"), np.random.default_rng(7))
+    run = blindsr("batch", "input=in", "output=serial", *FAST, cwd=root)
+    assert run.returncode == 0, run.stderr
+    return root
+
+
+def kernel_hashes(out: Path) -> dict[str, str]:
+    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(out.rglob("*_kernel_x2.npy"))}
+
+
+def test_batch_isolates_failures_and_resumes(tmp_path, rng):
+    root = make_folder(tmp_path, rng)
+    (root / "in" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    first = blindsr("batch", "input=in", "output=out", *FAST, cwd=root)
+    assert first.returncode == 1 and "1 image(s) failed" in first.stderr
+    assert "Traceback" not in first.stderr
+    summary = json.loads((root / "out" / "summary.json").read_text())
+    status = {r["image"]: r["status"] for r in summary["rows"]}
+    assert status == {"broken.png": "failed", "img 0.png": "done", "img 1.png": "done", "nested/deep.png": "done"}
+    assert summary["skipped_non_images"] == ["notes.txt"]
+    assert "broken.png" in next(r["error"] for r in summary["rows"] if r["status"] == "failed")
+    before = kernel_hashes(root / "out")
+    assert len(before) == 3
+    report = (root / "out" / "report.html").read_text()
+    assert report.count("<section>") == 3 and "data:image/png;base64," in report and "Failures" in report
+    (root / "in" / "broken.png").unlink()
+    again = blindsr("batch", "input=in", "output=out", *FAST, cwd=root)
+    assert again.returncode == 0, again.stderr
+    assert "0 done, 3 already done, 0 failed" in again.stdout
+    assert kernel_hashes(root / "out") == before
+    assert not (root / "out" / "broken").exists() or not list((root / "out" / "broken").glob("*.png"))
+    changed = blindsr("batch", "input=in", "output=out", *FAST, "seed=9", cwd=root)
+    assert "3 done, 0 already done" in changed.stdout  # another config: finished images are redone
+
+
+def test_interrupted_batch_resumes_to_identical_outputs(reference):
+    out = reference / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "blindsr", "batch", "input=in", "output=killed", *FAST],
+                            cwd=reference, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not list(out.rglob("COMPLETE.json")) and time.time() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = len(list(out.rglob("COMPLETE.json")))
+    assert 1 <= finished < 3
+    resumed = blindsr("batch", "input=in", "output=killed", *FAST, cwd=reference)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{finished} already done" in resumed.stdout
+    assert kernel_hashes(out) == kernel_hashes(reference / "serial")
+    images = {p.relative_to(out): p.read_bytes() for p in out.rglob("*_x2.png")}
+    assert images == {p.relative_to(reference / "serial"): p.read_bytes()
+                      for p in (reference / "serial").rglob("*_x2.png")}
+
+
+@pytest.mark.parametrize("executor", [
+    ["executor=local", "executor.workers=2"],
+    ["executor=submitit", "executor.cluster=local", "executor.timeout_min=10"],
+    ["executor=ray", "executor.address=127.0.0.1:26479"],
+])
+def test_executors_give_identical_kernels(reference, executor):
+    name = executor[0].split("=")[1]
+    if name != "local":
+        pytest.importorskip(name)
+    ray_cli = [sys.executable, "-m", "ray.scripts.scripts"]
+    if name == "ray":
+        start = subprocess.run([*ray_cli, "start", "--head", "--node-ip-address=127.0.0.1", "--port=26479",
+                                "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
+                               capture_output=True, text=True, timeout=180)
+        assert start.returncode == 0, start.stderr
+    try:
+        other = blindsr("batch", "input=in", f"output={name}", *FAST, *executor, cwd=reference)
+        assert other.returncode == 0, other.stderr + other.stdout
+    finally:
+        if name == "ray":
+            subprocess.run([*ray_cli, "stop", "--force"], capture_output=True, timeout=120)
+    assert len(kernel_hashes(reference / "serial")) == 3
+    assert kernel_hashes(reference / name) == kernel_hashes(reference / "serial")
