@@ -219,8 +219,8 @@ class SRKernel:
 
 def kernel_paths(directory: Path, stem: str, scale: int) -> dict[str, Path]:
     """Where ``save_kernel`` writes: ``<stem>_kernel_x{s}.{npy,mat,png,json}``."""
-    base = Path(directory) / f"{stem}_kernel_x{scale}"
-    return {ext: base.with_suffix(f".{ext}") for ext in ("npy", "mat", "png", "json")}
+    base = f"{stem}_kernel_x{scale}"  # not Path.with_suffix: stems may contain dots ("a..b")
+    return {ext: Path(directory) / f"{base}.{ext}" for ext in ("npy", "mat", "png", "json")}
 
 
 def save_kernel(kernel: SRKernel, directory: Path, stem: str) -> dict[str, Path]:

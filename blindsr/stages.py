@@ -18,7 +18,7 @@ from tqdm import tqdm
 from blindsr import __version__
 from blindsr.backends import Backend, adapt, get_backend
 from blindsr.degradation import imresize
-from blindsr.errors import UsageError
+from blindsr.errors import InputError, UsageError
 from blindsr.estimators import Estimator, get_estimator
 from blindsr.images import LoadedImage, write_image
 from blindsr.kernel import SRKernel, kernel_paths, save_kernel
@@ -52,6 +52,15 @@ def build_backend(node: DictConfig, device: str) -> Backend:
         return get_backend(node.name, device=device, **options(node))
     except KeyError as exc:
         raise UsageError(str(exc.args[0])) from None
+
+
+def check_image(image: LoadedImage, estimator: Estimator | None) -> None:
+    """Refuse an image the estimator cannot handle, naming the file (before any output)."""
+    if estimator is not None:
+        try:
+            estimator.check(image.shape)
+        except InputError as exc:
+            raise InputError(f"{image.path}: {exc}") from None
 
 
 def progress_bar(total: int, desc: str) -> tqdm:
@@ -94,6 +103,7 @@ def run_pipeline(image: LoadedImage, estimator: Estimator | None, backend: Backe
     if kernels is None:
         if estimator is None:
             raise ValueError("run_pipeline needs an estimator or kernels")
+        check_image(image, estimator)
         start = time.perf_counter()
         estimate = estimator.estimate(image.rgb, scale, seed=seed, progress=progress)
         kernels = estimate.kernels

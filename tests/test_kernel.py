@@ -129,8 +129,8 @@ def test_dilate():
 
 def test_save_load_roundtrip(tmp_path):
     k = SRKernel(gaussian(11, 2.0, 0.7, -0.3), 2, provenance={"estimator": "test", "seed": 4})
-    paths = save_kernel(k, tmp_path, "photo é")
-    assert {p.name for p in paths.values()} == {f"photo é_kernel_x2.{e}" for e in ("npy", "mat", "png", "json")}
+    paths = save_kernel(k, tmp_path, "photo é v1.2")
+    assert {p.name for p in paths.values()} == {f"photo é v1.2_kernel_x2.{e}" for e in ("npy", "mat", "png", "json")}
     assert np.array_equal(np.load(paths["npy"]), k.array)
     assert np.array_equal(sio.loadmat(str(paths["mat"]))["Kernel"], k.array)
     meta = json.loads(paths["json"].read_text())

@@ -31,6 +31,10 @@ class Estimator(Protocol):
     def iterations(self, scale: int) -> int:
         """Units of work ``estimate`` reports through ``progress`` (for one progress bar)."""
 
+    def check(self, shape: tuple[int, int]) -> None:
+        """Raise ``InputError`` if an image of ``shape`` (rows, cols) cannot be handled; verbs call
+        this before creating any output."""
+
     def estimate(self, rgb: np.ndarray, scale: int, *, seed: int = 0,
                  progress: Progress | None = None) -> Estimate:
         ...

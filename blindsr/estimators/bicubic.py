@@ -15,6 +15,9 @@ class BicubicEstimator:
     def iterations(self, scale: int) -> int:
         return 0
 
+    def check(self, shape: tuple[int, int]) -> None:
+        pass
+
     def estimate(self, rgb: np.ndarray, scale: int, *, seed: int = 0,
                  progress: Progress | None = None) -> Estimate:
         kernels = {s: bicubic_kernel(s) for s in ((2, 4) if scale == 4 else (scale,))}

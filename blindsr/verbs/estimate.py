@@ -10,13 +10,14 @@ from omegaconf import DictConfig
 from blindsr.images import read_image
 from blindsr.kernel import kernel_paths, save_kernel
 from blindsr.outputs import prepare_output_dir, safe_stem
-from blindsr.stages import build_estimator, check_scale, progress_bar
+from blindsr.stages import build_estimator, check_image, check_scale, progress_bar
 
 
 def run(cfg: DictConfig) -> int:
     scale = check_scale(cfg.scale)
     estimator = build_estimator(cfg.estimator, cfg.device)
     image = read_image(cfg.input, cfg.max_pixels)
+    check_image(image, estimator)
     stem = safe_stem(image.path.name)
     scales = (2, 4) if scale == 4 else (2,)
     targets = [p for s in scales for p in kernel_paths(cfg.output, stem, s).values()]

@@ -5,7 +5,7 @@ from omegaconf import DictConfig
 
 from blindsr.images import read_image
 from blindsr.outputs import prepare_output_dir, safe_stem
-from blindsr.stages import (build_backend, build_estimator, check_scale, output_paths, progress_bar,
+from blindsr.stages import (build_backend, build_estimator, check_image, check_scale, output_paths, progress_bar,
                             run_pipeline, write_outputs)
 
 
@@ -14,6 +14,7 @@ def run(cfg: DictConfig) -> int:
     estimator = build_estimator(cfg.estimator, cfg.device)
     backend = build_backend(cfg.sr, cfg.device)
     image = read_image(cfg.input, cfg.max_pixels)
+    check_image(image, estimator)
     stem = safe_stem(image.path.name)
     kernel_scales = (2, 4) if scale == 4 else (2,)
     out = prepare_output_dir(cfg.output, output_paths(cfg.output, stem, scale, kernel_scales), cfg.overwrite)

@@ -19,7 +19,7 @@ from blindsr import __version__
 from blindsr.degradation import bicubic_kernel
 from blindsr.estimators import Estimate, Progress, register_estimator
 from blindsr.estimators.kernelgan.settings import KernelGANSettings, settings_for
-from blindsr.estimators.kernelgan.train import ImageTooSmall, NumericalFault, soft_threshold, train
+from blindsr.estimators.kernelgan.train import ImageTooSmall, NumericalFault, prepare_image, soft_threshold, train
 from blindsr.errors import InputError
 from blindsr.kernel import SRKernel, crop_or_pad
 from blindsr.metrics import kernel_psnr
@@ -76,6 +76,12 @@ class KernelGANEstimator:
 
     def iterations(self, scale: int) -> int:
         return self.settings.iterations
+
+    def check(self, shape: tuple[int, int]) -> None:
+        try:
+            prepare_image(np.zeros((*shape, 3)), self.settings)
+        except ImageTooSmall as exc:
+            raise InputError(str(exc)) from None
 
     def estimate(self, rgb: np.ndarray, scale: int, *, seed: int = 0,
                  progress: Progress | None = None) -> Estimate:
