@@ -92,6 +92,9 @@ def split_overrides(verb: str, args: Sequence[str]) -> tuple[list[str], dict[str
             raise UsageError(f"unknown key {top!r}; valid keys: {', '.join(sorted(known))}")
         if top in GROUP_SCHEMAS and top not in known:
             raise UsageError(f"unknown key {top!r} for this verb; valid keys: {', '.join(sorted(known))}")
+        if bare in GROUP_SCHEMAS and value.startswith("[") and f"{bare}s" in known:
+            overrides.append(f"{bare}s={value}")  # eval's Table-1 lists: estimator=[a,b] -> estimators
+            continue
         if bare in GROUP_SCHEMAS:
             choices = sorted(p.stem for p in (conf_dir() / bare).glob("*.yaml"))
             if value not in choices:

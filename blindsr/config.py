@@ -100,8 +100,12 @@ class EvalConfig(CommonConfig):
     output: str = "blindsr_eval"
     scale: int = 2
     limit: int = 0
+    # Table-1 mode: several options per stage (``estimator=[gt,kernelgan] sr=[zssr,srmd]`` sets these).
+    estimators: List[str] = field(default_factory=list)
+    srs: List[str] = field(default_factory=list)
     estimator: Any = MISSING
     sr: Any = MISSING
+    executor: Any = MISSING
 
 
 @dataclass

@@ -6,7 +6,9 @@
   submitit's ``local`` and ``debug`` clusters run the same code without SLURM.
 * ``ray``: tasks on a Ray cluster (``address``), or a local one started for the batch.
 
-Every executor calls ``on_done(outcome)`` as tasks finish (in any order) and returns all outcomes.
+``run(fn, tasks, on_done, on_lost)`` calls the top-level function ``fn`` on every task (plain,
+picklable data), calls ``on_done(result)`` as tasks finish (in any order) and returns all
+results; a task whose worker died (a killed job, a lost node) becomes ``on_lost(task, message)``.
 KernelGAN runs single-threaded on the CPU, so kernels are identical whichever executor ran them.
 """
 from __future__ import annotations
@@ -18,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from blindsr.batch import ImageOutcome, ImageTask, process
+from blindsr.batch import ImageOutcome, ImageTask
 from blindsr.errors import UsageError
 
-OnDone = Callable[[ImageOutcome], None]
+OnDone = Callable[[Any], None]
+OnLost = Callable[[Any, str], Any]
 
 
 def _init_worker(threads: int) -> None:
@@ -30,19 +33,25 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(max(1, threads))
 
 
-def _run_in_worker(task: ImageTask, threads: int) -> ImageOutcome:
+def _run_in_worker(fn: Callable[[Any], Any], task: Any, threads: int) -> Any:
     _init_worker(threads)
-    return process(task)
+    return fn(task)
+
+
+def lost_image(task: ImageTask, message: str) -> ImageOutcome:
+    """``on_lost`` for batch image tasks."""
+    return ImageOutcome(task.source, task.folder, "failed", error=message)
 
 
 @dataclass
 class SerialExecutor:
-    def run(self, tasks: Sequence[ImageTask], on_done: OnDone) -> list[ImageOutcome]:
-        outcomes = []
+    def run(self, fn: Callable[[Any], Any], tasks: Sequence[Any], on_done: OnDone,
+            on_lost: OnLost = lost_image) -> list[Any]:
+        results = []
         for task in tasks:
-            outcomes.append(process(task))
-            on_done(outcomes[-1])
-        return outcomes
+            results.append(fn(task))
+            on_done(results[-1])
+        return results
 
 
 @dataclass
@@ -50,19 +59,23 @@ class LocalExecutor:
     workers: int = 2
     threads_per_worker: int = 0  # 0: the machine's cores divided among the workers
 
-    def run(self, tasks: Sequence[ImageTask], on_done: OnDone) -> list[ImageOutcome]:
+    def run(self, fn: Callable[[Any], Any], tasks: Sequence[Any], on_done: OnDone,
+            on_lost: OnLost = lost_image) -> list[Any]:
         workers = max(1, self.workers)
         threads = self.threads_per_worker or max(1, (os.cpu_count() or 1) // workers)
-        outcomes = []
+        results = []
         # spawn: workers start clean (no inherited OpenMP state or threads from this process).
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
                                  initargs=(threads,)) as pool:
-            futures = [pool.submit(process, task) for task in tasks]
+            futures = {pool.submit(fn, task): task for task in tasks}
             for future in as_completed(futures):
-                outcomes.append(future.result())
-                on_done(outcomes[-1])
-        return outcomes
+                try:
+                    results.append(future.result())
+                except Exception as exc:  # noqa: BLE001 - a worker process that died
+                    results.append(on_lost(futures[future], f"worker died: {exc.__class__.__name__}"))
+                on_done(results[-1])
+        return results
 
 
 @dataclass
@@ -77,14 +90,15 @@ class SubmititExecutor:
     array_parallelism: int = 16
     threads_per_task: int = 0  # 0: cpus_per_task
 
-    def run(self, tasks: Sequence[ImageTask], on_done: OnDone) -> list[ImageOutcome]:
+    def run(self, fn: Callable[[Any], Any], tasks: Sequence[Any], on_done: OnDone,
+            on_lost: OnLost = lost_image) -> list[Any]:
         try:
             import submitit
         except ImportError:
             raise UsageError("executor=submitit needs submitit: pip install 'blindsr[cluster]'") from None
         if not tasks:
             return []
-        folder = self.folder or str(Path(tasks[0].folder).parent / ".submitit")
+        folder = self.folder or str(Path.cwd() / ".submitit")
         executor = submitit.AutoExecutor(folder=folder, cluster=self.cluster)
         params: dict[str, Any] = {"timeout_min": self.timeout_min, "cpus_per_task": self.cpus_per_task,
                                   "gpus_per_node": self.gpus_per_node, "mem_gb": self.mem_gb,
@@ -94,16 +108,15 @@ class SubmititExecutor:
         executor.update_parameters(**{k: v for k, v in params.items()
                                       if self.cluster is None or not k.startswith("slurm_")})
         threads = self.threads_per_task or self.cpus_per_task
-        jobs = executor.map_array(_run_in_worker, list(tasks), [threads] * len(tasks))
-        outcomes = []
+        jobs = executor.map_array(_run_in_worker, [fn] * len(tasks), list(tasks), [threads] * len(tasks))
+        results = []
         for task, job in zip(tasks, jobs):
             try:
-                outcomes.append(job.result())
+                results.append(job.result())
             except Exception as exc:  # noqa: BLE001 - a job that died (time limit, node failure)
-                outcomes.append(ImageOutcome(task.source, task.folder, "failed",
-                                             error=f"job {job.job_id} failed: {str(exc).splitlines()[0]}"))
-            on_done(outcomes[-1])
-        return outcomes
+                results.append(on_lost(task, f"job {job.job_id} failed: {str(exc).splitlines()[0]}"))
+            on_done(results[-1])
+        return results
 
 
 @dataclass
@@ -113,7 +126,8 @@ class RayExecutor:
     num_gpus: float = 0
     threads_per_task: int = 1
 
-    def run(self, tasks: Sequence[ImageTask], on_done: OnDone) -> list[ImageOutcome]:
+    def run(self, fn: Callable[[Any], Any], tasks: Sequence[Any], on_done: OnDone,
+            on_lost: OnLost = lost_image) -> list[Any]:
         try:
             import ray
         except ImportError:
@@ -124,18 +138,17 @@ class RayExecutor:
                      **({"num_cpus": os.cpu_count()} if self.address is None else {}))
         try:
             remote = ray.remote(num_cpus=self.num_cpus, num_gpus=self.num_gpus)(_run_in_worker)
-            pending = {remote.remote(task, self.threads_per_task): task for task in tasks}
-            outcomes = []
+            pending = {remote.remote(fn, task, self.threads_per_task): task for task in tasks}
+            results = []
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
                 task = pending.pop(done[0])
                 try:
-                    outcomes.append(ray.get(done[0]))
+                    results.append(ray.get(done[0]))
                 except Exception as exc:  # noqa: BLE001 - a worker that died
-                    outcomes.append(ImageOutcome(task.source, task.folder, "failed",
-                                                 error=f"ray task failed: {str(exc).splitlines()[0]}"))
-                on_done(outcomes[-1])
-            return outcomes
+                    results.append(on_lost(task, f"ray task failed: {str(exc).splitlines()[0]}"))
+                on_done(results[-1])
+            return results
         finally:
             if started:
                 ray.shutdown()

@@ -14,7 +14,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from blindsr.batch import COMPLETE, ImageOutcome, plan_tasks
+from blindsr.batch import COMPLETE, ImageOutcome, plan_tasks, process
 from blindsr.errors import InputError
 from blindsr.executors import get_executor
 from blindsr.outputs import prepare_output_dir
@@ -49,7 +49,7 @@ def run(cfg: DictConfig) -> int:
             bar.set_postfix_str(f"{sum(o.status == 'failed' for o in outcomes)} failed")
             bar.update(1)
 
-        executor.run(tasks, on_done)
+        executor.run(process, tasks, on_done)
     rows = summary_rows(outcomes, input_dir, output_dir, scale, gt_dir)
     meta = {"input": str(input_dir), "scale": scale, "executor": cfg.executor.name,
             "estimator": config["estimator"], "sr": config["sr"], "seed": cfg.seed,

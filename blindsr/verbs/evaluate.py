@@ -1,41 +1,46 @@
-"""``eval``: score kernel estimation and SR on a DIV2KRK-layout benchmark (the KernelGAN paper's
-Table 1 rows).
+"""``eval``: score kernel estimation and SR on a DIV2KRK-layout benchmark - the KernelGAN paper's
+Table 1 rows.
 
-Per image and mean: kernel PSNR and LR-reconstruction PSNR of the estimated kernel (definitions in
-``blindsr.metrics``) with the bicubic kernel as the baseline, Y-channel PSNR/SSIM of the SR result
-when a back-end is chosen (``sr=zssr|srmd|bicubic``), and seconds per stage. ``estimator=gt`` uses
-the benchmark's true kernels (the upper bound of a blind method). Prints a markdown table and
-writes ``<output>/eval_x{s}_<estimator>[_<sr>].{csv,json}``.
+One combination (``estimator=kernelgan sr=zssr``) prints per-image rows and their mean; lists
+(``estimator=[gt,kernelgan,bicubic] sr=[bicubic,zssr,srmd]``) print the Table-1 layout, one row per
+method, with the published DIV2KRK figures beside ours when the dataset is DIV2KRK. Work runs as
+resumable tasks on any executor (``blindsr.evaluation``): an interrupted evaluation re-run with the
+same settings only does what is missing. Writes CSV/JSON next to the printed tables.
 """
 from __future__ import annotations
 
 import datetime
+import hashlib
+import json
 import os
 import platform
-import time
+import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
 
 from blindsr import __version__
-from blindsr.backends import Backend
-from blindsr.datasets import BenchmarkImage, load_benchmark
-from blindsr.degradation import bicubic_kernel, quantize
-from blindsr.errors import InputError
-from blindsr.estimators import Estimator
-from blindsr.images import read_image
-from blindsr.kernel import SRKernel, load_kernel
-from blindsr.metrics import KERNEL_PSNR_FORMULA, LR_PSNR_FORMULA, kernel_psnr, lr_psnr, y_psnr_ssim
+from blindsr.config import GROUP_SCHEMAS
+from blindsr.datasets import load_benchmark
+from blindsr.errors import UsageError
+from blindsr.evaluation import METHOD_NAMES, PUBLISHED_DIV2KRK, TableTask, method_name, run_table_task
+from blindsr.executors import get_executor
+from blindsr.metrics import KERNEL_PSNR_FORMULA, LR_PSNR_FORMULA
 from blindsr.outputs import prepare_output_dir
-from blindsr.stages import build_backend, build_estimator, check_scale, progress_bar, super_resolve
+from blindsr.stages import build_backend, build_estimator, check_scale, options
 from blindsr.tables import markdown_table, mean_row, write_tables
 
-KERNEL_COLUMNS = ["kernel_psnr", "lr_psnr", "bicubic_kernel_psnr", "bicubic_lr_psnr"]
-SR_COLUMNS = ["psnr", "ssim"]
 SR_FORMULA = ("Y-channel PSNR/SSIM (MATLAB rgb2ycbcr, border = scale, float64; SSIM 11x11 Gaussian, "
               "sigma 1.5), SR output rounded to 8 bits")
+IMAGE_COLUMNS = ["image", "kernel_psnr", "lr_psnr", "psnr", "ssim", "bicubic_kernel_psnr", "bicubic_lr_psnr",
+                 "estimate_s", "sr_s", "error"]
+TABLE_COLUMNS = ["method", "psnr", "ssim", "kernel_psnr", "lr_psnr", "estimate_s", "sr_s", "images",
+                 "failed", "published_psnr", "published_ssim"]
+DIGITS = {"ssim": 4, "published_ssim": 4, "images": 0, "failed": 0}
 
 
 def machine() -> dict[str, str]:
@@ -45,67 +50,126 @@ def machine() -> dict[str, str]:
             "cpu_count": str(os.cpu_count())}
 
 
-def true_kernels(entry: BenchmarkImage, scale: int) -> dict[int, SRKernel]:
-    """The benchmark's own kernels: the target scale's, and x2 as well for x4 (gradual SR)."""
-    wanted = (2, 4) if scale == 4 else (scale,)
-    missing = [s for s in wanted if s not in entry.kernels]
-    if missing:
-        raise InputError(f"{entry.name}: no ground-truth kernel in gt_k_x{missing[0]}/")
-    return {s: load_kernel(entry.kernels[s], s) for s in wanted}
+def stage_configs(cfg: DictConfig, group: str, names: list[str]) -> dict[str, dict]:
+    """Each listed option's config: the composed one for the option the command line selected
+    (it carries the user's ``group.key=value`` overrides), the schema defaults for the others."""
+    out = {}
+    selected = cfg[group]
+    for name in names:
+        if name not in GROUP_SCHEMAS[group]:
+            raise UsageError(f"{group}={name}: choose from {', '.join(GROUP_SCHEMAS[group])}")
+        node = selected if selected.name == name else OmegaConf.structured(GROUP_SCHEMAS[group][name])
+        out[name] = OmegaConf.to_container(node, resolve=True)
+    return out
 
 
-def evaluate_image(entry: BenchmarkImage, scale: int, estimator_name: str, estimator: Estimator | None,
-                   backend: Backend | None, seed: int = 0, progress=None) -> dict[str, Any]:
-    """One benchmark row: kernel metrics (when an estimator ran and the truth is known), SR
-    metrics (when a back-end is given), and seconds per stage."""
-    lr = read_image(entry.lr)
-    hr = read_image(entry.gt).rgb
-    row: dict[str, Any] = {"image": entry.name}
-    start = time.perf_counter()
-    if estimator is None:
-        kernels = true_kernels(entry, scale)
-    else:
-        kernels = estimator.estimate(lr.rgb, scale, seed=seed, progress=progress).kernels
-    row["estimate_s"] = time.perf_counter() - start
-    if scale in entry.kernels:
-        truth = load_kernel(entry.kernels[scale], scale)
-        for prefix, kernel in (("", kernels[scale]), ("bicubic_", bicubic_kernel(scale))):
-            row[f"{prefix}kernel_psnr"] = kernel_psnr(kernel, truth, size=truth.size)
-            row[f"{prefix}lr_psnr"] = lr_psnr(hr, kernel, lr.rgb, scale)
-    if backend is not None:
-        start = time.perf_counter()
-        sr, _, _ = super_resolve(lr, kernels, backend, scale, seed, progress)
-        row["sr_s"] = time.perf_counter() - start
-        hr = hr[:sr.shape[0], :sr.shape[1]]
-        row["psnr"], row["ssim"] = y_psnr_ssim(quantize(sr), hr, scale)
-    return row
+def _key(config: dict) -> str:
+    return config["name"] + "-" + hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def run(cfg: DictConfig) -> int:
     scale = check_scale(cfg.scale)
     entries = load_benchmark(cfg.dataset, scale, cfg.limit)
-    name, sr_name = cfg.estimator.name, cfg.sr.name
-    estimator = None if name == "gt" else build_estimator(cfg.estimator, cfg.device)
-    backend = None if sr_name == "none" else build_backend(cfg.sr, cfg.device)
-    stem = Path(cfg.output) / (f"eval_x{scale}_{name}" + ("" if backend is None else f"_{sr_name}"))
+    est_names = list(cfg.estimators) or [cfg.estimator.name]
+    sr_names = list(cfg.srs) or [cfg.sr.name]
+    estimators = stage_configs(cfg, "estimator", est_names)
+    backends = stage_configs(cfg, "sr", sr_names)
+    for name, config in estimators.items():  # fail fast on bad stage configs, before any work
+        if name != "gt":
+            build_estimator(OmegaConf.create(config), cfg.device)
+    for name, config in backends.items():
+        if name != "none":
+            build_backend(OmegaConf.create(config), cfg.device)
+    executor = get_executor(cfg.executor.name, **options(cfg.executor))
+    single = len(est_names) == 1 and len(sr_names) == 1
+    stem = Path(cfg.output) / (f"eval_x{scale}_{est_names[0]}" + ("" if sr_names[0] == "none" else f"_{sr_names[0]}")
+                               if single else f"table_x{scale}")
     out = prepare_output_dir(cfg.output, [stem.with_suffix(".csv"), stem.with_suffix(".json")], cfg.overwrite)
-    per_image = (estimator.iterations(scale) if estimator else 0)
-    rows = []
-    with progress_bar(per_image * len(entries), f"eval x{scale}") as bar:
-        for entry in entries:
-            rows.append(evaluate_image(entry, scale, name, estimator, backend, cfg.seed, bar.update))
-    columns = ["image"] + [c for c in KERNEL_COLUMNS + SR_COLUMNS if any(c in r for r in rows)]
-    columns += [c for c in ("estimate_s", "sr_s") if any(c in r for r in rows)]
-    table = markdown_table(rows + [mean_row(rows, columns, "image")], columns, digits={"ssim": 4})
-    meta = {"dataset": str(cfg.dataset), "scale": scale, "estimator": OmegaConf.to_container(cfg.estimator),
-            "sr": OmegaConf.to_container(cfg.sr), "seed": cfg.seed,
-            "kernel_psnr": KERNEL_PSNR_FORMULA + " (canvas: the true kernel's size)",
+    cache = out / f"tasks_x{scale}"
+    common = {"scale": scale, "device": cfg.device, "seed": cfg.seed}
+
+    def task(entry, est: str, sr: str | None) -> TableTask:
+        e_key = _key(estimators[est])
+        result = cache / (e_key if sr is None else f"{e_key}+{_key(backends[sr])}") / f"{entry.name}.json"
+        return TableTask(entry=entry, estimator=estimators[est], sr=None if sr is None else backends[sr],
+                         kernel_dir=str(cache / e_key / "kernels"), result=str(result), **common)
+
+    combos = [(e, s) for e in est_names for s in sr_names]
+    # Bicubic interpolation ignores kernels: one row, whatever the estimators.
+    seen_bicubic = False
+    sr_combos = []
+    for e, s in combos:
+        if s == "none" or (s == "bicubic" and seen_bicubic):
+            continue
+        seen_bicubic |= s == "bicubic"
+        sr_combos.append((e, s))
+    phases = [[task(entry, e, None) for e in est_names for entry in entries],
+              [task(entry, e, s) for e, s in sr_combos for entry in entries]]
+    results: list[dict] = []
+    with tqdm(total=sum(map(len, phases)), desc=f"eval x{scale}", unit="task", dynamic_ncols=True,
+              disable=None, file=sys.stderr) as bar:
+        for tasks in phases:
+            results += executor.run(run_table_task, tasks, lambda _: bar.update(1), lost_task)
+    rows_by_combo = merge(results, est_names, sr_names, sr_combos)
+    meta = {"dataset": str(cfg.dataset), "scale": scale, "estimators": estimators, "srs": backends,
+            "seed": cfg.seed, "kernel_psnr": KERNEL_PSNR_FORMULA + " (canvas: the true kernel's size)",
             "lr_psnr": LR_PSNR_FORMULA, "psnr_ssim": SR_FORMULA, "version": __version__,
             "machine": machine(), "date": datetime.datetime.now().isoformat(timespec="seconds")}
-    csv_path, json_path = write_tables(stem, rows, columns, meta)
-    print(f"{name} kernels" + ("" if backend is None else f" + {sr_name}")
-          + f", x{scale}, {len(rows)} images of {cfg.dataset}")
+    div2krk = "div2krk" in Path(cfg.dataset).resolve().name.lower()
+    table = [summary_row(method, rows, scale, key if div2krk else None) for (key, method), rows in rows_by_combo.items()]
+    print(f"x{scale}, {len(entries)} images of {cfg.dataset}")
     print(f"kernel_psnr: {KERNEL_PSNR_FORMULA}; lr_psnr: {LR_PSNR_FORMULA}; psnr/ssim: {SR_FORMULA}\n")
-    print(table)
+    if single:
+        rows = next(iter(rows_by_combo.values()))
+        columns = [c for c in IMAGE_COLUMNS if any(c in r for r in rows)]
+        print(markdown_table(rows + [mean_row(rows, columns, "image")], columns, DIGITS))
+        csv_path, json_path = write_tables(stem, rows, columns, meta)
+    else:
+        columns = [c for c in TABLE_COLUMNS if any(r.get(c) is not None for r in table)]
+        print(markdown_table(table, columns, DIGITS))
+        per_image = [dict(r, method=m) for (_, m), rows in rows_by_combo.items() for r in rows]
+        csv_path, json_path = write_tables(stem, table, columns, {**meta, "per_image": per_image})
     print(f"\nwrote {csv_path} and {json_path}")
+    failed = sum(r.get("failed", 0) for r in table)
+    if failed:
+        print(f"blindsr eval: {failed} task(s) failed (errors in {json_path})", file=sys.stderr)
+        return 1
     return 0
+
+
+def lost_task(task: TableTask, message: str) -> dict[str, Any]:
+    return {"image": task.entry.name, "estimator": task.estimator["name"],
+            "sr": task.sr["name"] if task.sr else None, "error": message}
+
+
+def merge(results: list[dict], est_names: list[str], sr_names: list[str],
+          sr_combos: list[tuple[str, str]]) -> dict[tuple, list[dict]]:
+    """Per (estimator, sr) combination, per-image rows joining the kernel and SR results."""
+    kernel_rows = {(r["estimator"], r["image"]): r for r in results if r.get("sr") is None}
+    sr_rows = {(r["estimator"], r["sr"], r["image"]): r for r in results if r.get("sr") is not None}
+    images = sorted({r["image"] for r in results}, key=lambda n: int(n.split("_")[-1]))
+    combos: dict[tuple, list[dict]] = {}
+    wanted = [(e, "none") for e in est_names if "none" in sr_names] + sr_combos
+    for e, s in wanted:
+        rows = []
+        for image in images:
+            row = {"image": image}
+            if s != "bicubic":  # interpolation uses no kernel
+                row.update({k: v for k, v in kernel_rows.get((e, image), {}).items() if k not in ("estimator", "sr")})
+            if s != "none":
+                row.update({k: v for k, v in sr_rows.get((e, s, image), {}).items() if k not in ("estimator", "sr")})
+            rows.append(row)
+        label = method_name(e, s) if s != "none" else f"{METHOD_NAMES.get(e, e)} (kernel only)"
+        combos[((e, s), label)] = rows
+    return combos
+
+
+def summary_row(method: str, rows: list[dict], scale: int, published_key: tuple | None) -> dict[str, Any]:
+    ok = [r for r in rows if "error" not in r]
+    out: dict[str, Any] = {"method": method, "images": len(ok), "failed": len(rows) - len(ok)}
+    for column in ("psnr", "ssim", "kernel_psnr", "lr_psnr", "estimate_s", "sr_s"):
+        values = [r[column] for r in ok if isinstance(r.get(column), (int, float)) and not np.isnan(r[column])]
+        out[column] = float(np.mean(values)) if values else None
+    if published_key is not None and (*published_key, scale) in PUBLISHED_DIV2KRK:
+        out["published_psnr"], out["published_ssim"] = PUBLISHED_DIV2KRK[(*published_key, scale)]
+    return out
