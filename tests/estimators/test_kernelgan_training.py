@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from blindsr.degradation import bicubic_taps
-from blindsr.estimators.kernelgan.crops import gradient_map, plan_crops, probability_map
+from blindsr.estimators.kernelgan.crops import box_sum, crop_maps, gradient_map, plan_crops, probability_map
 from blindsr.estimators.kernelgan.settings import KernelGANSettings, settings_for
 from blindsr.estimators.kernelgan.train import (ImageTooSmall, KernelGANRun, Schedule, penalty_mask,
                                                 prepare_image, soft_threshold, train)
@@ -68,9 +68,17 @@ def test_gradient_and_probability_maps(rng):
     assert np.allclose(flat, 1 / 1600)
 
 
+@pytest.mark.parametrize("size", [1, 4, 5, 13, 32])
+def test_box_sum_equals_convolve2d(rng, size):
+    from scipy.signal import convolve2d
+
+    a = rng.random((37, 50))
+    assert np.allclose(box_sum(a, size), convolve2d(a, np.ones((size, size)), mode="same"), atol=1e-10)
+
+
 def test_crop_plan_corners_are_even_and_inside(rng):
     img = textured_image(rng, 90, 120)
-    plan = plan_crops(img, 64, 26, 500, np.random.default_rng(0))
+    plan = plan_crops(crop_maps(img, 64, 26), 500, np.random.default_rng(0))
     for corners, size in ((plan.g_corners, 64), (plan.d_corners, 26)):
         assert (corners % 2 == 0).all()
         assert (corners >= 0).all()

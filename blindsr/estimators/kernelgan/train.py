@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from blindsr.degradation import bicubic_taps
-from blindsr.estimators.kernelgan.crops import plan_crops
+from blindsr.estimators.kernelgan.crops import crop_maps, plan_crops
 from blindsr.estimators.kernelgan.networks import DeepLinearGenerator, PatchDiscriminator
 from blindsr.estimators.kernelgan.settings import KernelGANSettings
 
@@ -155,8 +155,8 @@ class KernelGANRun:
                                     generator=torch_gen).to(device)
         self.g_size = g_size
         self.d_size = (g_size - self.G.kernel_size) // 2 + 1
-        plans = [plan_crops(image, g_size, self.d_size, settings.iterations * self.batch,
-                            np.random.default_rng(int(s))) for s in seeds]
+        maps = crop_maps(image, g_size, self.d_size)
+        plans = [plan_crops(maps, settings.iterations * self.batch, np.random.default_rng(int(s))) for s in seeds]
         self.g_corners = np.stack([p.g_corners for p in plans])  # (R, iterations * batch, 2)
         self.d_corners = np.stack([p.d_corners for p in plans])
         self.image = torch.as_tensor(image.transpose(2, 0, 1) * 2.0 - 1.0, dtype=torch.float32,
