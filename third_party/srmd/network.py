@@ -7,7 +7,8 @@ residual connection. Keys ``model.{0,2,...,22}.{weight,bias}`` (OIHW).
 """
 from __future__ import annotations
 
-from typing import Mapping
+from pathlib import Path
+from typing import BinaryIO, Mapping
 
 import torch
 from torch import nn
@@ -77,9 +78,11 @@ def build_srmd(*, scale: int, noise_free: bool = False,
     return net.eval()
 
 
-def load_state_dict(path: str, *, map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-    """Read a ``.pth`` state dict with ``weights_only=True`` (tensors only, no pickled code)."""
-    state = torch.load(path, map_location=map_location, weights_only=True)
+def load_state_dict(file: str | Path | BinaryIO, *,
+                    map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """Read a ``.pth`` state dict (a path or a binary file object) with ``weights_only=True``:
+    tensors only, never pickled code. Raises ``ValueError`` if it is not a dict of tensors."""
+    state = torch.load(file, map_location=map_location, weights_only=True)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path}: not a state dict of tensors")
+        raise ValueError("not a state dict of tensors")
     return state
