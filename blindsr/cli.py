@@ -35,7 +35,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "degrade": ("degrade", "make a DIV2KRK-layout benchmark from HR images",
                 "degrade input=HR_FOLDER output=DIR [seed=N]"),
     "weights": ("weights", "list or fetch pretrained SR weights",
-                "weights list|fetch"),
+                "weights list|fetch [names=[...]] [pca=PATH]"),
 }
 DEBUG_ENV = "BLINDSR_DEBUG"
 
@@ -153,6 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"blindsr: error: unknown verb {verb!r}; choose from {', '.join(verbs)}", file=sys.stderr)
         return 2
     module_name, _, usage = verbs[verb]
+    if verb == "weights" and rest and "=" not in rest[0] and not rest[0].startswith("-"):
+        rest = [f"action={rest[0]}", *rest[1:]]  # "weights list" reads better than "action=list"
     if any(a in ("-h", "--help") for a in rest):
         return _verb_help(verb, usage)
     debug = os.environ.get(DEBUG_ENV, "") not in ("", "0") or "debug=true" in rest

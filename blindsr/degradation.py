@@ -95,11 +95,13 @@ def random_kernels(rng: np.random.Generator) -> dict[int, SRKernel]:
 
 
 def bicubic_taps(scale: int) -> np.ndarray:
-    """MATLAB's antialiased bicubic 1-D downscaling filter for factor 1/s: 4s taps at offsets
-    +-0.5, +-1.5, ... from the block centre, cubic(d/s)/s, normalised (x2: [-3, -9, 29, 111, ...]/256).
+    """MATLAB's antialiased bicubic 1-D downscaling filter for factor 1/s, centred on the block
+    centre: cubic(d/s)/s at offsets d = +-0.5, +-1.5, ... for even s (4s taps; x2:
+    [-3, -9, 29, 111, 111, 29, -9, -3]/256) and d = 0, +-1, ... for odd s (4s - 1 taps), normalised.
     """
-    offsets = np.arange(4 * scale) - (4 * scale - 1) / 2
+    offsets = np.arange(4 * scale) - (4 * scale - 1) / 2 if scale % 2 == 0 else np.arange(1 - 2 * scale, 2 * scale)
     taps = cubic(offsets / scale) / scale
+    taps = taps[taps != 0]  # odd s: the cubic's zeros at d = +-s
     return taps / taps.sum()
 
 

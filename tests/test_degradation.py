@@ -8,7 +8,7 @@ import torch
 from scipy import io as sio
 from scipy import ndimage
 
-from blindsr.degradation import (bicubic_kernel, bicubic_taps, degrade, gaussian_kernel, imresize, quantize,
+from blindsr.degradation import (bicubic_kernel, bicubic_taps, contributions, degrade, gaussian_kernel, imresize, quantize,
                                  random_kernels, sampling_kernel)
 from blindsr.images import read_image
 from blindsr.kernel import SRKernel, centre_of_mass
@@ -95,6 +95,9 @@ def test_bicubic_taps_are_matlabs():
     assert np.array_equal(bicubic_taps(2) * 256, [-3, -9, 29, 111, 111, 29, -9, -3])
     taps4 = bicubic_taps(4)
     assert taps4.size == 16 and taps4.sum() == pytest.approx(1.0)
+    # Odd scales sample on integer offsets: equal to imresize's own x1/3 weights.
+    weights, _ = contributions(30, 10, 1 / 3)
+    assert np.allclose(bicubic_taps(3), weights[5])
     k = bicubic_kernel(2)
     assert k.allow_negative and np.allclose(centre_of_mass(k.array), (k.size // 2,) * 2)
 
