@@ -134,9 +134,16 @@ def downsampler_residual(k_b: np.ndarray, kernel: SRKernel) -> float:
     return float(math.sqrt(np.sum(s * np.abs(model - target) ** 2) / np.sum(s * np.abs(target) ** 2)))
 
 
+def upper_eigenvalue(scale: int) -> float:
+    """Largest covariance eigenvalue passed to SRMD. x2/x3: SRMD's training maximum (10 px^2).
+    x4: no limit - DIV2KRK-protocol x4 kernels reach 25 px^2, and on BSD100RK x4 (images 1-20,
+    true kernels) clamping them to 10 lost 0.4 dB against not clamping (docs/BENCHMARKS.md)."""
+    return TRAINING_EIGENVALUES[1] if scale < 4 else math.inf
+
+
 def fit_bicubic_equivalent(kernel: SRKernel) -> SRMDKernel:
     """The Gaussian k_b (15 x 15) with bicubic-down(HR (x) k_b) ~ degrade(HR, k_d): closed-form
-    log-spectral least squares (module docstring), eigenvalues clamped to SRMD's training range."""
+    log-spectral least squares (module docstring), eigenvalues clamped to [0.1, upper_eigenvalue]."""
     w, wy, wx = _frequencies()
     bicubic = _bicubic_response(kernel.scale, w).real  # symmetric about the block centre: real
     target = np.abs(_direct_response(kernel, w))
@@ -148,7 +155,7 @@ def fit_bicubic_equivalent(kernel: SRKernel) -> SRMDKernel:
     c_rr, c_rc, c_cc = np.linalg.lstsq(design * weight[:, None], rhs * weight, rcond=None)[0]
     fitted = np.array([[c_rr, c_rc], [c_rc, c_cc]])
     values, vectors = np.linalg.eigh(fitted)
-    used = np.clip(values, *TRAINING_EIGENVALUES)
+    used = np.clip(values, TRAINING_EIGENVALUES[0], upper_eigenvalue(kernel.scale))
     covariance = vectors @ np.diag(used) @ vectors.T
     k_b = gaussian_kernel(SRMD_SUPPORT, covariance)
     wide = gaussian_kernel(ENERGY_CANVAS, covariance)

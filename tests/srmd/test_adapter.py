@@ -93,11 +93,15 @@ def test_clamped_to_the_training_range():
     assert fitted.diagnostics["clamped"]
     assert min(fitted.diagnostics["eigenvalues_fitted"]) < TRAINING_EIGENVALUES[0]
     assert np.allclose(fitted.diagnostics["eigenvalues_used"], TRAINING_EIGENVALUES[0])
-    wide = SRKernel(gaussian_kernel(41, np.diag([30.0, 2.0])), 4)
+    wide = SRKernel(gaussian_kernel(41, np.diag([60.0, 8.0])), 2)
     fitted = fit_bicubic_equivalent(wide)
     assert fitted.diagnostics["clamped"]
     assert max(fitted.diagnostics["eigenvalues_used"]) == pytest.approx(TRAINING_EIGENVALUES[1])
-    assert fitted.diagnostics["lost_energy"] > 0.01  # a sigma-3.2 Gaussian spills out of 15x15
+    # x4: no upper clamp (measured better on BSD100RK x4), so the fitted width is kept.
+    wide4 = SRKernel(gaussian_kernel(41, np.diag([30.0, 2.0])), 4)
+    fitted4 = fit_bicubic_equivalent(wide4)
+    assert max(fitted4.diagnostics["eigenvalues_used"]) > TRAINING_EIGENVALUES[1]
+    assert fitted4.diagnostics["lost_energy"] > 0.01  # a wide Gaussian spills out of 15x15
 
 
 def test_naive_is_the_cropped_kernel():
