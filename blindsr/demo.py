@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from blindsr.cli import main as cli_main
-from blindsr.degradation import bicubic_kernel, degrade, quantize, random_kernels
+from blindsr.degradation import bicubic_kernel, degrade, imresize, quantize, random_kernels
 from blindsr.images import read_image, write_image
 from blindsr.kernel import load_kernel, save_kernel
-from blindsr.metrics import kernel_psnr, lr_psnr
+from blindsr.metrics import kernel_psnr, lr_psnr, y_psnr_ssim
 from blindsr.tables import markdown_table
 
 SAMPLE = ("skimage", "data/chelsea.png", "Chelsea the cat, CC0 (Stefan van der Walt), from scikit-image")
@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default="demo_out")
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--iterations", type=int, default=None, help="KernelGAN iterations")
+    parser.add_argument("--sr", default="zssr", help="SR back-end (zssr, srmd, bicubic)")
     args = parser.parse_args(argv)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -55,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"HR image: {SAMPLE[2]}; {hr.shape[1]}x{hr.shape[0]} -> LR {lr.shape[1]}x{lr.shape[0]}")
     print(f"true kernel: {truth.describe()}")
 
-    cli_args = ["estimate", f"input={lr_path}", f"output={out}", f"seed={args.seed}", "overwrite=true"]
+    cli_args = ["pipeline", f"input={lr_path}", f"output={out}", f"seed={args.seed}", f"sr={args.sr}",
+                "overwrite=true"]
     if args.iterations:
         cli_args.append(f"estimator.iterations={args.iterations}")
     code = cli_main(cli_args)
@@ -69,7 +71,15 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(markdown_table(rows, list(rows[0])))
     print(f"\nestimated kernel: {estimated.describe()}")
-    print(f"files in {out}/ (kernel pictures: *_kernel_x2.png, true/chelsea_kernel_x2.png)")
+    results = []
+    for name, image in ((f"blindsr (KernelGAN + {args.sr})", read_image(out / "chelsea_lr_x2_x2.png").rgb),
+                        ("bicubic interpolation", quantize(imresize(lr, 2.0)))):
+        psnr, ssim = y_psnr_ssim(image, hr, 2)
+        results.append({"result": name, "Y-PSNR (dB)": psnr, "SSIM": ssim})
+    print()
+    print(markdown_table(results, list(results[0]), digits={"SSIM": 4}))
+    print(f"\nfiles in {out}/: chelsea_lr_x2_x2.png (result), chelsea_hr.png (original), "
+          "*_kernel_x2.png (kernel pictures; the true one in true/)")
     return 0
 
 

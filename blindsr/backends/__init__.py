@@ -90,7 +90,9 @@ def adapt(kernels: dict[int, SRKernel], needs: KernelNeeds, scale: int) -> dict[
         elif s == 4 and 2 in kernels:
             k = kernels[2].derive_x4()
         else:
-            raise UsageError(f"an x{s} kernel is needed (have x{', x'.join(map(str, sorted(kernels)))})")
+            have = ", ".join(f"x{k}" for k in sorted(kernels))
+            raise UsageError(f"an x{s} kernel is needed (have {have}); give kernel=K2,K4, or name kernel "
+                             "files *_x2.npy / *_x4.npy so that their scale is known")
         out[s] = k.fit_support(needs.support) if needs.support else k
     return out
 
