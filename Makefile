@@ -1,7 +1,8 @@
 # blindsr — set-up, tests, demo, benchmarks and folder runs.
 #   make test            install into .venv (first time) and run the test suite
 #   make demo            install and run the demo on a CC0 photo (prints how close the kernel is)
-#   make bench-kernel    KernelGAN speed and accuracy -> docs/BENCHMARKS.md
+#   make bench-kernel    KernelGAN speed and accuracy -> docs/BENCHMARKS.md (also bench-zssr,
+#                        bench-srmd, bench-memory; they need the development data in ../shared)
 #   make bench-srmd      SRMD weights vs published figures, kernel adapter, tiling/memory -> docs/BENCHMARKS.md
 #   make batch IN=photos OUT=results [SR=zssr] [SCALE=2] [EXECUTOR=serial]   a whole folder
 #   make eval DATA=benchmark [SCALE=2] [LIMIT=0]                             the Table-1 evaluation
@@ -26,7 +27,7 @@ LIMIT ?= 0
 ESTIMATORS ?= [gt,kernelgan,bicubic]
 SRS ?= [bicubic,zssr,srmd]
 
-.PHONY: install test demo bench-kernel bench-zssr bench-srmd clean
+.PHONY: install test demo bench-kernel bench-zssr bench-srmd bench-memory batch eval report clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
@@ -50,6 +51,9 @@ bench-srmd: $(STAMP)
 
 bench-zssr: $(STAMP)
 	$(BIN)/python benchmarks/zssr.py --data $(DATA)
+
+bench-memory: $(STAMP)
+	BLINDSR_WEIGHTS_SRMD_PCA=$(SHARED)/srmd/srmd_pca_matlab.mat $(BIN)/python benchmarks/memory.py
 
 batch: $(STAMP)
 	$(BIN)/python -m blindsr batch "input=$(IN)" "output=$(OUT)" sr=$(SR) scale=$(SCALE) executor=$(EXECUTOR)

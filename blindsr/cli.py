@@ -88,10 +88,8 @@ def split_overrides(verb: str, args: Sequence[str]) -> tuple[list[str], dict[str
             paths[bare] = value
             continue
         top = bare.split(".", 1)[0]
-        if top not in known and top not in GROUP_SCHEMAS:
+        if top not in known:
             raise UsageError(f"unknown key {top!r}; valid keys: {', '.join(sorted(known))}")
-        if top in GROUP_SCHEMAS and top not in known:
-            raise UsageError(f"unknown key {top!r} for this verb; valid keys: {', '.join(sorted(known))}")
         if bare in GROUP_SCHEMAS and value.startswith("[") and f"{bare}s" in known:
             overrides.append(f"{bare}s={value}")  # eval's Table-1 lists: estimator=[a,b] -> estimators
             continue

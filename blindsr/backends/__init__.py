@@ -14,6 +14,7 @@ import numpy as np
 
 from blindsr.errors import UsageError
 from blindsr.kernel import SRKernel
+from blindsr.registry import Registry
 
 Progress = Callable[[int], None]
 
@@ -53,27 +54,10 @@ class Backend(Protocol):
         """Super-resolve an RGB image in [0, 1] by ``scale`` with kernels from ``adapt``."""
 
 
-_REGISTRY: dict[str, Callable[..., Backend]] = {}
-
-
-def register_backend(name: str):
-    def wrap(factory):
-        _REGISTRY[name] = factory
-        factory.name = name
-        return factory
-    return wrap
-
-
-def get_backend(name: str, **options: Any) -> Backend:
-    _load_builtin()
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown SR back-end {name!r}; choose from {sorted(_REGISTRY)}")
-    return _REGISTRY[name](**options)
-
-
-def backend_names() -> list[str]:
-    _load_builtin()
-    return sorted(_REGISTRY)
+BACKENDS = Registry("SR back-end", "blindsr.backends", ("bicubic", "zssr", "srmd"))
+register_backend = BACKENDS.register
+get_backend = BACKENDS.get
+backend_names = BACKENDS.names
 
 
 def adapt(kernels: dict[int, SRKernel], needs: KernelNeeds, scale: int) -> dict[int, SRKernel]:
@@ -95,14 +79,3 @@ def adapt(kernels: dict[int, SRKernel], needs: KernelNeeds, scale: int) -> dict[
                              "files *_x2.npy / *_x4.npy so that their scale is known")
         out[s] = k.fit_support(needs.support) if needs.support else k
     return out
-
-
-def _load_builtin() -> None:
-    import importlib
-
-    for module in ("bicubic", "zssr", "srmd"):
-        try:
-            importlib.import_module(f"blindsr.backends.{module}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"blindsr.backends.{module}":
-                raise

@@ -11,6 +11,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from blindsr.kernel import SRKernel
+from blindsr.registry import Registry
 
 Progress = Callable[[int], None]
 
@@ -40,28 +41,7 @@ class Estimator(Protocol):
         ...
 
 
-_REGISTRY: dict[str, Callable[..., Estimator]] = {}
-
-
-def register_estimator(name: str):
-    def wrap(factory):
-        _REGISTRY[name] = factory
-        factory.name = name
-        return factory
-    return wrap
-
-
-def get_estimator(name: str, **options: Any) -> Estimator:
-    _load_builtin()
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown estimator {name!r}; choose from {sorted(_REGISTRY)}")
-    return _REGISTRY[name](**options)
-
-
-def estimator_names() -> list[str]:
-    _load_builtin()
-    return sorted(_REGISTRY)
-
-
-def _load_builtin() -> None:
-    from blindsr.estimators import bicubic, kernelgan  # noqa: F401  (registration side effects)
+ESTIMATORS = Registry("estimator", "blindsr.estimators", ("bicubic", "kernelgan"))
+register_estimator = ESTIMATORS.register
+get_estimator = ESTIMATORS.get
+estimator_names = ESTIMATORS.names
