@@ -112,30 +112,40 @@ def main() -> None:
     parser.add_argument("--speed-iterations", type=int, default=300)
     parser.add_argument("--spread-images", type=int, default=5)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--parts", default="speed,accuracy,paper,spread",
+                        help="which sections to (re)measure; each rewrites only its own section")
     args = parser.parse_args()
     if not (args.data / "lr_x2").is_dir():
         raise SystemExit(f"{args.data}: BSD100RK not found (set DATA=...)")
-    parts = ["### Speed\n\n" + speed(args.data, args.speed_iterations)]
+    parts = set(args.parts.split(","))
+    if "speed" in parts:
+        write_section("kernel-speed", "KernelGAN: speed", speed(args.data, args.speed_iterations), "bench-kernel")
     columns = ["image", "kernel_psnr", "lr_psnr", "seconds", "bicubic_kernel_psnr", "bicubic_lr_psnr"]
-    default_rows = accuracy(args.data, "default", args.images)
-    paper_rows = accuracy(args.data, "paper", min(10, args.images))
-    ref_cols = ["image", "kernel_psnr", "authors_kernel_psnr", "lr_psnr", "authors_lr_psnr", "bicubic_lr_psnr", "seconds"]
-    first10 = default_rows[:10]
-    beats = sum(r["lr_psnr"] > r["bicubic_lr_psnr"] for r in default_rows)
-    parts.append(
-        f"### Accuracy, BSD100RK x2 images 1-{args.images} (default preset, seed 0)\n\n"
-        "kernel_psnr: -10 log10(mean squared difference) of both kernels centred by centre of mass "
-        "(linear interpolation) on the true kernel's 11x11 canvas; lr_psnr: GT re-degraded with the "
-        "estimate vs the given LR, 8-px border.\n\n"
-        + markdown_table(default_rows + [mean_row(default_rows, columns, "image")], columns)
-        + f"\n\nEstimates beating the bicubic kernel's LR-PSNR: {beats}/{len(default_rows)}. "
-        f"Mean kernel PSNR on images 1-10: **{np.mean([r['kernel_psnr'] for r in first10]):.2f} dB** "
-        f"(authors' code: {np.mean([r.get('authors_kernel_psnr', np.nan) for r in first10]):.2f} dB).")
-    parts.append(
-        f"### Paper preset vs the authors' code, images 1-{len(paper_rows)} (seed 0)\n\n"
-        + markdown_table(paper_rows + [mean_row(paper_rows, ref_cols, "image")], ref_cols))
-    parts.append("### Run-to-run spread\n\n" + spread(args.data, args.spread_images, args.seeds, default_rows))
-    write_section("kernel", "KernelGAN kernel estimation", "\n\n".join(parts), "bench-kernel")
+    default_rows = []
+    if parts & {"accuracy", "spread"}:
+        default_rows = accuracy(args.data, "default", args.images)
+    if "accuracy" in parts:
+        first10 = default_rows[:10]
+        beats = sum(r["lr_psnr"] > r["bicubic_lr_psnr"] for r in default_rows)
+        write_section("kernel-accuracy", f"KernelGAN: accuracy, BSD100RK x2 images 1-{args.images}", (
+            "Default preset, seed 0. kernel_psnr: -10 log10(mean squared difference) of both kernels centred "
+            "by centre of mass (linear interpolation) on the true kernel's 11x11 canvas; lr_psnr: GT "
+            "re-degraded with the estimate vs the given LR, 8-px border.\n\n"
+            + markdown_table(default_rows + [mean_row(default_rows, columns, "image")], columns)
+            + f"\n\nEstimates beating the bicubic kernel's LR-PSNR: {beats}/{len(default_rows)}. "
+            f"Mean kernel PSNR on images 1-10: **{np.mean([r['kernel_psnr'] for r in first10]):.2f} dB** "
+            f"(authors' code: {np.mean([r.get('authors_kernel_psnr', np.nan) for r in first10]):.2f} dB)."),
+            "bench-kernel")
+    if "paper" in parts:
+        paper_rows = accuracy(args.data, "paper", min(10, args.images))
+        ref_cols = ["image", "kernel_psnr", "authors_kernel_psnr", "lr_psnr", "authors_lr_psnr", "bicubic_lr_psnr",
+                    "seconds"]
+        write_section("kernel-paper", f"KernelGAN: paper preset vs the authors' code, images 1-{len(paper_rows)}",
+                      "Seed 0.\n\n" + markdown_table(paper_rows + [mean_row(paper_rows, ref_cols, "image")], ref_cols),
+                      "bench-kernel")
+    if "spread" in parts:
+        write_section("kernel-spread", "KernelGAN: run-to-run spread",
+                      spread(args.data, args.spread_images, args.seeds, default_rows), "bench-kernel")
     print("updated docs/BENCHMARKS.md")
 
 

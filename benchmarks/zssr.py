@@ -59,7 +59,7 @@ def bare_step_seconds(iterations: int, seed: int = 0) -> float:
 def zssr_iteration_seconds(lr: np.ndarray, kernel: np.ndarray, iterations: int) -> float:
     """Seconds per ZSSR training iteration (training loop only, no final output)."""
     result = zssr.super_resolve(lr, 2, [kernel], zssr.preset("kernelgan", max_iters=iterations,
-                                                              back_projection_iters=0))
+                                                              back_projection_iters=0, precision="fp32"))
     (stage,) = result.diagnostics["stages"]
     return stage["train_seconds"] / stage["iterations"]
 
@@ -76,7 +76,7 @@ def overhead(data: Path, iterations: int, rounds: int) -> tuple[str, float]:
     rows = [{"round": r + 1, "bare step (s)": b, "ZSSR iteration (s)": f, "ratio": f / b}
             for r, (b, f) in enumerate(zip(bare, full))]
     text = (f"BSD100RK lr_x2/im_1 ({lr.shape[1]}x{lr.shape[0]}), ground-truth kernel, {iterations} iterations "
-            f"per measurement, {rounds} alternating rounds:\n\n"
+            f"per measurement, {rounds} alternating rounds, fp32 both:\n\n"
             + markdown_table(rows, ["round", "bare step (s)", "ZSSR iteration (s)", "ratio"], digits=3)
             + f"\n\nOverhead ratio (median ZSSR iteration / median bare step): **{ratio:.3f}x** "
             f"(goal <= {OVERHEAD_GOAL}x: {'met' if ratio <= OVERHEAD_GOAL else 'NOT met'}). "
@@ -84,17 +84,18 @@ def overhead(data: Path, iterations: int, rounds: int) -> tuple[str, float]:
     return text, ratio
 
 
-def whole_run(data: Path, number: int, scale: int) -> dict:
+def whole_run(data: Path, number: int, scale: int, precision: str = "auto") -> dict:
     lr = read_image(data / f"lr_x{scale}" / f"im_{number}.png").rgb
     hr = read_image(data / "gt" / f"im_{number}.png").rgb
     kernels = [load_kernel(data / f"gt_k_x{s}" / f"kernel_{number}.npy", s).array for s in zssr.stages(scale)]
     start = time.perf_counter()
-    result = zssr.super_resolve(lr, scale, kernels, zssr.preset("kernelgan"), seed=0)
+    result = zssr.super_resolve(lr, scale, kernels, zssr.preset("kernelgan", precision=precision), seed=0)
     seconds = time.perf_counter() - start
     psnr, ssim = y_psnr_ssim(quantize(result.image), hr, scale)
     bicubic_psnr, bicubic_ssim = y_psnr_ssim(quantize(np.clip(imresize(lr, float(scale)), 0, 1)), hr, scale)
     stages = result.diagnostics["stages"]
-    row = {"image": f"im_{number}", "scale": f"x{scale}", "LR size": f"{lr.shape[1]}x{lr.shape[0]}",
+    row = {"image": f"im_{number}", "scale": f"x{scale}", "precision": result.diagnostics["precision"],
+           "LR size": f"{lr.shape[1]}x{lr.shape[0]}",
            "seconds": seconds, "iterations": " + ".join(str(s["iterations"]) for s in stages),
            "LR drops at": "; ".join(",".join(map(str, s["lr_drops"])) or "none" for s in stages),
            "ZSSR Y-PSNR": psnr, "bicubic Y-PSNR": bicubic_psnr, "gain (dB)": psnr - bicubic_psnr,
@@ -104,19 +105,27 @@ def whole_run(data: Path, number: int, scale: int) -> dict:
 
 
 def runs(data: Path, x2_images: int) -> tuple[str, list[dict]]:
-    rows = [whole_run(data, n, 2) for n in range(1, x2_images + 1)]
-    x2 = list(rows)
-    rows.append(whole_run(data, 1, 4))
+    """x2 runs in fp32 and in the default precision (bf16 where native), then the gradual x4."""
     numeric = ["seconds", "ZSSR Y-PSNR", "bicubic Y-PSNR", "gain (dB)", "ZSSR Y-SSIM", "bicubic Y-SSIM"]
-    columns = ["image", "scale", "LR size", "seconds", "iterations", "LR drops at", *numeric[1:]]
-    mean_x2 = mean_row(x2, numeric, "image")
-    worst = max(r["seconds"] for r in x2)
-    text = (markdown_table(x2 + ([mean_x2] if len(x2) > 1 else []) + rows[len(x2):], columns,
-                           digits={"seconds": 0, "ZSSR Y-SSIM": 4, "bicubic Y-SSIM": 4})
-            + f"\n\nSlowest full x2 run: **{worst:.0f} s** (goal <= {X2_GOAL_S:.0f} s: "
-            f"{'met' if worst <= X2_GOAL_S else 'NOT met'}). Gradual x4: **{rows[-1]['seconds']:.0f} s**. "
-            f"Mean x2 gain over bicubic interpolation: **{mean_x2['gain (dB)']:+.2f} dB**.")
-    return text, rows
+    columns = ["image", "scale", "precision", "LR size", "seconds", "iterations", "LR drops at", *numeric[1:]]
+    digits = {"seconds": 0, "ZSSR Y-SSIM": 4, "bicubic Y-SSIM": 4}
+    tables, means = [], {}
+    for precision in ("fp32", "auto"):
+        rows = [whole_run(data, n, 2, precision) for n in range(1, x2_images + 1)]
+        means[precision] = mean_row(rows, numeric, "image")
+        tables.append(rows + ([means[precision]] if len(rows) > 1 else []))
+        default_rows = rows
+    x4 = whole_run(data, 1, 4)
+    worst = max(r["seconds"] for r in default_rows)
+    speedup = means["fp32"]["seconds"] / means["auto"]["seconds"]
+    cost = means["auto"]["ZSSR Y-PSNR"] - means["fp32"]["ZSSR Y-PSNR"]
+    text = (markdown_table([r for t in tables for r in t] + [x4], columns, digits)
+            + f"\n\nDefault precision ({default_rows[0]['precision']}) vs fp32: **{speedup:.2f}x** faster, "
+            f"{cost:+.2f} dB mean Y-PSNR. Slowest full x2 run (default): **{worst:.0f} s** "
+            f"(goal <= {X2_GOAL_S:.0f} s: {'met' if worst <= X2_GOAL_S else 'NOT met'}). "
+            f"Gradual x4: **{x4['seconds']:.0f} s**. Mean x2 gain over bicubic interpolation: "
+            f"**{means['auto']['gain (dB)']:+.2f} dB**.")
+    return text, default_rows + [x4]
 
 
 def main() -> None:
@@ -126,18 +135,19 @@ def main() -> None:
     parser.add_argument("--x2-images", type=int, default=2)
     parser.add_argument("--speed-iterations", type=int, default=150)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch intra-op threads (1: on a shared 2-core machine a second thread "
-                             "waiting for a busy core slows every convolution down)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch intra-op threads; 0: all cores (on a shared machine 1 is safer: a "
+                             "thread waiting for a busy core slows every convolution down)")
     args = parser.parse_args()
     if not (args.data / "lr_x2").is_dir():
         raise SystemExit(f"{args.data}: BSD100RK not found (set DATA=...)")
-    torch.set_num_threads(args.threads)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     load_before = os.getloadavg()[0]
     speed_text, _ = overhead(args.data, args.speed_iterations, args.rounds)
     runs_text, _ = runs(args.data, args.x2_images)
     load_after = os.getloadavg()[0]
-    context = (f"{args.threads} torch thread(s); load average {load_before:.1f} at the start and "
+    context = (f"{torch.get_num_threads()} torch thread(s); load average {load_before:.1f} at the start and "
                f"{load_after:.1f} at the end (other jobs share the machine, so seconds are upper bounds).")
     write_section("zssr", "ZSSR back-end", "\n\n".join([
         context, "### Iteration overhead\n\n" + speed_text,

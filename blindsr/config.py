@@ -51,6 +51,7 @@ class ZSSRBackendConfig:
     max_iterations: Optional[int] = None
     back_projection: Optional[int] = None
     ensemble: Optional[bool] = None
+    precision: Optional[str] = None  # auto | fp32 | bf16
 
 
 @dataclass

@@ -79,12 +79,13 @@ def super_resolve(lr: np.ndarray, scale: int, kernels: Sequence[np.ndarray] | No
     """
     settings = settings or preset()
     image = _check_image(lr)
+    device = torch.device(device)
+    device = device if device.type == "cuda" else torch.device("cpu")
+    settings = settings.updated({"precision": resolve_precision(settings.precision, device)})
     factors = stages(scale)
     if kernels is not None and len(kernels) != len(factors):
         raise ValueError(f"x{scale} needs {len(factors)} kernel(s) (stages {factors}), got {len(kernels)}")
     stage_kernels = list(kernels) if kernels is not None else [None] * len(factors)
-    device = torch.device(device)
-    device = device if device.type == "cuda" else torch.device("cpu")
     start = time.perf_counter()
 
     downs = [Downscaler(k, s, device) for k, s in zip(stage_kernels, factors)]
@@ -122,10 +123,20 @@ def super_resolve(lr: np.ndarray, scale: int, kernels: Sequence[np.ndarray] | No
         "ensemble_transforms": list(transforms),
         "kernel_symmetries": list(allowed),
         "device": str(device),
+        "precision": settings.precision,
         "seed": seed,
         "seconds": round(time.perf_counter() - start, 3),
     }
     return ZSSRResult(sr[0].permute(1, 2, 0).cpu().numpy().astype(np.float64), diagnostics)
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` -> bf16 where the device computes it natively, else fp32."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
 
 
 def _check_image(lr: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
 AUGMENTATIONS = ("plain", "full")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,11 @@ class ZSSRSettings:
     # stage's kernel unchanged: sum |T(k) - k| <= this (kernels sum to 1).
     symmetry_tolerance: float = 1e-3
     tile: int = 512  # full-image forward passes run in tiles of this many output pixels
+    # Training arithmetic: "fp32"; "bf16" (autocast for the training steps only - reconstruction
+    # tests, which steer the learning rate, and the output stay fp32); "auto": bf16 where the
+    # hardware computes it natively (AVX512-BF16/AMX CPUs, bf16-capable GPUs), else fp32. Measured
+    # on BSD100RK x2 with true kernels: 2.0-2.1x faster, -0.03 to -0.09 dB (docs/BENCHMARKS.md).
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         if self.augment not in AUGMENTATIONS:
@@ -67,6 +73,8 @@ class ZSSRSettings:
             raise ValueError("max_iters, test_every and policy_every must be positive")
         if self.slope_points < 3:
             raise ValueError("the slope fit needs at least 3 points")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.back_projection_iters < 0 or self.noise_std < 0:
             raise ValueError("back_projection_iters and noise_std must be non-negative")
 

@@ -69,8 +69,9 @@ def train_stage(net: ZSSRNet, optimizer: torch.optim.Optimizer, image: torch.Ten
             son = son + settings.noise_std * torch.randn(son.shape, generator=generator, device=son.device,
                                                          dtype=son.dtype)
         son = son.clamp(0.0, 1.0)
-        output = net(imresize(son, down.scale, father.shape[-2:]))
-        error = (output - father).abs()
+        with torch.autocast(father.device.type, dtype=torch.bfloat16, enabled=settings.precision == "bf16"):
+            output = net(imresize(son, down.scale, father.shape[-2:]))
+        error = (output.float() - father).abs()
         loss = (error * weights).mean() if settings.gradient_loss_map else error.mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

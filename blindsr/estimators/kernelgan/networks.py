@@ -160,22 +160,33 @@ class PatchDiscriminator(nn.Module):
         self.in_channels = in_channels
 
     def forward(self, x: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
-        """``detach_params``: gradients flow to the input only (G's step needs no D gradients)."""
+        """``detach_params``: gradients flow to the input only, and the spectral norms' power
+        iteration is left to the D step (G's step needs no D gradients; one power iteration per
+        training iteration, where the authors' code runs one per D forward)."""
 
         def param(p: torch.Tensor) -> torch.Tensor:
             return p.detach() if detach_params else p
 
-        runs, n = x.shape[:2]
-        k, c_in = self.kernel_size, self.in_channels
-        w_first = spectral_normalised(param(self.first_weight), self.u_first, self.v_first, self.training)
-        feat = F.conv2d(x.transpose(0, 1).reshape(n, runs * c_in, *x.shape[-2:]),
-                        w_first.reshape(-1, c_in, k, k), param(self.first_bias).reshape(-1), groups=runs)
-        c, oh, ow = feat.shape[1] // runs, feat.shape[-2], feat.shape[-1]
+        iterate = self.training and not detach_params
+        runs, n, c_in, h, w = x.shape
+        k = self.kernel_size
+        w_first = spectral_normalised(param(self.first_weight), self.u_first, self.v_first, iterate)
+        oh, ow = h - k + 1, w - k + 1
+        c = w_first.shape[1]
         cols = n * oh * ow
-        feat = feat.view(n, runs, c, oh * ow).permute(1, 2, 0, 3).reshape(runs, c, cols)
+        if detach_params:
+            # Input gradients only: a patch-matrix product, whose backward (matrix product and
+            # overlap-add) is much cheaper on the CPU than a convolution's backward-data.
+            patches = F.unfold(x.reshape(runs * n, c_in, h, w), k).view(runs, n, c_in * k * k, oh * ow)
+            patches = patches.transpose(1, 2).reshape(runs, c_in * k * k, cols)
+            feat = torch.baddbmm(param(self.first_bias)[:, :, None], w_first, patches)
+        else:
+            feat = F.conv2d(x.transpose(0, 1).reshape(n, runs * c_in, h, w), w_first.reshape(-1, c_in, k, k),
+                            param(self.first_bias).reshape(-1), groups=runs)
+            feat = feat.view(n, runs, c, oh * ow).permute(1, 2, 0, 3).reshape(runs, c, cols)
         hidden = self.hidden_weight.shape[1]
         w_hidden = spectral_normalised(param(self.hidden_weight).reshape(-1, c, c), self.u_hidden,
-                                       self.v_hidden, self.training).view(runs, hidden, c, c)
+                                       self.v_hidden, iterate).view(runs, hidden, c, c)
         b_hidden = param(self.hidden_bias)
         # BatchNorm in training mode on one crop normalises each channel over that crop's
         # positions: a GroupNorm with one group per (run, channel, crop).
@@ -186,6 +197,6 @@ class PatchDiscriminator(nn.Module):
             feat = F.group_norm(feat.view(1, runs * c * n, oh * ow), runs * c * n,
                                 gamma[:, i].reshape(-1), beta[:, i].reshape(-1), eps=1e-5)
             feat = F.relu(feat.view(runs, c, cols))
-        w_last = spectral_normalised(param(self.last_weight), self.u_last, self.v_last, self.training)
+        w_last = spectral_normalised(param(self.last_weight), self.u_last, self.v_last, iterate)
         out = torch.baddbmm(param(self.last_bias)[:, :, None], w_last, feat)
         return torch.sigmoid(out).view(runs, n, 1, oh, ow)
