@@ -8,6 +8,9 @@ import torch
 
 from blindsr.errors import UsageError
 
+# Seed offset of the one retry after a numerical fault (KernelGAN runs, ZSSR runs).
+FAULT_RESEED = 7919
+
 
 def select_device(name: str = "auto") -> torch.device:
     """``auto``: the first CUDA GPU when one is usable, else the CPU; or an explicit torch name."""

@@ -90,7 +90,7 @@ def super_resolve(image: LoadedImage, kernels: dict[int, SRKernel], backend: Bac
         alpha = np.clip(imresize(image.alpha, float(scale)), 0, 1)
     record = {"backend": backend.name, "seconds": round(result.seconds, 3),
               "kernels_used": {f"x{s}": k.provenance.get("support", k.size) for s, k in adapted.items()},
-              "diagnostics": result.diagnostics}
+              "diagnostics": result.diagnostics, "warnings": result.warnings}
     return result.image, alpha, record
 
 
@@ -112,6 +112,7 @@ def run_pipeline(image: LoadedImage, estimator: Estimator | None, backend: Backe
     start = time.perf_counter()
     rgb, alpha, sr_record = super_resolve(image, kernels, backend, scale, seed, progress)
     stages["sr"] = {**sr_record, "wall_seconds": round(time.perf_counter() - start, 3)}
+    warnings += sr_record["warnings"]
     record = {"version": __version__, "input": str(image.path), "input_sha256": image.sha256,
               "input_size": [image.shape[1], image.shape[0]], "bit_depth": image.bit_depth,
               "grayscale": image.grayscale, "alpha": image.alpha is not None, "scale": scale,

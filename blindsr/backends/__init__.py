@@ -40,6 +40,7 @@ class SRResult:
     image: np.ndarray  # float64 (H * s, W * s, 3) in [0, 1]
     seconds: float
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 class Backend(Protocol):

@@ -6,6 +6,7 @@ With no kernels at all it runs the ideal-case ZSSR with MATLAB's bicubic downsca
 """
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -13,9 +14,12 @@ import numpy as np
 
 import zssr
 from blindsr.backends import KernelNeeds, Progress, SRResult, register_backend
+from blindsr.degradation import imresize
 from blindsr.errors import UsageError
 from blindsr.kernel import SRKernel
-from blindsr.runtime import select_device
+from blindsr.runtime import FAULT_RESEED, select_device
+
+log = logging.getLogger(__name__)
 
 
 @register_backend("zssr")
@@ -48,8 +52,20 @@ class ZSSRBackend:
             arrays = [np.asarray(kernels[s].array) for s in stages]
         else:
             arrays = None
-        result = zssr.super_resolve(rgb, scale, arrays, settings=self.settings, device=self.device,
-                                    seed=seed, progress=progress)
-        diagnostics = {"preset": self.preset, "downscaling": "kernels" if arrays else "bicubic",
-                       **result.diagnostics}
-        return SRResult(result.image, time.perf_counter() - start, diagnostics)
+        warnings: list[str] = []
+        for run_seed in (seed, seed + FAULT_RESEED):
+            try:
+                result = zssr.super_resolve(rgb, scale, arrays, settings=self.settings, device=self.device,
+                                            seed=run_seed, progress=progress)
+            except zssr.NumericalFault as exc:
+                warnings.append(f"ZSSR with seed {run_seed} failed numerically ({exc})")
+                log.warning(warnings[-1])
+                continue
+            diagnostics = {"preset": self.preset, "downscaling": "kernels" if arrays else "bicubic",
+                           **result.diagnostics}
+            return SRResult(result.image, time.perf_counter() - start, diagnostics, warnings)
+        # Never a silent garbage output: bicubic interpolation, and the record says so.
+        warnings.append("ZSSR failed twice; the output is bicubic interpolation")
+        log.warning(warnings[-1])
+        image = np.clip(imresize(rgb, float(scale)), 0, 1)
+        return SRResult(image, time.perf_counter() - start, {"fallback": "bicubic interpolation"}, warnings)

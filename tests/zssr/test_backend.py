@@ -42,3 +42,24 @@ def test_runs_with_adapted_kernels_and_without(rng):
     with pytest.raises(UsageError, match="x4"):
         backend.super_resolve(lr, 4, {2: kernels[2]})
     assert np.all(np.isfinite(result.image))
+
+
+def test_numerical_fault_retries_then_falls_back_to_bicubic(monkeypatch):
+    import zssr
+
+    from blindsr.degradation import imresize
+    from blindsr.runtime import FAULT_RESEED
+
+    rgb = np.random.default_rng(0).random((24, 20, 3))
+    calls = []
+
+    def failing(lr, scale, kernels=None, settings=None, device="cpu", seed=0, progress=None):
+        calls.append(seed)
+        raise zssr.NumericalFault("non-finite loss at iteration 50 of the x2 stage")
+
+    monkeypatch.setattr(zssr, "super_resolve", failing)
+    backend = get_backend("zssr", device="cpu")
+    result = backend.super_resolve(rgb, 2, {}, seed=3)
+    assert calls == [3, 3 + FAULT_RESEED]
+    assert np.allclose(result.image, np.clip(imresize(rgb, 2.0), 0, 1))
+    assert result.diagnostics["fallback"] == "bicubic interpolation" and len(result.warnings) == 3

@@ -31,9 +31,9 @@ from zssr.geometry import allowed_transforms
 from zssr.network import ZSSRNet
 from zssr.output import final_output
 from zssr.settings import PRESETS, ZSSRSettings, preset
-from zssr.train import StageReport, train_stage
+from zssr.train import NumericalFault, StageReport, train_stage
 
-__all__ = ["PRESETS", "ZSSRResult", "ZSSRSettings", "preset", "stages", "super_resolve", "work"]
+__all__ = ["PRESETS", "NumericalFault", "ZSSRResult", "ZSSRSettings", "preset", "stages", "super_resolve", "work"]
 
 Progress = Callable[[int], None]
 MIN_SIDE = 8  # smaller inputs cannot hold a meaningful father/son pair
@@ -116,6 +116,8 @@ def super_resolve(lr: np.ndarray, scale: int, kernels: Sequence[np.ndarray] | No
     transforms = allowed if settings.self_ensemble else (0,)
     lr64 = torch.as_tensor(image.transpose(2, 0, 1)[None], dtype=torch.float64, device=device)
     sr = final_output(net, lr64, downs[-1], transforms, settings.back_projection_iters, settings.tile)
+    if not torch.isfinite(sr).all():
+        raise NumericalFault("non-finite values in the output")
     reports[-1].output_seconds = time.perf_counter() - output_start
 
     diagnostics = {

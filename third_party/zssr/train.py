@@ -9,6 +9,7 @@ through the net against the input, MSE - and the learning-rate policy may divide
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -25,6 +26,10 @@ from zssr.settings import ZSSRSettings
 
 Progress = Callable[[int], None]
 log = logging.getLogger(__name__)
+
+
+class NumericalFault(RuntimeError):
+    """Training produced a non-finite loss or reconstruction error."""
 
 
 @dataclass
@@ -78,6 +83,8 @@ def train_stage(net: ZSSRNet, optimizer: torch.optim.Optimizer, image: torch.Ten
         optimizer.step()
         if policy.wants_test(iteration):
             mse = reconstruction_error(net, image, down, settings.tile)
+            if not (math.isfinite(mse) and math.isfinite(float(loss))):
+                raise NumericalFault(f"non-finite loss at iteration {iteration} of the x{down.scale} stage")
             policy.record(iteration, mse)
             report.reconstruction.append((iteration, mse))
         if policy.update(iteration):

@@ -23,10 +23,9 @@ from blindsr.estimators.kernelgan.train import ImageTooSmall, NumericalFault, pr
 from blindsr.errors import InputError
 from blindsr.kernel import SRKernel, crop_or_pad
 from blindsr.metrics import kernel_psnr
-from blindsr.runtime import select_device, torch_threads
+from blindsr.runtime import FAULT_RESEED, select_device, torch_threads
 
 log = logging.getLogger(__name__)
-FAULT_RESEED = 7919  # seed offset of the one retry after a numerical fault
 RESTART_SEED_STRIDE = 1_000_003
 
 
