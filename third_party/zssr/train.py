@@ -83,7 +83,7 @@ def train_stage(net: ZSSRNet, optimizer: torch.optim.Optimizer, image: torch.Ten
         optimizer.step()
         if policy.wants_test(iteration):
             mse = reconstruction_error(net, image, down, settings.tile)
-            if not (math.isfinite(mse) and math.isfinite(float(loss))):
+            if not (math.isfinite(mse) and math.isfinite(float(loss.detach()))):
                 raise NumericalFault(f"non-finite loss at iteration {iteration} of the x{down.scale} stage")
             policy.record(iteration, mse)
             report.reconstruction.append((iteration, mse))
