@@ -49,9 +49,9 @@ def executor_args(workers: int) -> list[str]:
 def table_part(name: str, data: Path, work: Path, workers: int) -> None:
     scale, limit, estimators, srs = PARTS[name]
     args = ["eval", f"dataset={data}", f"scale={scale}", f"limit={limit}", f"estimator={estimators}",
-            f"sr={srs}", *executor_args(workers), f"output={work / name}", "overwrite=true"]
+            f"sr={srs}", *executor_args(workers), f"output={work / f'x{scale}'}", "overwrite=true"]
     code, seconds = blindsr(args)
-    result = json.loads((work / name / f"table_x{scale}.json").read_text())
+    result = json.loads((work / f"x{scale}" / f"table_x{scale}.json").read_text())
     rows = result["rows"]
     columns = [c for c in ("method", "psnr", "ssim", "kernel_psnr", "lr_psnr", "estimate_s", "sr_s", "images",
                            "failed") if any(r.get(c) is not None for r in rows)]

@@ -123,7 +123,7 @@ def process(task: ImageTask, progress=None) -> ImageOutcome:
         scale = int(task.config["scale"])
         image = read_image(task.source, int(task.config.get("max_pixels", 40_000_000)))
         result = run_pipeline(image, estimator, backend, scale, seed=int(task.config.get("seed", 0)),
-                              progress=progress)
+                              handoff_width=float(task.config.get("handoff_width", 1.0)), progress=progress)
         paths = write_outputs(folder, task.stem, scale, image, result, task.config)
     except BlindSRError as exc:
         return _failed(task, str(exc), start)

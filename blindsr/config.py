@@ -77,6 +77,11 @@ class NoBackendConfig:
     name: str = "none"
 
 
+# Estimated kernels are narrowed to this fraction of their width before SR (stages.handoff_kernels);
+# chosen on held-out BSD100RK images (docs/BENCHMARKS.md, 'handoff width').
+HANDOFF_WIDTH = 0.8
+
+
 @dataclass
 class CommonConfig:
     output: str = "blindsr_out"
@@ -104,6 +109,7 @@ class EvalConfig(CommonConfig):
     # Table-1 mode: several options per stage (``estimator=[gt,kernelgan] sr=[zssr,srmd]`` sets these).
     estimators: List[str] = field(default_factory=list)
     srs: List[str] = field(default_factory=list)
+    handoff_width: float = HANDOFF_WIDTH
     estimator: Any = MISSING
     sr: Any = MISSING
     executor: Any = MISSING
@@ -121,6 +127,7 @@ class DegradeConfig(CommonConfig):
 class PipelineConfig(CommonConfig):
     input: str = MISSING
     scale: int = 2
+    handoff_width: float = HANDOFF_WIDTH
     estimator: Any = MISSING
     sr: Any = MISSING
 
@@ -130,6 +137,7 @@ class SRConfig(CommonConfig):
     input: str = MISSING
     kernel: str = MISSING  # PATH, or PATH,PATH for x2 and x4
     scale: int = 2
+    handoff_width: float = 1.0  # given kernels are used as given unless this is set
     sr: Any = MISSING
 
 
@@ -187,6 +195,7 @@ class BatchConfig(CommonConfig):
     recursive: bool = False
     gt: Optional[str] = None  # folder of ground-truth HR images with the same relative names
     title: str = ""
+    handoff_width: float = HANDOFF_WIDTH
     estimator: Any = MISSING
     sr: Any = MISSING
     executor: Any = MISSING

@@ -102,6 +102,7 @@ class TableTask:
     result: str
     device: str
     seed: int
+    handoff_width: float = 1.0  # applied to the kernels before SR (stages.handoff_kernels)
 
 
 @functools.lru_cache(maxsize=8)
@@ -138,6 +139,9 @@ def run_table_task(task: TableTask) -> dict[str, Any]:
         else:
             kernels = true_kernels(task.entry, task.scale) if name == "gt" else _saved_kernels(task)
             backend = _stage("sr", json.dumps(task.sr, sort_keys=True), task.device)
+            from blindsr.stages import handoff_kernels
+
+            kernels = handoff_kernels(kernels, task.handoff_width)
             row.update(sr_metrics(task.entry, kernels, backend, task.scale, task.seed))
     except BlindSRError as exc:
         row["error"] = str(exc)

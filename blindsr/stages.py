@@ -34,6 +34,23 @@ def check_scale(scale: int, allowed: tuple[int, ...] = SCALES) -> int:
     return scale
 
 
+def check_handoff_width(width: float) -> float:
+    if not 0.0 < width <= 1.0:
+        raise UsageError(f"handoff_width={width}: must be in (0, 1]")
+    return float(width)
+
+
+def handoff_kernels(kernels: dict[int, SRKernel], width: float) -> dict[int, SRKernel]:
+    """The kernels handed to SR: narrowed to ``width`` of their extent (``SRKernel.narrowed``),
+    except a fallback to the bicubic kernel, which is not an estimate. Why: KernelGAN's width is
+    uncertain (its estimates drift towards a middle width), and SR is far more hurt by a kernel
+    that is too wide (over-sharpening, ringing) than by one that is too narrow (a softer result);
+    the default width was chosen on held-out images (docs/BENCHMARKS.md, 'handoff width')."""
+    if width == 1.0:
+        return kernels
+    return {s: k if k.provenance.get("fallback") else k.narrowed(width) for s, k in kernels.items()}
+
+
 def options(node: DictConfig) -> dict[str, Any]:
     """A stage's config as keyword arguments: without ``name`` and without unset (None) values."""
     values = OmegaConf.to_container(node, resolve=True)
@@ -95,9 +112,11 @@ def super_resolve(image: LoadedImage, kernels: dict[int, SRKernel], backend: Bac
 
 
 def run_pipeline(image: LoadedImage, estimator: Estimator | None, backend: Backend, scale: int, *,
-                 seed: int = 0, kernels: dict[int, SRKernel] | None = None,
+                 seed: int = 0, kernels: dict[int, SRKernel] | None = None, handoff_width: float = 1.0,
                  progress: Progress | None = None) -> PipelineResult:
-    """Estimate the kernels (unless given), then super-resolve ``image`` by ``scale``."""
+    """Estimate the kernels (unless given), then super-resolve ``image`` by ``scale``. The kernels
+    returned (and saved) are the estimate; SR gets them through ``handoff_kernels`` with
+    ``handoff_width`` when they are given or come from a learned estimator."""
     stages: dict[str, Any] = {}
     warnings: list[str] = []
     if kernels is None:
@@ -109,9 +128,12 @@ def run_pipeline(image: LoadedImage, estimator: Estimator | None, backend: Backe
         kernels = estimate.kernels
         warnings += estimate.warnings
         stages["estimate"] = {"estimator": estimator.name, "seconds": round(time.perf_counter() - start, 3)}
+    if estimator is not None and not estimator.learned:
+        handoff_width = 1.0
     start = time.perf_counter()
-    rgb, alpha, sr_record = super_resolve(image, kernels, backend, scale, seed, progress)
-    stages["sr"] = {**sr_record, "wall_seconds": round(time.perf_counter() - start, 3)}
+    rgb, alpha, sr_record = super_resolve(image, handoff_kernels(kernels, handoff_width), backend, scale, seed,
+                                          progress)
+    stages["sr"] = {**sr_record, "handoff_width": handoff_width, "wall_seconds": round(time.perf_counter() - start, 3)}
     warnings += sr_record["warnings"]
     record = {"version": __version__, "input": str(image.path), "input_sha256": image.sha256,
               "input_size": [image.shape[1], image.shape[0]], "bit_depth": image.bit_depth,

@@ -47,6 +47,8 @@ def test_help_lists_verbs():
     (("estimate", "input=x.png", "estimator=nope"), "choose from"),
     (("estimate", "input=x.png", "estimator.bogus=1"), "bogus"),
     (("estimate", "input"), "expected key=value"),
+    (("pipeline", "input=x.png", "handoff_width=1.5"), "handoff_width=1.5"),
+    (("eval", "dataset=x", "handoff_width=0"), "handoff_width=0"),
 ])
 def test_usage_errors_exit_2_before_any_output(tmp_path, args, needle):
     result = blindsr(*args, "output=out", cwd=tmp_path) if args != ("frobnicate",) else blindsr(*args, cwd=tmp_path)

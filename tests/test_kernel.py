@@ -186,3 +186,31 @@ def test_x4_derivation_via_convolve_is_centred():
     c = k4.size // 2
     assert np.allclose(centre_of_mass(k4.array), (c, c), atol=0.05)
     assert np.allclose(k4.array, k4.array[::-1, ::-1], atol=1e-12)  # symmetric in, symmetric out
+
+
+def second_moments(k: np.ndarray) -> np.ndarray:
+    c = np.array(centre_of_mass(k))
+    r, q = np.indices(k.shape, dtype=np.float64)
+    r, q = r - c[0], q - c[1]
+    return np.array([[np.sum(k * r * r), np.sum(k * r * q)], [np.sum(k * r * q), np.sum(k * q * q)]])
+
+
+@pytest.mark.parametrize("width", [0.9, 0.8, 0.6])
+def test_narrowed_scales_covariance_by_width_squared(width):
+    """An anisotropic, rotated Gaussian: covariance x width^2 (hand-derived for k(c + (x - c) / w)),
+    centre of mass and orientation kept; 1% tolerance for sampling on the pixel grid."""
+    cov = np.array([[3.0, 1.1], [1.1, 1.6]])
+    kernel = SRKernel(gaussian(19, cov[0, 0], cov[1, 1], cov[0, 1]), 2, provenance={"estimator": "x"})
+    out = kernel.narrowed(width)
+    assert abs(out.array.sum() - 1) < 1e-9 and out.array.min() >= 0
+    assert np.allclose(second_moments(out.array), width ** 2 * second_moments(kernel.array), rtol=0.01, atol=0.01)
+    assert np.allclose(np.array(centre_of_mass(out.array)) - out.size // 2, 0, atol=1e-6)
+    assert out.provenance["narrowed_to_width"] == width and out.provenance["estimator"] == "x"
+
+
+def test_narrowed_identity_and_bad_width():
+    kernel = SRKernel(gaussian(11, 1.0, 2.0), 2)
+    assert kernel.narrowed(1.0) is kernel
+    for bad in (0.0, -0.5, 1.2):
+        with pytest.raises(ValueError, match="width"):
+            kernel.narrowed(bad)

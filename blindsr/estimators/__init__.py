@@ -28,6 +28,7 @@ class Estimate:
 
 class Estimator(Protocol):
     name: str
+    learned: bool  # estimates from the image (narrowed before SR by ``handoff_width``), or fixed
 
     def iterations(self, scale: int) -> int:
         """Units of work ``estimate`` reports through ``progress`` (for one progress bar)."""

@@ -9,6 +9,8 @@ from blindsr.estimators import Estimate, Progress, register_estimator
 
 @register_estimator("bicubic")
 class BicubicEstimator:
+    learned = False
+
     def __init__(self, **_: object) -> None:
         pass
 

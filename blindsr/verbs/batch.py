@@ -19,11 +19,12 @@ from blindsr.errors import InputError
 from blindsr.executors import get_executor
 from blindsr.outputs import prepare_output_dir
 from blindsr.report import summary_rows, write_report, write_summary
-from blindsr.stages import build_backend, build_estimator, check_scale, options
+from blindsr.stages import build_backend, build_estimator, check_handoff_width, check_scale, options
 
 
 def run(cfg: DictConfig) -> int:
     scale = check_scale(cfg.scale)
+    check_handoff_width(cfg.handoff_width)
     executor = get_executor(cfg.executor.name, **options(cfg.executor))
     build_estimator(cfg.estimator, cfg.device)  # fail fast on a bad stage config, before any work
     build_backend(cfg.sr, cfg.device)

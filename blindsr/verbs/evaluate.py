@@ -31,7 +31,7 @@ from blindsr.evaluation import METHOD_NAMES, PUBLISHED_DIV2KRK, TableTask, metho
 from blindsr.executors import get_executor
 from blindsr.metrics import KERNEL_PSNR_FORMULA, LR_PSNR_FORMULA
 from blindsr.outputs import prepare_output_dir
-from blindsr.stages import build_backend, build_estimator, check_scale, options
+from blindsr.stages import build_backend, build_estimator, check_handoff_width, check_scale, options
 from blindsr.tables import markdown_table, mean_row, write_tables
 
 SR_FORMULA = ("Y-channel PSNR/SSIM (MATLAB rgb2ycbcr, border = scale, float64; SSIM 11x11 Gaussian, "
@@ -69,14 +69,16 @@ def _key(config: dict) -> str:
 
 def run(cfg: DictConfig) -> int:
     scale = check_scale(cfg.scale)
+    width = check_handoff_width(cfg.handoff_width)
     entries = load_benchmark(cfg.dataset, scale, cfg.limit)
     est_names = list(cfg.estimators) or [cfg.estimator.name]
     sr_names = list(cfg.srs) or [cfg.sr.name]
     estimators = stage_configs(cfg, "estimator", est_names)
     backends = stage_configs(cfg, "sr", sr_names)
+    learned = {"gt": False}
     for name, config in estimators.items():  # fail fast on bad stage configs, before any work
         if name != "gt":
-            build_estimator(OmegaConf.create(config), cfg.device)
+            learned[name] = build_estimator(OmegaConf.create(config), cfg.device).learned
     for name, config in backends.items():
         if name != "none":
             build_backend(OmegaConf.create(config), cfg.device)
@@ -90,9 +92,12 @@ def run(cfg: DictConfig) -> int:
 
     def task(entry, est: str, sr: str | None) -> TableTask:
         e_key = _key(estimators[est])
-        result = cache / (e_key if sr is None else f"{e_key}+{_key(backends[sr])}") / f"{entry.name}.json"
+        w = width if learned[est] else 1.0
+        s_key = None if sr is None else _key(backends[sr]) + ("" if w == 1.0 else f"+width{w:g}")
+        result = cache / (e_key if sr is None else f"{e_key}+{s_key}") / f"{entry.name}.json"
         return TableTask(entry=entry, estimator=estimators[est], sr=None if sr is None else backends[sr],
-                         kernel_dir=str(cache / e_key / "kernels"), result=str(result), **common)
+                         kernel_dir=str(cache / e_key / "kernels"), result=str(result),
+                         handoff_width=1.0 if sr is None else w, **common)
 
     combos = [(e, s) for e in est_names for s in sr_names]
     # Bicubic interpolation ignores kernels: one row, whatever the estimators.
@@ -112,6 +117,7 @@ def run(cfg: DictConfig) -> int:
             results += executor.run(run_table_task, tasks, lambda _: bar.update(1), lost_task)
     rows_by_combo = merge(results, est_names, sr_names, sr_combos)
     meta = {"dataset": str(cfg.dataset), "scale": scale, "estimators": estimators, "srs": backends,
+            "handoff_width": width,
             "seed": cfg.seed, "kernel_psnr": KERNEL_PSNR_FORMULA + " (canvas: the true kernel's size)",
             "lr_psnr": LR_PSNR_FORMULA, "psnr_ssim": SR_FORMULA, "version": __version__,
             "machine": machine(), "date": datetime.datetime.now().isoformat(timespec="seconds")}

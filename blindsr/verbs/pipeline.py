@@ -5,12 +5,13 @@ from omegaconf import DictConfig
 
 from blindsr.images import read_image
 from blindsr.outputs import prepare_output_dir, safe_stem
-from blindsr.stages import (build_backend, build_estimator, check_image, check_scale, output_paths, progress_bar,
-                            run_pipeline, write_outputs)
+from blindsr.stages import (build_backend, build_estimator, check_handoff_width, check_image, check_scale,
+                            output_paths, progress_bar, run_pipeline, write_outputs)
 
 
 def run(cfg: DictConfig) -> int:
     scale = check_scale(cfg.scale)
+    width = check_handoff_width(cfg.handoff_width)
     estimator = build_estimator(cfg.estimator, cfg.device)
     backend = build_backend(cfg.sr, cfg.device)
     image = read_image(cfg.input, cfg.max_pixels)
@@ -20,7 +21,8 @@ def run(cfg: DictConfig) -> int:
     out = prepare_output_dir(cfg.output, output_paths(cfg.output, stem, scale, kernel_scales), cfg.overwrite)
     total = estimator.iterations(scale) + backend.work(image.shape, scale)
     with progress_bar(total, f"{stem} x{scale}") as bar:
-        result = run_pipeline(image, estimator, backend, scale, seed=cfg.seed, progress=bar.update)
+        result = run_pipeline(image, estimator, backend, scale, seed=cfg.seed, handoff_width=width,
+                              progress=bar.update)
     paths = write_outputs(out, stem, scale, image, result, cfg)
     print(f"x{scale} image: {paths['image']}")
     print(f"kernels: {', '.join(str(paths[f'kernel_x{s}']) for s in sorted(result.kernels))}")

@@ -9,7 +9,8 @@ from blindsr.errors import InputError, UsageError
 from blindsr.images import read_image
 from blindsr.kernel import SRKernel, load_kernel
 from blindsr.outputs import prepare_output_dir, safe_stem
-from blindsr.stages import build_backend, check_scale, output_paths, progress_bar, run_pipeline, write_outputs
+from blindsr.stages import (build_backend, check_handoff_width, check_scale, output_paths, progress_bar, run_pipeline,
+                            write_outputs)
 
 
 def kernel_files(value: str) -> list[Path]:
@@ -41,13 +42,15 @@ def load_kernels(value: str, scale: int) -> dict[int, SRKernel]:
 
 def run(cfg: DictConfig) -> int:
     scale = check_scale(cfg.scale)
+    width = check_handoff_width(cfg.handoff_width)
     backend = build_backend(cfg.sr, cfg.device)
     kernels = load_kernels(cfg.kernel, scale)
     image = read_image(cfg.input, cfg.max_pixels)
     stem = safe_stem(image.path.name)
     out = prepare_output_dir(cfg.output, output_paths(cfg.output, stem, scale, tuple(kernels)), cfg.overwrite)
     with progress_bar(backend.work(image.shape, scale), f"{stem} x{scale}") as bar:
-        result = run_pipeline(image, None, backend, scale, seed=cfg.seed, kernels=kernels, progress=bar.update)
+        result = run_pipeline(image, None, backend, scale, seed=cfg.seed, kernels=kernels,
+                              handoff_width=width, progress=bar.update)
     paths = write_outputs(out, stem, scale, image, result, cfg)
     print(f"x{scale} image: {paths['image']}")
     print(f"record: {paths['record']}")

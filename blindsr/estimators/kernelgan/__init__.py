@@ -68,6 +68,8 @@ class KernelGANEstimator:
     its tensors are too small for intra-op parallelism to pay, and results then do not depend on
     the machine's core count."""
 
+    learned = True
+
     def __init__(self, preset: str = "default", device: str = "auto", **overrides: Any) -> None:
         self.settings = settings_for(preset, overrides)
         self.preset = preset

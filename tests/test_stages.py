@@ -1,0 +1,45 @@
+"""The handoff into SR: estimated kernels narrowed by ``handoff_width``, fixed ones left alone."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from blindsr.backends import get_backend
+from blindsr.degradation import bicubic_kernel, gaussian_kernel
+from blindsr.errors import UsageError
+from blindsr.estimators import get_estimator
+from blindsr.images import LoadedImage
+from blindsr.kernel import SRKernel
+from blindsr.stages import check_handoff_width, handoff_kernels, run_pipeline
+
+
+def sigmas(kernel: SRKernel) -> np.ndarray:
+    d = kernel.describe()
+    return np.array([d["sigma_major"], d["sigma_minor"]])
+
+
+def test_handoff_narrows_estimates_but_not_a_fallback():
+    k2 = SRKernel(gaussian_kernel(17, np.array([[2.5, 0.6], [0.6, 1.4]])), 2)
+    narrowed = handoff_kernels({2: k2, 4: k2.derive_x4()}, 0.8)
+    assert np.allclose(sigmas(narrowed[2]), 0.8 * sigmas(k2), rtol=0.01)
+    assert np.allclose(sigmas(narrowed[4]), 0.8 * sigmas(k2.derive_x4()), rtol=0.01)
+    fallback = bicubic_kernel(2).with_provenance(fallback="kernelgan numerical fault")
+    assert handoff_kernels({2: fallback}, 0.8)[2] is fallback
+    assert handoff_kernels({2: k2}, 1.0)[2] is k2
+
+
+@pytest.mark.parametrize("width", [0.0, -1.0, 1.01])
+def test_handoff_width_range(width):
+    with pytest.raises(UsageError, match="handoff_width"):
+        check_handoff_width(width)
+
+
+def test_fixed_kernel_estimator_is_not_narrowed(rng):
+    """The bicubic-kernel baseline is not an estimate: run_pipeline records width 1 for it."""
+    rgb = rng.random((24, 24, 3))
+    image = LoadedImage(rgb=rgb, alpha=None, bit_depth=8, grayscale=False, path=Path("x.png"), sha256="0")
+    result = run_pipeline(image, get_estimator("bicubic"), get_backend("bicubic"), 2, handoff_width=0.8)
+    assert result.record["stages"]["sr"]["handoff_width"] == 1.0
+    assert result.kernels[2].provenance.get("narrowed_to_width") is None
