@@ -9,6 +9,7 @@
 #   make report OUT=results                                                  rebuild report.html
 #   make bench-zssr      ZSSR iteration overhead, run times and PSNR -> docs/BENCHMARKS.md
 #   make bench-batch     resume after kill -9 and executor equivalence on the real photos, by hash
+#   make bench-handoff   the handoff width, chosen on held-out BSD100RK images with SRMD
 #   make bench-table1    the paper's Table 1 on BSD100RK (x2, x4) and the pipeline on the real photos
 # PyTorch: TORCH picks the build. The default takes the CPU build this project is developed on;
 # on a CUDA machine use e.g. TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126",
@@ -29,7 +30,7 @@ LIMIT ?= 0
 ESTIMATORS ?= [gt,kernelgan,bicubic]
 SRS ?= [bicubic,zssr,srmd]
 
-.PHONY: install test demo bench-kernel bench-zssr bench-srmd bench-memory bench-table1 bench-batch batch eval report clean
+.PHONY: install test demo bench-kernel bench-zssr bench-srmd bench-memory bench-table1 bench-batch bench-handoff batch eval report clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
@@ -56,6 +57,9 @@ bench-zssr: $(STAMP)
 
 bench-memory: $(STAMP)
 	BLINDSR_WEIGHTS_SRMD_PCA=$(SHARED)/srmd/srmd_pca_matlab.mat $(BIN)/python benchmarks/memory.py
+
+bench-handoff: $(STAMP)
+	BLINDSR_WEIGHTS_SRMD_PCA=$(SHARED)/srmd/srmd_pca_matlab.mat $(BIN)/python benchmarks/handoff.py --data $(DATA)
 
 bench-table1: $(STAMP)
 	BLINDSR_WEIGHTS_SRMD_PCA=$(SHARED)/srmd/srmd_pca_matlab.mat $(BIN)/python benchmarks/table1.py \

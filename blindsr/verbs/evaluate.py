@@ -63,7 +63,8 @@ def stage_configs(cfg: DictConfig, group: str, names: list[str]) -> dict[str, di
     return out
 
 
-def _key(config: dict) -> str:
+def stage_key(config: dict) -> str:
+    """A stage config's cache folder name: its name and a hash of all its settings."""
     return config["name"] + "-" + hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
 
 
@@ -91,9 +92,9 @@ def run(cfg: DictConfig) -> int:
     common = {"scale": scale, "device": cfg.device, "seed": cfg.seed}
 
     def task(entry, est: str, sr: str | None) -> TableTask:
-        e_key = _key(estimators[est])
+        e_key = stage_key(estimators[est])
         w = width if learned[est] else 1.0
-        s_key = None if sr is None else _key(backends[sr]) + ("" if w == 1.0 else f"+width{w:g}")
+        s_key = None if sr is None else stage_key(backends[sr]) + ("" if w == 1.0 else f"+width{w:g}")
         result = cache / (e_key if sr is None else f"{e_key}+{s_key}") / f"{entry.name}.json"
         return TableTask(entry=entry, estimator=estimators[est], sr=None if sr is None else backends[sr],
                          kernel_dir=str(cache / e_key / "kernels"), result=str(result),
