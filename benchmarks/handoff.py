@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# The repository root instead of benchmarks/, whose srmd.py and zssr.py would shadow the packages.
+sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from benchmarks.common import write_section  # noqa: E402
 from blindsr.backends import adapt  # noqa: E402
@@ -42,7 +43,7 @@ def estimates(data: Path, work: Path, images: int) -> Path:
     subprocess.run([sys.executable, "-m", "blindsr", "eval", f"dataset={data}", "scale=2", f"limit={images}",
                     "estimator=[kernelgan]", "sr=[none]", f"output={out}", "overwrite=true"], check=True,
                    stdout=subprocess.DEVNULL)
-    table = json.loads((out / "table_x2.json").read_text())
+    table = json.loads((out / "eval_x2_kernelgan.json").read_text())
     return out / "tasks_x2" / stage_key(table["estimators"]["kernelgan"]) / "kernels"
 
 

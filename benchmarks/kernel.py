@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# The repository root instead of benchmarks/, whose srmd.py and zssr.py would shadow the packages.
+sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from benchmarks.common import write_section  # noqa: E402
 from blindsr.datasets import load_benchmark  # noqa: E402
