@@ -41,8 +41,11 @@ def command_line() -> str:
 def write_section(name: str, title: str, body: str, make_target: str) -> None:
     """Replace (or append) the section ``name`` of docs/BENCHMARKS.md."""
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    load = os.getloadavg()
     block = (f"<!-- bench:{name} -->\n## {title}\n\n`make {make_target}` ({command_line()})  \n"
-             f"Machine: {machine_line()}  \nDate: {stamp}\n\n{body.strip()}\n<!-- /bench:{name} -->")
+             f"Machine: {machine_line()}  \nDate: {stamp}; load average when written (1, 15 min): "
+             f"{load[0]:.1f}, {load[2]:.1f} (above the core count: other jobs shared the machine)\n\n"
+             f"{body.strip()}\n<!-- /bench:{name} -->")
     text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else HEADER
     pattern = re.compile(rf"<!-- bench:{name} -->.*?<!-- /bench:{name} -->", re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
