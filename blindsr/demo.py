@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     lr = quantize(degrade(hr, truth, 2))
     write_image(out / "chelsea_hr.png", hr)
     lr_path = write_image(out / "chelsea_lr_x2.png", lr)
+    (out / "true").mkdir(exist_ok=True)
     save_kernel(truth, out / "true", "chelsea")
     print(f"HR image: {SAMPLE[2]}; {hr.shape[1]}x{hr.shape[0]} -> LR {lr.shape[1]}x{lr.shape[0]}")
     print(f"true kernel: {truth.describe()}")
