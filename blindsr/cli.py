@@ -16,7 +16,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Sequence
 
-from blindsr.errors import BlindSRError, UsageError
+from blindsr.errors import STOP_REQUESTED, BlindSRError, UsageError
 
 # verb -> (module in blindsr.verbs, one-line summary, usage)
 VERBS: dict[str, tuple[str, str, str]] = {
@@ -137,7 +137,13 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
+    STOP_REQUESTED.set()
     raise Interrupted()
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    STOP_REQUESTED.set()
+    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -158,6 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = os.environ.get(DEBUG_ENV, "") not in ("", "0") or "debug=true" in rest
     if threading_main():
         signal.signal(signal.SIGTERM, _on_sigterm)
+        signal.signal(signal.SIGINT, _on_sigint)
     try:
         cfg = compose(verb, rest)
         logging.basicConfig(level=str(cfg.log_level).upper(), format="blindsr: %(message)s")

@@ -1,6 +1,8 @@
 """Errors that the command line turns into one clear line on stderr and a non-zero exit."""
 from __future__ import annotations
 
+import threading
+
 
 class BlindSRError(Exception):
     """A problem the user can act on; its message is printed as-is, without a traceback."""
@@ -20,3 +22,14 @@ class InputError(BlindSRError):
 
 class OutputError(BlindSRError):
     """An output location cannot be written, or would overwrite results without permission."""
+
+
+# Set by the command line's SIGINT/SIGTERM handlers. Python ignores an exception raised by a signal
+# handler while a __del__ method or garbage-collection callback runs, so the stop request is also
+# kept here and long loops check it through their progress callbacks (``raise_if_stopped``).
+STOP_REQUESTED = threading.Event()
+
+
+def raise_if_stopped() -> None:
+    if STOP_REQUESTED.is_set():
+        raise KeyboardInterrupt

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from blindsr import __version__
 from blindsr.backends import Backend, adapt, get_backend
 from blindsr.degradation import imresize
-from blindsr.errors import InputError, UsageError
+from blindsr.errors import InputError, UsageError, raise_if_stopped
 from blindsr.estimators import Estimator, get_estimator
 from blindsr.images import LoadedImage, write_image
 from blindsr.kernel import SRKernel, kernel_paths, save_kernel
@@ -80,9 +80,17 @@ def check_image(image: LoadedImage, estimator: Estimator | None) -> None:
             raise InputError(f"{image.path}: {exc}") from None
 
 
+class StoppableBar(tqdm):
+    """A progress bar whose updates also raise a pending Ctrl-C/SIGTERM (``raise_if_stopped``)."""
+
+    def update(self, n: float | None = 1) -> bool | None:
+        raise_if_stopped()
+        return super().update(n)
+
+
 def progress_bar(total: int, desc: str) -> tqdm:
     """One bar per run (silent when stderr is not a terminal)."""
-    return tqdm(total=total, desc=desc, unit="it", dynamic_ncols=True, leave=False,
+    return StoppableBar(total=total, desc=desc, unit="it", dynamic_ncols=True, leave=False,
                 disable=None if total else True, file=sys.stderr)
 
 

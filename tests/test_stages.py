@@ -43,3 +43,19 @@ def test_fixed_kernel_estimator_is_not_narrowed(rng):
     result = run_pipeline(image, get_estimator("bicubic"), get_backend("bicubic"), 2, handoff_width=0.8)
     assert result.record["stages"]["sr"]["handoff_width"] == 1.0
     assert result.kernels[2].provenance.get("narrowed_to_width") is None
+
+
+def test_progress_updates_raise_a_swallowed_stop_request():
+    """A signal whose exception Python swallowed (raised inside a __del__) still stops the run at
+    the next progress update."""
+    from blindsr.errors import STOP_REQUESTED
+    from blindsr.stages import progress_bar
+
+    with progress_bar(10, "t") as bar:
+        bar.update(1)
+        STOP_REQUESTED.set()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                bar.update(1)
+        finally:
+            STOP_REQUESTED.clear()
