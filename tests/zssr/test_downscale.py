@@ -35,6 +35,19 @@ def test_son_equals_reference_degradation(rng, scale, shape):
     np.testing.assert_allclose(as_numpy(son), ref, atol=1e-13, rtol=0)
 
 
+@pytest.mark.parametrize("scale", [2, 4])
+def test_banded_son_equals_reference_degradation(rng, scale, monkeypatch):
+    """Large images are convolved in bands of output rows: force bands of one to a few rows."""
+    import zssr.downscale
+
+    k = random_kernels(rng)[scale].array
+    hr = rng.random((53, 47, 3))
+    for budget in (1, 3 * 12 * k.shape[0] ** 2 * 5):
+        monkeypatch.setattr(zssr.downscale, "BAND_ELEMENTS", budget)
+        son = Downscaler(k, scale, torch.device("cpu"))(as_torch(hr))
+        np.testing.assert_allclose(as_numpy(son), degrade(hr, k, scale), atol=1e-13, rtol=0)
+
+
 def test_son_of_gaussian_kernel_float32(rng):
     k = gaussian_kernel(11, np.array([[2.0, 0.7], [0.7, 1.0]]))
     hr = rng.random((40, 36, 3))

@@ -49,16 +49,28 @@ def symmetric_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
     return x[..., rows, :][..., cols]
 
 
+# Largest unfolded input one convolution call may build (elements): the CPU convolution of float64
+# tensors unfolds its whole input (K*K values per output pixel), 31 GB for a 2000x1500 image with a
+# 21x21 kernel, so large images are done in bands of output rows (same arithmetic per pixel).
+BAND_ELEMENTS = 1 << 25
+
+
 def downscale(x: torch.Tensor, weight: torch.Tensor, scale: int) -> torch.Tensor:
     """Correlate every channel of ``x`` (N, C, H, W) with the sampling kernel ``weight`` (K, K)
-    (see ``sampling_kernel``) on a symmetrically padded input, stride ``scale``.
+    (see ``sampling_kernel``) on a symmetrically padded input, stride ``scale``, in bands of output
+    rows bounded by ``BAND_ELEMENTS``.
 
     Returns (N, C, ceil(H / s), ceil(W / s)): output (i, j) is centred on input (s*i, s*j).
     """
     n, c, h, w = x.shape
-    radius = weight.shape[-1] // 2
-    padded = symmetric_pad(x.reshape(n * c, 1, h, w), radius)
-    out = F.conv2d(padded, weight.to(x.dtype)[None, None], stride=scale)
+    size = weight.shape[-1]
+    padded = symmetric_pad(x.reshape(n * c, 1, h, w), size // 2)
+    kernel = weight.to(x.dtype)[None, None]
+    out_h, out_w = -(-h // scale), -(-w // scale)
+    band = max(1, BAND_ELEMENTS // (n * c * out_w * size * size))
+    bands = [F.conv2d(padded[..., top * scale:(min(top + band, out_h) - 1) * scale + size, :], kernel, stride=scale)
+             for top in range(0, out_h, band)]
+    out = torch.cat(bands, dim=-2)
     return out.reshape(n, c, out.shape[-2], out.shape[-1])
 
 
