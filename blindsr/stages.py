@@ -141,7 +141,8 @@ def run_pipeline(image: LoadedImage, estimator: Estimator | None, backend: Backe
     start = time.perf_counter()
     rgb, alpha, sr_record = super_resolve(image, handoff_kernels(kernels, handoff_width), backend, scale, seed,
                                           progress)
-    stages["sr"] = {**sr_record, "handoff_width": handoff_width, "wall_seconds": round(time.perf_counter() - start, 3)}
+    stages["sr"] = {**sr_record, "handoff_width": handoff_width,
+                    "wall_seconds": round(time.perf_counter() - start, 3)}
     warnings += sr_record["warnings"]
     record = {"version": __version__, "input": str(image.path), "input_sha256": image.sha256,
               "input_size": [image.shape[1], image.shape[0]], "bit_depth": image.bit_depth,
