@@ -30,6 +30,7 @@ class KernelGANConfig:
     g_crop: Optional[int] = None
     edge_shave: Optional[int] = None
     lr: Optional[float] = None
+    refine: Optional[str] = None  # affine (default preset) | none (paper preset)
 
 
 @dataclass

@@ -60,7 +60,7 @@ def options(node: DictConfig) -> dict[str, Any]:
 def build_estimator(node: DictConfig, device: str) -> Estimator:
     try:
         return get_estimator(node.name, device=device, **options(node))
-    except KeyError as exc:
+    except (KeyError, ValueError) as exc:  # unknown setting, or a bad value for one
         raise UsageError(str(exc.args[0])) from None
 
 

@@ -31,6 +31,16 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
 
 
+@pytest.fixture(scope="session")
+def chelsea_hr() -> np.ndarray:
+    """The demo's CC0 photo (from the scikit-image wheel), cropped to 296x448."""
+    pytest.importorskip("skimage")
+    from blindsr.demo import sample_image
+    from blindsr.images import read_image
+
+    return read_image(sample_image()).rgb[:296, :448]
+
+
 def textured_image(rng: np.random.Generator, rows: int = 96, cols: int = 80) -> np.ndarray:
     """A smooth-but-textured RGB image in [0, 1]: random blobs plus oriented edges."""
     from scipy import ndimage

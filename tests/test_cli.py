@@ -46,6 +46,7 @@ def test_help_lists_verbs():
     (("estimate", "input=x.png", "scale=abc"), "could not be converted"),
     (("estimate", "input=x.png", "estimator=nope"), "choose from"),
     (("estimate", "input=x.png", "estimator.bogus=1"), "bogus"),
+    (("estimate", "input=x.png", "estimator.refine=gaussian"), "refine must be one of"),
     (("estimate", "input"), "expected key=value"),
     (("pipeline", "input=x.png", "handoff_width=1.5"), "handoff_width=1.5"),
     (("eval", "dataset=x", "handoff_width=0"), "handoff_width=0"),

@@ -7,27 +7,20 @@ from scipy import ndimage
 
 import blindsr.estimators.kernelgan as kg
 from blindsr.degradation import bicubic_kernel, degrade, gaussian_kernel, quantize
-from blindsr.demo import sample_image
 from blindsr.errors import InputError
 from blindsr.estimators import get_estimator
+from blindsr.estimators.kernelgan.settings import settings_for
 from blindsr.estimators.kernelgan.train import RunResult
-from blindsr.images import read_image
 from blindsr.kernel import SRKernel, centre_of_mass
 from blindsr.metrics import kernel_psnr, lr_psnr
 from tests.conftest import textured_image
 
 
-@pytest.fixture(scope="module")
-def chelsea():
-    pytest.importorskip("skimage")
-    hr = read_image(sample_image()).rgb
-    return hr[:296, :448]
-
-
-def test_whole_chain_recovers_a_known_kernel(chelsea):
+def test_whole_chain_recovers_a_known_kernel(chelsea_hr):
     """A photo degraded by the reference degradation with a known anisotropic kernel: the
     estimate (handoff convention) reproduces the LR image far better than the bicubic kernel."""
     truth = SRKernel(gaussian_kernel(11, np.array([[2.6, 0.9], [0.9, 1.2]])), 2)
+    chelsea = chelsea_hr
     lr = quantize(degrade(chelsea, truth, 2))
     est = get_estimator("kernelgan", preset="default", device="cpu", iterations=1000, restarts=1)
     k = est.estimate(lr, 2, seed=0).kernels[2]
@@ -37,6 +30,14 @@ def test_whole_chain_recovers_a_known_kernel(chelsea):
     bicubic = bicubic_kernel(2)
     assert kernel_psnr(k, truth) > kernel_psnr(bicubic, truth) + 4
     assert lr_psnr(chelsea, k, lr, 2) > lr_psnr(chelsea, bicubic, lr, 2) + 4
+    refinement = k.provenance["refinement"]
+    assert refinement["applied"] and refinement["nll_after"] < refinement["nll_before"]
+
+
+def test_paper_preset_does_not_refine_and_bad_refine_is_refused():
+    assert settings_for("paper").refine == "none" and settings_for("default").refine == "affine"
+    with pytest.raises(ValueError, match="refine must be one of"):
+        settings_for("default", {"refine": "gaussian"})
 
 
 def fake_train(kernels: list[np.ndarray], failing: set[int] = frozenset(), calls: list | None = None):
@@ -64,7 +65,7 @@ def native_kernel(sigma: float) -> np.ndarray:
 
 def test_restarts_are_averaged_and_x4_derived(monkeypatch, rng):
     monkeypatch.setattr(kg, "train", fake_train([native_kernel(1.0), native_kernel(1.6)]))
-    est = get_estimator("kernelgan", device="cpu", restarts=2, threshold_rank=168)
+    est = get_estimator("kernelgan", device="cpu", restarts=2, threshold_rank=168, refine="none")
     ticks = []
     out = est.estimate(textured_image(rng), 4, seed=3, progress=ticks.append)
     assert sorted(out.kernels) == [2, 4]

@@ -2,9 +2,11 @@
 
 ``settings`` holds the hyper-parameters and presets, ``networks`` the generator and
 discriminator, ``crops`` the crop sampling, ``train`` one run. This module turns runs into handoff
-kernels: soft threshold, re-centring into the project convention, the analytic x4 kernel, and
-what to do when training goes numerically wrong (each run retries once with another seed; with
-no run left, the bicubic kernel with a warning - never a silent garbage kernel).
+kernels: soft threshold, re-centring into the project convention, the combination of restarts,
+the covariance refit by the marginal likelihood (``blindsr.estimators.likelihood``), the
+analytic x4 kernel, and what to do when training goes numerically wrong (each run retries once
+with another seed; with no run left, the bicubic kernel with a warning - never a silent garbage
+kernel).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from blindsr import __version__
 from blindsr.degradation import bicubic_kernel
 from blindsr.estimators import Estimate, Progress, register_estimator
 from blindsr.estimators.kernelgan.settings import KernelGANSettings, settings_for
+from blindsr.estimators.likelihood import refine_covariance
 from blindsr.estimators.kernelgan.train import ImageTooSmall, NumericalFault, prepare_image, soft_threshold, train
 from blindsr.errors import InputError
 from blindsr.kernel import SRKernel, crop_or_pad
@@ -105,6 +108,8 @@ class KernelGANEstimator:
                 "estimator": "kernelgan", "preset": self.preset, "version": __version__, "seed": seed,
                 "iterations": self.settings.iterations, "restarts": len(runs), "device": str(self.device),
                 "seconds": round(time.perf_counter() - start, 3), "diagnostics": {"runs": runs_info}})
+            if self.settings.refine == "affine":
+                k2 = refine_covariance(k2, prepare_image(rgb, self.settings), 2)
         kernels = {2: k2}
         if scale == 4:
             kernels[4] = k2.derive_x4()

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
+REFINEMENTS = ("none", "affine")
+
 
 @dataclass(frozen=True)
 class KernelGANSettings:
@@ -53,6 +55,13 @@ class KernelGANSettings:
     crops_per_iteration: int = 1
     restarts: int = 1  # independent runs, averaged (see blindsr.estimators.kernelgan.combine)
     trim: int = 1  # runs dropped from the average: those agreeing least with the others
+    # The combined kernel's covariance refitted by the LR image's marginal likelihood ("affine",
+    # blindsr.estimators.likelihood), or left as KernelGAN made it ("none").
+    refine: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.refine not in REFINEMENTS:
+            raise ValueError(f"refine must be one of {REFINEMENTS}, got {self.refine!r}")
 
     def updated(self, overrides: Mapping[str, Any]) -> "KernelGANSettings":
         """A copy with the non-None ``overrides`` applied (unknown names raise ``KeyError``)."""
@@ -70,9 +79,10 @@ PRESETS: dict[str, KernelGANSettings] = {
     # Measured on BSD100RK x2 images 1-10, 4 seeds (docs/BENCHMARKS.md): the per-channel
     # bicubic target (+0.4 dB kernel PSNR), a gentler soft threshold (+0.5 dB), and four
     # 1000-iteration runs averaged with the least-agreeing one dropped (+1.1 dB over one run;
-    # the kernel stops changing after ~1000 iterations).
+    # the kernel stops changing after ~1000 iterations); the covariance refitted by the marginal
+    # likelihood (chosen on images 11-20: +5 dB kernel PSNR, docs/BENCHMARKS.md).
     "default": KernelGANSettings(iterations=1000, bicubic_target="per_channel", threshold_rank=60,
-                                 restarts=4, trim=1),
+                                 restarts=4, trim=1, refine="affine"),
 }
 
 
