@@ -80,7 +80,7 @@ class NoBackendConfig:
 
 # Estimated kernels are narrowed to this fraction of their width before SR (stages.handoff_kernels);
 # chosen on held-out BSD100RK images (docs/BENCHMARKS.md, 'handoff width').
-HANDOFF_WIDTH = 0.8
+HANDOFF_WIDTH = 0.95
 
 
 @dataclass
