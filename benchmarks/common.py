@@ -42,9 +42,10 @@ def write_section(name: str, title: str, body: str, make_target: str) -> None:
     """Replace (or append) the section ``name`` of docs/BENCHMARKS.md."""
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     load = os.getloadavg()
+    busy = " (above the core count: other jobs shared the machine)" if max(load[0], load[2]) > os.cpu_count() else ""
     block = (f"<!-- bench:{name} -->\n## {title}\n\n`make {make_target}` ({command_line()})  \n"
              f"Machine: {machine_line()}  \nDate: {stamp}; load average when written (1, 15 min): "
-             f"{load[0]:.1f}, {load[2]:.1f} (above the core count: other jobs shared the machine)\n\n"
+             f"{load[0]:.1f}, {load[2]:.1f}{busy}\n\n"
              f"{body.strip()}\n<!-- /bench:{name} -->")
     text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else HEADER
     pattern = re.compile(rf"<!-- bench:{name} -->.*?<!-- /bench:{name} -->", re.S)
