@@ -33,7 +33,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.optimize import minimize
 
-from blindsr.kernel import SRKernel
+from blindsr.kernel import SRKernel, crop_or_pad, support_size
 
 LUMA = np.array([0.299, 0.587, 0.114])
 TILE = 256  # LR px; spectra of up to MAX_TILES tiles are averaged (Welch)
@@ -182,6 +182,11 @@ def refine_covariance(kernel: SRKernel, rgb: np.ndarray, scale: int = 2, fit_noi
     a, b, theta = (float(v) for v in best.x)
     info.update(nll_after=float(best.fun), applied=True, log_scales=[round(a, 4), round(b, 4)],
                 angle_rad=round(theta % math.pi, 4), seconds=round(time.perf_counter() - start, 3))
-    refined = SRKernel.from_array(affine_warp(kernel.array, best.x, size), kernel.scale, order=1)
+    warped = affine_warp(kernel.array, best.x, size)
+    # The spline leaves a faint tail over the whole working canvas: keep the support holding all
+    # but 1e-6 of the mass, as for derived x4 kernels (the mass cut is recorded).
+    support = crop_or_pad(warped, support_size(warped))
+    info["lost_energy"] = float(1.0 - support.sum())
+    refined = SRKernel.from_array(support, kernel.scale, order=1)
     return refined.with_provenance(**{k: v for k, v in kernel.provenance.items()}, refinement=info,
                                    refinement_clipped_mass=refined.provenance["negative_mass_clipped"])

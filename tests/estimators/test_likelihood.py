@@ -108,6 +108,7 @@ def test_refinement_recovers_a_known_covariance(rng, sigma, theta):
     info = refined.provenance["refinement"]
     assert info["applied"] and info["nll_after"] < info["nll_before"]
     assert np.allclose(second_moments(refined.array), truth_cov, rtol=0.1, atol=0.06)
+    assert refined.size <= 25 and info["lost_energy"] < 1e-5  # support cut to the kernel, not the canvas
 
 
 def test_refinement_on_a_photo_beats_the_start(chelsea_hr):
