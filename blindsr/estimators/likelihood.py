@@ -116,13 +116,16 @@ class LRLikelihood:
         base = self.model(np.asarray(kernel, dtype=np.float64))[self.mask]
         observed = self.power[self.mask]
 
-        def nll(p: np.ndarray) -> float:
-            variance = math.exp(p[0]) * base + math.exp(p[1])
-            return float(np.mean(observed / variance + np.log(variance)))
+        def nll(p: np.ndarray) -> tuple[float, np.ndarray]:
+            signal, noise = math.exp(p[0]) * base, math.exp(p[1])
+            variance = signal + noise
+            slope = (1.0 - observed / variance) / variance  # d nll / d variance, per frequency
+            gradient = np.array([np.mean(slope * signal), np.mean(slope) * noise])
+            return float(np.mean(observed / variance + np.log(variance))), gradient
 
         guess = math.log(max(observed.mean(), 1e-300) / max(base.mean(), 1e-300))
         floor = math.log(self.noise)
-        result = minimize(nll, [guess, floor + float(self.fit_noise)], method="L-BFGS-B",
+        result = minimize(nll, [guess, floor + float(self.fit_noise)], method="L-BFGS-B", jac=True,
                           bounds=[(guess - 12, guess + 12), (floor, floor + 12 * self.fit_noise)])
         return float(result.fun)
 
