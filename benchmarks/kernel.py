@@ -27,8 +27,8 @@ from blindsr.datasets import load_benchmark  # noqa: E402
 from blindsr.degradation import bicubic_kernel, degrade, gaussian_kernel, quantize  # noqa: E402
 from blindsr.estimators import get_estimator  # noqa: E402
 from blindsr.estimators.kernelgan.settings import settings_for  # noqa: E402
-from blindsr.estimators.kernelgan.train import KernelGANRun, prepare_image  # noqa: E402
-from blindsr.estimators.likelihood import refine_covariance  # noqa: E402
+from blindsr.estimators.kernelgan import refine  # noqa: E402
+from blindsr.estimators.kernelgan.train import KernelGANRun  # noqa: E402
 from blindsr.images import read_image  # noqa: E402
 from blindsr.kernel import SRKernel, load_kernel  # noqa: E402
 from blindsr.metrics import kernel_psnr, lr_psnr  # noqa: E402
@@ -77,7 +77,7 @@ def reference_figures(data: Path) -> dict[str, dict[str, float]]:
 
 def accuracy(data: Path, preset: str, count: int, seed: int = 0) -> list[dict]:
     """Per-image kernel and LR-PSNR. For a preset that refines (default), KernelGAN runs with
-    ``refine=none`` and the refinement is applied here, exactly as the estimator does it, so the
+    ``refine=none`` and the refinement is applied here by the estimator's own ``refine``, so the
     unrefined estimate and the refinement with a fixed noise level are scored on the same runs."""
     settings = settings_for(preset)
     est = get_estimator("kernelgan", preset=preset, device="cpu", refine="none")
@@ -92,8 +92,8 @@ def accuracy(data: Path, preset: str, count: int, seed: int = 0) -> list[dict]:
         extra = {}
         if settings.refine == "affine":
             raw = k
-            k = refine_covariance(raw, prepare_image(lr, settings), 2)
-            fixed = refine_covariance(raw, prepare_image(lr, settings), 2, fit_noise=False)
+            k = refine(raw, lr, settings)
+            fixed = refine(raw, lr, settings, fit_noise=False)
             extra = {"unrefined_kernel_psnr": kernel_psnr(raw, truth, size=truth.size),
                      "unrefined_lr_psnr": lr_psnr(hr, raw, lr, 2),
                      "fixed_noise_kernel_psnr": kernel_psnr(fixed, truth, size=truth.size),
@@ -146,7 +146,7 @@ def width_response(data: Path, images: tuple[int, ...], sigmas: tuple[float, ...
             truth = SRKernel(gaussian_kernel(15, np.eye(2) * sigma ** 2), 2)
             lr = quantize(degrade(hr, truth, 2))
             raw = est.estimate(lr, 2, seed=0).kernels[2]
-            refined = refine_covariance(raw, prepare_image(lr, settings), 2)
+            refined = refine(raw, lr, settings)
 
             def width(k: SRKernel) -> float:
                 d = k.describe()

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -81,6 +81,10 @@ class LRLikelihood:
     noise: float  # the noise variance's lower bound
     mask: np.ndarray
     fit_noise: bool = True  # False: the noise variance is exactly ``noise``
+    observed: np.ndarray = field(init=False)  # ``power`` at the scored frequencies
+
+    def __post_init__(self) -> None:
+        self.observed = self.power[self.mask]
 
     @classmethod
     def from_image(cls, rgb: np.ndarray, scale: int, exponent: float = SPECTRUM_EXPONENT,
@@ -114,7 +118,7 @@ class LRLikelihood:
         """Mean negative log-likelihood per LR frequency, ``c`` and the noise variance (bounded
         below by ``self.noise``) profiled out."""
         base = self.model(np.asarray(kernel, dtype=np.float64))[self.mask]
-        observed = self.power[self.mask]
+        observed = self.observed
 
         def nll(p: np.ndarray) -> tuple[float, np.ndarray]:
             signal, noise = math.exp(p[0]) * base, math.exp(p[1])
@@ -191,5 +195,5 @@ def refine_covariance(kernel: SRKernel, rgb: np.ndarray, scale: int = 2, fit_noi
     support = crop_or_pad(warped, support_size(warped))
     info["lost_energy"] = float(1.0 - support.sum())
     refined = SRKernel.from_array(support, kernel.scale, order=1)
-    return refined.with_provenance(**{k: v for k, v in kernel.provenance.items()}, refinement=info,
+    return refined.with_provenance(**kernel.provenance, refinement=info,
                                    refinement_clipped_mass=refined.provenance["negative_mass_clipped"])

@@ -21,8 +21,8 @@ from blindsr import __version__
 from blindsr.degradation import bicubic_kernel
 from blindsr.estimators import Estimate, Progress, register_estimator
 from blindsr.estimators.kernelgan.settings import KernelGANSettings, settings_for
-from blindsr.estimators.likelihood import refine_covariance
 from blindsr.estimators.kernelgan.train import ImageTooSmall, NumericalFault, prepare_image, soft_threshold, train
+from blindsr.estimators.likelihood import refine_covariance
 from blindsr.errors import InputError
 from blindsr.kernel import SRKernel, crop_or_pad
 from blindsr.metrics import kernel_psnr
@@ -62,6 +62,11 @@ def combine(kernels: list[SRKernel], trim: int, provenance: dict[str, Any]) -> S
     mean = sum(crop_or_pad(np.asarray(kernels[i].array), size) for i in keep) / len(keep)
     info = {**provenance, "restart_agreement_db": float(np.nanmean(table)), "runs_kept": [int(i) for i in keep]}
     return SRKernel.from_array(mean, 2, order=1, provenance=info)
+
+
+def refine(kernel: SRKernel, rgb: np.ndarray, settings: KernelGANSettings, fit_noise: bool = True) -> SRKernel:
+    """The x2 kernel's covariance refitted on the image KernelGAN trained on (same shaved crop)."""
+    return refine_covariance(kernel, prepare_image(rgb, settings), 2, fit_noise=fit_noise)
 
 
 @register_estimator("kernelgan")
@@ -109,7 +114,7 @@ class KernelGANEstimator:
                 "iterations": self.settings.iterations, "restarts": len(runs), "device": str(self.device),
                 "seconds": round(time.perf_counter() - start, 3), "diagnostics": {"runs": runs_info}})
             if self.settings.refine == "affine":
-                k2 = refine_covariance(k2, prepare_image(rgb, self.settings), 2)
+                k2 = refine(k2, rgb, self.settings)
         kernels = {2: k2}
         if scale == 4:
             kernels[4] = k2.derive_x4()
