@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -35,6 +35,7 @@ def test_handoff_kernels_sum_to_one_and_stay_centred(k):
 @FAST
 @given(arrays(np.float64, st.tuples(st.integers(1, 40), st.integers(1, 40), st.just(3)), elements=finite),
        kernel_strategy(), st.sampled_from([2, 3, 4]))
+@example(np.ones((1, 1, 3)), gaussian_kernel(3, np.eye(2) * 0.6), 4)  # found by fuzzing: taps summed to 0.995
 def test_degrade_shapes_and_range(hr, k, scale):
     lr = degrade(hr, k, scale)
     assert lr.shape == (math.ceil(hr.shape[0] / scale), math.ceil(hr.shape[1] / scale), 3)
