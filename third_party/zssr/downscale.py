@@ -32,13 +32,15 @@ def check_kernel(kernel: np.ndarray) -> np.ndarray:
 
 def sampling_kernel(kernel: np.ndarray, scale: int) -> np.ndarray:
     """The centred kernel shifted by (s - 1)/2 px down and right (cubic spline, zero padded by
-    ceil((s - 1)/2) + 1 first). Correlating with it and keeping [0::s, 0::s] samples block centres."""
+    ceil((s - 1)/2) + 1 first), its sum restored (the canvas cuts the spline's ringing tail).
+    Correlating with it and keeping [0::s, 0::s] samples block centres."""
     k = check_kernel(kernel)
     shift = (scale - 1) / 2
     if shift == 0:
         return k.copy()
     pad = int(math.ceil(shift)) + 1
-    return ndimage.shift(np.pad(k, pad), (shift, shift), order=3, mode="constant")
+    shifted = ndimage.shift(np.pad(k, pad), (shift, shift), order=3, mode="constant")
+    return shifted * (k.sum() / shifted.sum())
 
 
 def symmetric_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
