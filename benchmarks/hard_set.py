@@ -1,0 +1,272 @@
+"""The hard development set: photo-like scenes on which blind kernel estimation tends to fail.
+
+From the first 20 HR images of BSD100RK (-> ``tune/``, for choosing defaults) and of Urban100RK
+(-> ``report/``, for reporting only), each edited by one variant, assigned cyclically:
+
+1. ``defocus_disk``   a sharp blob near the centre stays in focus; 50-80% of the frame is blurred
+                      by a uniform disk of radius 3-12 HR px (a defocused lens)
+2. ``defocus_gauss``  the same with a Gaussian of sigma 1.5-6 HR px (a disk of radius r has
+                      sigma r/2 per axis, so the two ranges have the same second moments)
+3. ``sky``            40-70% of the frame (the top, above a wavy horizon, or one side, like a wall)
+                      replaced by a smooth colour gradient with very low-frequency variation
+4. ``defocus_jpeg``   1 or 2, then both LR images JPEG-compressed at quality 75-90 (Pillow, 4:2:0)
+5. ``sky_jpeg``       3, then JPEG as in 4
+6. ``defocus_noise``  1 or 2, then Gaussian noise of sigma 1-3 (8-bit units) added to both LR images
+7. ``sky_noise``      3, then noise as in 6
+
+The edited scene is rounded to 8 bits and written as ``gt/``; it is then degraded exactly as the
+``degrade`` verb does (one ``random_kernels`` draw per image, ``degrade``, 8-bit rounding), in the
+DIV2KRK layout that ``blindsr.datasets.load_benchmark`` reads. All randomness of a part comes from
+``numpy.random.default_rng(seed + offset)`` (tune: +0, report: +1), so the set is bit-reproducible.
+``manifest.json`` in each part records every image's variant and parameters.
+
+    python benchmarks/hard_set.py --shared ../shared/data --output hard_set [--seed 4004]
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from scipy import io as sio
+from scipy import ndimage, signal
+
+ROOT = Path(__file__).resolve().parents[1]
+# The repository root instead of benchmarks/, whose srmd.py and zssr.py would shadow the packages.
+sys.path[0] = str(ROOT)
+
+from blindsr.degradation import degrade, quantize, random_kernels  # noqa: E402
+from blindsr.images import read_image, write_image  # noqa: E402
+from blindsr.kernel import write_kernel_array  # noqa: E402
+from blindsr.outputs import atomic_write_bytes, write_json  # noqa: E402
+
+VARIANTS = ("defocus_disk", "defocus_gauss", "sky", "defocus_jpeg", "sky_jpeg", "defocus_noise", "sky_noise")
+PARTS = {"tune": ("BSD100RK", 0), "report": ("Urban100RK", 1)}  # source set, seed offset
+IMAGES = 20
+SCALES = (2, 4)
+DISK_RADIUS = (3.0, 12.0)
+GAUSS_SIGMA = (1.5, 6.0)
+DEFOCUSED_FRACTION = (0.5, 0.8)
+FLAT_FRACTION = (0.4, 0.7)
+JPEG_QUALITY = (75, 90)
+NOISE_SIGMA = (1.0, 3.0)
+# The focus transition of a real lens is gradual; a silhouette against the sky is sharp, so its
+# mask is only anti-aliased.
+FOCUS_FEATHER = 2.0
+FLAT_FEATHER = 1.0
+MAT_DESCRIPTION = b"MATLAB 5.0 MAT-file, written by blindsr benchmarks/hard_set.py"
+
+
+def disk_kernel(radius: float, supersample: int = 8) -> np.ndarray:
+    """A uniform disk of ``radius`` px, each tap its covered area (supersampled, so fractional
+    radii give different kernels), normalised to sum 1."""
+    half = int(np.ceil(radius))
+    offsets = (np.arange(supersample) + 0.5) / supersample - 0.5
+    fine = (np.arange(-half, half + 1)[:, None] + offsets[None, :]).ravel()
+    inside = fine[:, None] ** 2 + fine[None, :] ** 2 <= radius ** 2
+    n = 2 * half + 1
+    k = inside.reshape(n, supersample, n, supersample).mean(axis=(1, 3))
+    return k / k.sum()
+
+
+def blur(hr: np.ndarray, kind: str, size: float) -> np.ndarray:
+    """``hr`` blurred by a disk of radius ``size`` or a Gaussian of sigma ``size`` (reflective
+    borders, half-sample symmetric like ``degrade``)."""
+    if kind == "gaussian":
+        return ndimage.gaussian_filter(hr, (size, size, 0), mode="reflect")
+    k = disk_kernel(size)
+    r = k.shape[0] // 2
+    padded = np.pad(hr, ((r, r), (r, r), (0, 0)), mode="symmetric")
+    # FFT: a radius-12 disk has 600 taps, too many for a direct correlation on Urban100's sizes.
+    return signal.fftconvolve(padded, k[:, :, None], mode="valid", axes=(0, 1))
+
+
+def focus_mask(shape: tuple[int, int], defocused: float, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """Soft in-focus mask (1 = sharp): a rotated ellipse with a wobbly outline (harmonics 2-4),
+    centred within 10% of the frame centre, scaled so that ``defocused`` of the frame lies outside."""
+    h, w = shape
+    centre = np.array([h, w]) * (0.5 + rng.uniform(-0.1, 0.1, size=2))
+    angle, aspect = rng.uniform(0, np.pi), rng.uniform(0.5, 1.0)
+    amplitudes, phases = rng.uniform(0, 0.12, size=3), rng.uniform(0, 2 * np.pi, size=3)
+    rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
+    y, x = rows - centre[0], cols - centre[1]
+    u = x * np.cos(angle) + y * np.sin(angle)
+    v = (y * np.cos(angle) - x * np.sin(angle)) / aspect
+    phi = np.arctan2(v, u)
+    outline = 1 + sum(a * np.cos(k * phi + p) for k, a, p in zip((2, 3, 4), amplitudes, phases))
+    # Star-shaped level sets: thresholding at a quantile scales the blob to the exact area.
+    level = np.hypot(u, v) / outline
+    sharp = level <= np.quantile(level, 1 - defocused)
+    params = {"defocused_fraction": round(float(1 - sharp.mean()), 4),
+              "centre_rc": [round(float(c), 1) for c in centre], "angle": round(float(angle), 4),
+              "aspect": round(float(aspect), 4), "feather_sigma_px": FOCUS_FEATHER}
+    return ndimage.gaussian_filter(sharp.astype(np.float64), FOCUS_FEATHER), params
+
+
+def defocus(hr: np.ndarray, kind: str, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """Keep a central subject sharp and defocus the rest by a disk or Gaussian blur."""
+    size = rng.uniform(*(DISK_RADIUS if kind == "disk" else GAUSS_SIGMA))
+    mask, params = focus_mask(hr.shape[:2], rng.uniform(*DEFOCUSED_FRACTION), rng)
+    mask = mask[:, :, None]
+    scene = mask * hr + (1 - mask) * blur(hr, kind, size)
+    size_key = "radius_px" if kind == "disk" else "sigma_px"
+    return np.clip(scene, 0, 1), {"type": kind, size_key: round(float(size), 4), **params}
+
+
+def low_frequency(shape: tuple[int, int], rng: np.random.Generator, terms: int = 4) -> np.ndarray:
+    """A smooth random field of unit peak amplitude: a few plane waves of at most 1.5 cycles per
+    frame (the slow variation of a real sky or a lit wall)."""
+    h, w = shape
+    rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
+    field = np.zeros(shape)
+    for fy, fx, phase in zip(rng.uniform(-1.5, 1.5, terms), rng.uniform(-1.5, 1.5, terms),
+                             rng.uniform(0, 2 * np.pi, terms)):
+        field += np.cos(2 * np.pi * (fy * rows / h + fx * cols / w) + phase)
+    return field / terms
+
+
+def flat_region(shape: tuple[int, int], fraction: float, kind: str, rng: np.random.Generator) -> np.ndarray:
+    """Boolean mask of the region to flatten: above a wavy horizon (sky: 1-4 cycles across, up to
+    5% of the height) or beside a slightly slanted vertical edge (wall, left or right)."""
+    h, w = shape
+    rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
+    if kind == "sky":
+        cycles, amplitudes = rng.integers(1, 5, size=3), rng.uniform(0, 0.05 * h / 3, size=3)
+        phases = rng.uniform(0, 2 * np.pi, size=3)
+        horizon = sum(a * np.sin(2 * np.pi * c * cols / w + p) for c, a, p in zip(cycles, amplitudes, phases))
+        depth = rows - horizon
+    else:
+        slope = rng.uniform(-0.15, 0.15)
+        depth = cols - slope * (rows - h / 2)
+        if rng.integers(2):
+            depth = -depth
+    # The quantile of the distance past the edge places the edge at the exact area.
+    return depth <= np.quantile(depth, fraction)
+
+
+def flat_fill(hr: np.ndarray, region: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
+    """The smooth replacement: a blue sky paling towards the horizon, or a wall in the replaced
+    region's mean colour under a gentle lighting ramp; both with a 2% low-frequency variation."""
+    h, w = region.shape
+    if kind == "sky":
+        rows = np.arange(h, dtype=np.float64)[:, None, None]
+        zenith = np.array([rng.uniform(0.2, 0.45), rng.uniform(0.4, 0.65), rng.uniform(0.7, 0.95)])
+        horizon = zenith + (1 - zenith) * rng.uniform(0.4, 0.8)
+        bottom = max(int(np.nonzero(region.any(axis=1))[0].max()), 1)
+        t = np.clip(rows / bottom, 0, 1)
+        base = (1 - t) * zenith + t * horizon
+    else:
+        colour = hr[region].mean(axis=0)
+        ramp = np.linspace(-1, 1, w)[None, :, None]
+        base = colour * (1 + rng.uniform(-0.15, 0.15) * ramp)
+    fill = base + 0.02 * low_frequency((h, w), rng)[:, :, None]
+    return np.clip(np.broadcast_to(fill, hr.shape), 0, 1)
+
+
+def flatten(hr: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """Replace 40-70% of the frame by a smooth sky or wall, feathered into the rest."""
+    kind = ("sky", "wall")[rng.integers(2)]
+    region = flat_region(hr.shape[:2], rng.uniform(*FLAT_FRACTION), kind, rng)
+    mask = ndimage.gaussian_filter(region.astype(np.float64), FLAT_FEATHER)[:, :, None]
+    scene = mask * flat_fill(hr, region, kind, rng) + (1 - mask) * hr
+    return np.clip(scene, 0, 1), {"type": kind, "flat_fraction": round(float(region.mean()), 4),
+                                  "feather_sigma_px": FLAT_FEATHER}
+
+
+def jpeg(lr: np.ndarray, quality: int) -> np.ndarray:
+    """``lr`` rounded to 8 bits, JPEG-compressed by Pillow (default 4:2:0) and decoded."""
+    pixels = np.round(quantize(lr) * 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="JPEG", quality=quality)
+    return np.asarray(Image.open(buf).convert("RGB"), dtype=np.float64) / 255
+
+
+def edit_scene(hr: np.ndarray, variant: str, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """The variant's scene edit and the parameters to record (``defocus`` or ``flat``)."""
+    if variant.startswith("sky"):
+        scene, params = flatten(hr, rng)
+        return scene, {"defocus": None, "flat": params}
+    kind = {"defocus_disk": "disk", "defocus_gauss": "gaussian"}.get(variant)
+    scene, params = defocus(hr, kind or ("disk", "gaussian")[rng.integers(2)], rng)
+    return scene, {"defocus": params, "flat": None}
+
+
+def low_resolution(scene: np.ndarray, kernel: np.ndarray, scale: int, quality: int | None, sigma: float,
+                   rng: np.random.Generator) -> np.ndarray:
+    """The reference degradation of ``scene``, then noise of ``sigma`` (8-bit units) if any, then
+    8-bit rounding, or JPEG at ``quality`` if given."""
+    lr = degrade(scene, kernel, scale)
+    if sigma:
+        lr = lr + rng.normal(0, sigma / 255, size=lr.shape)
+    return quantize(lr) if quality is None else jpeg(lr, quality)
+
+
+def write_mat(path: Path, kernel: np.ndarray) -> None:
+    """``write_kernel_array``'s .mat file (variable ``Kernel``) with a fixed 116-byte description:
+    scipy stamps the creation time into it, which would make every run's files differ."""
+    buf = io.BytesIO()
+    sio.savemat(buf, {"Kernel": kernel})
+    atomic_write_bytes(path, MAT_DESCRIPTION.ljust(116, b"\0") + buf.getvalue()[116:])
+
+
+def make_part(shared: Path, source: str, out: Path, seed: int) -> list[dict[str, Any]]:
+    """Write one part (DIV2KRK layout) from ``source``'s gt images 1-20; the manifest's image records."""
+    for folder in ["gt"] + [f"{kind}{s}" for s in SCALES for kind in ("lr_x", "gt_k_x")]:
+        (out / folder).mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    records = []
+    for number in range(1, IMAGES + 1):
+        variant = VARIANTS[(number - 1) % len(VARIANTS)]
+        hr = read_image(shared / source / "gt" / f"im_{number}.png").rgb
+        hr = hr[:hr.shape[0] // 4 * 4, :hr.shape[1] // 4 * 4]
+        kernels = random_kernels(rng)
+        scene, params = edit_scene(hr, variant, rng)
+        scene = quantize(scene)  # gt/ is 8-bit, so the LR must come from exactly what it holds
+        quality = int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)) if variant.endswith("jpeg") else None
+        sigma = float(rng.uniform(*NOISE_SIGMA)) if variant.endswith("noise") else 0.0
+        write_image(out / "gt" / f"im_{number}.png", scene)
+        for s in SCALES:
+            k = np.asarray(kernels[s].array)
+            write_kernel_array(out / f"gt_k_x{s}" / f"kernel_{number}.npy", k)
+            write_mat(out / f"gt_k_x{s}" / f"kernel_{number}.mat", k)
+            write_image(out / f"lr_x{s}" / f"im_{number}.png", low_resolution(scene, k, s, quality, sigma, rng))
+        records.append({"number": number, "source": f"{source}/gt/im_{number}.png",
+                        "variant": variant, "size": [scene.shape[1], scene.shape[0]], **params,
+                        "jpeg_quality": quality, "noise_sigma": round(sigma, 4), **kernels[2].provenance})
+    return records
+
+
+def manifest(part: str, seed: int, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The part's manifest: how it was made, and the image records."""
+    return {"protocol": "hard development set (benchmarks/hard_set.py) on DIV2KRK kernels "
+                        "(blindsr.degradation.random_kernels)",
+            "part": part, "use": "choosing defaults" if part == "tune" else "reporting only, never for a choice",
+            "seed": seed, "scales": list(SCALES), "variants": list(VARIANTS),
+            "ranges": {"disk_radius_px": DISK_RADIUS, "gaussian_sigma_px": GAUSS_SIGMA,
+                       "defocused_fraction": DEFOCUSED_FRACTION, "flat_fraction": FLAT_FRACTION,
+                       "jpeg_quality": JPEG_QUALITY, "noise_sigma_8bit": NOISE_SIGMA},
+            "images": records}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data",
+                        help="the development data (holds BSD100RK/ and Urban100RK/)")
+    parser.add_argument("--output", type=Path, default=ROOT / "hard_set")
+    parser.add_argument("--seed", type=int, default=4004, help="tune/ uses seed, report/ seed + 1")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    for part, (source, offset) in PARTS.items():
+        records = make_part(args.shared, source, args.output / part, args.seed + offset)
+        write_json(args.output / part / "manifest.json", manifest(part, args.seed + offset, records))
+        print(f"{part}: {len(records)} images from {source} -> {args.output / part}", flush=True)
+    print(f"done in {time.perf_counter() - start:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
