@@ -6,6 +6,7 @@ import os
 import platform
 import re
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -38,13 +39,26 @@ def command_line() -> str:
                                                           + Path(sys.argv[0]).name] + sys.argv[1:])
 
 
+def revision() -> str:
+    """The git revision the benchmark ran on (``+changes`` when the tree had uncommitted edits)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return rev + ("+changes" if dirty else "")
+
+
 def write_section(name: str, title: str, body: str, make_target: str) -> None:
     """Replace (or append) the section ``name`` of docs/BENCHMARKS.md."""
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     load = os.getloadavg()
     busy = " (above the core count: other jobs shared the machine)" if max(load[0], load[2]) > os.cpu_count() else ""
     block = (f"<!-- bench:{name} -->\n## {title}\n\n`make {make_target}` ({command_line()})  \n"
-             f"Machine: {machine_line()}  \nDate: {stamp}; load average when written (1, 15 min): "
+             f"Machine: {machine_line()}  \nRevision: {revision()}; date: {stamp}; load average when written (1, 15 min): "
              f"{load[0]:.1f}, {load[2]:.1f}{busy}\n\n"
              f"{body.strip()}\n<!-- /bench:{name} -->")
     text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else HEADER

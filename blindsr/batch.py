@@ -136,7 +136,8 @@ def process(task: ImageTask, progress=None) -> ImageOutcome:
     record = {"kernels": result.record["kernels"], "warnings": result.record["warnings"],
               "kernel_file": paths[f"kernel_x{min(result.kernels)}"].name, "image_file": paths["image"].name,
               "kernel_provenance": {k: v for k, v in result.kernels[min(result.kernels)].provenance.items()
-                                    if k in ("restart_agreement_db", "restarts", "fallback", "seconds")}}
+                                    if k in ("restart_agreement_db", "restarts", "fallback", "seconds",
+                                             "confidence")}}
     write_json(folder / COMPLETE, {"fingerprint": task.fingerprint, "source": task.source,
                                    "seconds": seconds, "files": files, "record": record})
     return ImageOutcome(task.source, task.folder, "done", seconds=seconds, files=files, record=record)

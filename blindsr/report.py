@@ -22,7 +22,8 @@ from blindsr.outputs import atomic_write_bytes
 from blindsr.tables import write_tables
 
 SUMMARY_COLUMNS = ["image", "status", "error", "estimate_s", "sr_s", "total_s", "kernel", "sigma_major",
-                   "sigma_minor", "angle_deg", "restart_agreement_db", "warnings", "psnr", "ssim"]
+                   "sigma_minor", "angle_deg", "restart_agreement_db", "confidence", "confidence_level", "fallback",
+                   "warnings", "psnr", "ssim"]
 CROP = 96  # LR pixels shown in the report
 
 
@@ -46,7 +47,11 @@ def summary_rows(outcomes: Sequence[ImageOutcome], input_dir: Path, output_dir: 
             row["kernel"] = str(Path(o.folder).relative_to(output_dir) / rec.get("kernel_file", ""))
             first = rec.get("kernels", {}).get("x2") or next(iter(rec.get("kernels", {}).values()), {})
             row.update({k: first.get(k) for k in ("sigma_major", "sigma_minor", "angle_deg")})
-            row["restart_agreement_db"] = rec.get("kernel_provenance", {}).get("restart_agreement_db")
+            provenance = rec.get("kernel_provenance", {})
+            row["restart_agreement_db"] = provenance.get("restart_agreement_db")
+            confidence = provenance.get("confidence") or {}
+            row["confidence"], row["confidence_level"] = confidence.get("score"), confidence.get("level")
+            row["fallback"] = provenance.get("fallback")
             row["warnings"] = "; ".join(rec.get("warnings", [])) or None
             if gt_dir is not None:
                 gt_path = gt_dir / rel
@@ -110,6 +115,12 @@ def write_report(rows: list[dict[str, Any]], outcomes: Sequence[ImageOutcome], o
                  f"estimate {row['estimate_s'] or 0:.1f} s, SR {row['sr_s'] or 0:.1f} s, total {row['total_s'] or 0:.1f} s"]
         if row.get("restart_agreement_db") is not None:
             facts.append(f"restart agreement {row['restart_agreement_db']:.1f} dB")
+        if row.get("confidence") is not None:
+            level = "bad" if row["confidence_level"] == "low" else "good"
+            facts.append(f"<span class='{level}'>kernel confidence {row['confidence']:.2f} "
+                         f"({html.escape(row['confidence_level'])})</span>")
+        if row.get("fallback"):
+            facts.append(f"<span class='bad'>fallback: {html.escape(row['fallback'])}</span>")
         if row.get("psnr") is not None:
             facts.append(f"Y-PSNR {row['psnr']:.2f} dB, SSIM {row['ssim']:.4f}")
         if row.get("warnings"):

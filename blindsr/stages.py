@@ -5,6 +5,7 @@ sr, batch and eval verbs share; ``write_outputs`` writes its files (all atomical
 """
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from dataclasses import dataclass, field
@@ -20,11 +21,13 @@ from blindsr.backends import Backend, adapt, get_backend
 from blindsr.degradation import imresize
 from blindsr.errors import InputError, UsageError, raise_if_stopped
 from blindsr.estimators import Estimator, get_estimator
+from blindsr.estimators.confidence import UNTRUSTED
 from blindsr.images import LoadedImage, write_image
 from blindsr.kernel import SRKernel, kernel_paths, save_kernel
 from blindsr.outputs import write_json
 
 SCALES = (2, 4)
+log = logging.getLogger(__name__)
 Progress = Callable[[int], None]
 
 
@@ -69,6 +72,14 @@ def build_backend(node: DictConfig, device: str) -> Backend:
         return get_backend(node.name, device=device, **options(node))
     except KeyError as exc:
         raise UsageError(str(exc.args[0])) from None
+
+
+def announce_untrusted(path: Path, warnings: list[str]) -> None:
+    """One warning line on stderr, naming the image, for an estimate the estimator did not trust
+    (the warning is also in the record and the kernel's provenance)."""
+    for line in warnings:
+        if line.startswith(UNTRUSTED):
+            log.warning("%s: %s", path, line)
 
 
 def check_image(image: LoadedImage, estimator: Estimator | None) -> None:
@@ -135,6 +146,7 @@ def run_pipeline(image: LoadedImage, estimator: Estimator | None, backend: Backe
         estimate = estimator.estimate(image.rgb, scale, seed=seed, progress=progress)
         kernels = estimate.kernels
         warnings += estimate.warnings
+        announce_untrusted(image.path, estimate.warnings)
         stages["estimate"] = {"estimator": estimator.name, "seconds": round(time.perf_counter() - start, 3)}
     if estimator is not None and not estimator.learned:
         handoff_width = 1.0
@@ -148,7 +160,8 @@ def run_pipeline(image: LoadedImage, estimator: Estimator | None, backend: Backe
               "input_size": [image.shape[1], image.shape[0]], "bit_depth": image.bit_depth,
               "grayscale": image.grayscale, "alpha": image.alpha is not None, "scale": scale,
               "seed": seed, "stages": stages, "warnings": warnings,
-              "kernels": {f"x{s}": k.describe() for s, k in kernels.items()}}
+              "kernels": {f"x{s}": k.describe() for s, k in kernels.items()},
+              "kernel_confidence": kernels[min(kernels)].provenance.get("confidence")}
     return PipelineResult(rgb, alpha, kernels, record)
 
 

@@ -41,6 +41,29 @@ MAX_TILES = 16
 SPECTRUM_EXPONENT = 2.0
 ROUNDING_NOISE = (1.0 / 255.0) ** 2 / 12.0  # variance of 8-bit rounding, on [0, 1]
 MAX_LOG_SCALE = 1.2  # the affine map stretches each axis by at most e^1.2 = 3.3x either way
+SELECT_TILE = 64  # LR px: tiles scored one by one, to find the in-focus, textured part of a photo
+MAX_SELECT_TILES = 96
+TILE_STRIDE = 0.5
+WIDTH_GRID = np.linspace(-MAX_LOG_SCALE, MAX_LOG_SCALE, 13)  # isotropic log-scales tried per tile
+PROFILE_STEPS = 16  # Newton steps of a tile's (contrast, noise) fit; half when warm-started
+MAX_TILE_ERROR = 0.15  # a tile whose best width is less certain than this says nothing about it
+SHARP_QUANTILE = 0.25  # the sharp end of the informative tiles (information-weighted quantile)
+SHARP_MARGIN = 0.25  # tiles within this log-scale of it count as in focus
+WHOLE_IMAGE_SHARE = 0.8  # in focus on this share of the tiles: the whole image is scored
+MAX_TRUSTED_LOG_SCALE = 0.8  # a whole-image fit stretching an axis further is redone on the in-focus tiles
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """The luma plane the likelihood is scored on (a gray image as it is)."""
+    gray = np.asarray(rgb, dtype=np.float64)
+    if gray.ndim == 3:
+        gray = gray[..., :3] @ LUMA if gray.shape[2] >= 3 else gray[..., 0]
+    return gray
+
+
+def luma_noise(rgb: np.ndarray, noise: float = ROUNDING_NOISE) -> float:
+    """The per-channel noise variance ``noise`` as seen in luma (independent channels)."""
+    return noise * float(np.sum(LUMA ** 2)) if np.ndim(rgb) == 3 else noise
 
 
 def periodic_component(u: np.ndarray) -> np.ndarray:
@@ -71,6 +94,23 @@ def tiles(gray: np.ndarray, size: int = TILE, most: int = MAX_TILES) -> list[np.
     return [gray[i:i + th, j:j + tw] for i, j in (corners[p] for p in pick)]
 
 
+def frequency_prior(rows: int, cols: int, scale: int, exponent: float = SPECTRUM_EXPONENT) -> np.ndarray:
+    """The natural-image spectrum 1/|w|^exponent on the HR frequency grid of a rows x cols LR tile
+    (infinite |w| at DC, so the prior is 0 there)."""
+    fy = np.fft.fftfreq(rows * scale)[:, None] * 2 * np.pi
+    fx = np.fft.fftfreq(cols * scale)[None, :] * 2 * np.pi
+    radius2 = fy ** 2 + fx ** 2
+    radius2[0, 0] = np.inf
+    return radius2 ** (-exponent / 2)
+
+
+def dc_mask(rows: int, cols: int) -> np.ndarray:
+    """The scored LR frequencies: all but DC (each tile's mean is removed)."""
+    mask = np.ones((rows, cols), bool)
+    mask[0, 0] = False
+    return mask
+
+
 @dataclass
 class LRLikelihood:
     """Negative log-likelihood of kernels for one LR image at one scale."""
@@ -89,23 +129,21 @@ class LRLikelihood:
     @classmethod
     def from_image(cls, rgb: np.ndarray, scale: int, exponent: float = SPECTRUM_EXPONENT,
                    noise: float = ROUNDING_NOISE, fit_noise: bool = True) -> "LRLikelihood":
-        gray = np.asarray(rgb, dtype=np.float64)
-        if gray.ndim == 3:
-            gray = gray[..., :3] @ LUMA if gray.shape[2] >= 3 else gray[..., 0]
-        parts = tiles(gray)
+        parts = tiles(luma(rgb))
         rows, cols = parts[0].shape
         power = np.zeros((rows, cols))
         for t in parts:
             p = periodic_component(t)
             power += np.abs(np.fft.fft2(p - p.mean())) ** 2 / p.size
-        fy = np.fft.fftfreq(rows * scale)[:, None] * 2 * np.pi
-        fx = np.fft.fftfreq(cols * scale)[None, :] * 2 * np.pi
-        radius2 = fy ** 2 + fx ** 2
-        radius2[0, 0] = np.inf
-        mask = np.ones((rows, cols), bool)
-        mask[0, 0] = False
-        noise_luma = noise * float(np.sum(LUMA ** 2)) if np.ndim(rgb) == 3 else noise
-        return cls(power / len(parts), radius2 ** (-exponent / 2), scale, noise_luma, mask, fit_noise)
+        return cls.from_power(power / len(parts), scale, luma_noise(rgb, noise), exponent, fit_noise)
+
+    @classmethod
+    def from_power(cls, power: np.ndarray, scale: int, noise: float,
+                   exponent: float = SPECTRUM_EXPONENT, fit_noise: bool = True) -> "LRLikelihood":
+        """From a mean tile power spectrum (|DFT|^2 / pixels) and the luma noise floor."""
+        rows, cols = power.shape
+        return cls(power, frequency_prior(rows, cols, scale, exponent), scale, noise,
+                   dc_mask(rows, cols), fit_noise)
 
     def model(self, kernel: np.ndarray) -> np.ndarray:
         """Alias-summed ``mean_a |K(u_a)|^2 P(u_a)`` on the LR frequency grid (``c`` = 1)."""
@@ -134,6 +172,169 @@ class LRLikelihood:
         return float(result.fun)
 
 
+def profile_tiles(power: np.ndarray, base: np.ndarray, noise: float, weights: np.ndarray,
+                  start: tuple[np.ndarray, np.ndarray] | None = None,
+                  steps: int = PROFILE_STEPS) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """Per-tile negative log-likelihood in nats, ``sum_u w_u (|Y_u|^2 / S_u + log S_u)``, each tile
+    with its own signal scale ``c`` and noise variance (at least ``noise``) profiled out: a tile is
+    one region of a photo, so its contrast and grain are its own.
+
+    ``power`` is (tiles, n) observed |DFT|^2 / pixels, ``base`` (n,) the model spectrum with c = 1,
+    ``weights`` (n,) how often each frequency counts (2 for one of a conjugate pair, which carry the
+    same power). Both parameters of every tile are fitted at once by Newton steps on
+    (log c, log noise), each step halved until it lowers that tile's value, from ``start`` when
+    given (a neighbouring kernel's fit: a few steps then suffice). Returns the values and the
+    fitted (log c, log noise) for the next warm start."""
+    floor = math.log(noise)
+
+    def value(log_c: np.ndarray, log_n: np.ndarray) -> np.ndarray:
+        variance = np.exp(log_c)[:, None] * base[None, :] + np.exp(log_n)[:, None]
+        return (weights * (power / variance + np.log(variance))).sum(axis=1)
+
+    if start is None:
+        mean_power = np.maximum(power.mean(axis=1), 1e-300)
+        log_c = np.log(mean_power / max(base.mean(), 1e-300))
+        log_n = np.maximum(np.log(mean_power) - 2.0, floor)
+    else:
+        log_c, log_n = (v.copy() for v in start)
+    current = value(log_c, log_n)
+    for _ in range(steps):
+        signal = np.exp(log_c)[:, None] * base[None, :]
+        noise_v = np.exp(log_n)[:, None]
+        variance = signal + noise_v
+        ratio = power / variance
+        slope = weights * (1.0 - ratio) / variance  # d value / d variance
+        curve = weights * (2.0 * ratio - 1.0) / variance ** 2  # d2 value / d variance2
+        g_c, g_n = (slope * signal).sum(1), (slope * noise_v).sum(1)
+        h_cc = np.maximum((curve * signal ** 2).sum(1) + g_c, 1e-12)
+        h_nn = np.maximum((curve * noise_v ** 2).sum(1) + g_n, 1e-12)
+        h_cn = (curve * signal * noise_v).sum(1)
+        det = h_cc * h_nn - h_cn ** 2
+        newton = det > 1e-9 * h_cc * h_nn  # else a diagonal (gradient-scaled) step
+        det = np.where(newton, det, h_cc * h_nn)
+        h_cn = np.where(newton, h_cn, 0.0)
+        step_c = np.clip((h_nn * g_c - h_cn * g_n) / det, -3.0, 3.0)
+        step_n = np.clip((h_cc * g_n - h_cn * g_c) / det, -3.0, 3.0)
+        length = np.ones(len(power))
+        for _ in range(6):  # backtracking, per tile
+            trial_c = log_c - length * step_c
+            trial_n = np.maximum(log_n - length * step_n, floor)
+            trial = value(trial_c, trial_n)
+            better = trial <= current
+            log_c, log_n = np.where(better, trial_c, log_c), np.where(better, trial_n, log_n)
+            current = np.where(better, trial, current)
+            length = np.where(better, 0.0, length * 0.5)
+            if not length.any():
+                break
+    return current, (log_c, log_n)
+
+
+def conjugate_half(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """One frequency of each conjugate pair of a real rows x cols image, DC excluded, and its
+    weight: 2 for a pair, 1 for the self-conjugate (Nyquist) frequencies."""
+    i, j = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
+    flat, mirror = i * cols + j, (-i % rows) * cols + (-j % cols)
+    keep = (flat <= mirror) & (flat != 0)
+    return keep, np.where(flat == mirror, 1.0, 2.0)[keep]
+
+
+@dataclass
+class TileEvidence:
+    """What each small tile of the LR image says about the kernel's width.
+
+    For every tile and every isotropic log-scale ``a`` of ``WIDTH_GRID`` (the kernel stretched by
+    e^a about its centre of mass), ``nll[a, t]`` is the tile's negative log-likelihood in nats
+    (``profile_tiles``). A tile's ``best`` scale is its curve's minimum and ``error`` that
+    minimum's standard error, 1/sqrt(curvature): a flat or noise-only tile explains itself about
+    equally well with any width (a large error), a textured one does not. Defocus and smooth
+    gradients (sky, walls) only ever make a region look *more* blurred, so the sharpest
+    well-measured tiles bound the camera's kernel."""
+
+    corners: list[tuple[int, int]]
+    size: int
+    spectra: np.ndarray  # (tiles, size, size) |DFT|^2 / pixels of each tile's periodic component
+    nll: np.ndarray  # (len(WIDTH_GRID), tiles)
+    best: np.ndarray  # (tiles,) log-scale of each tile's minimum (parabolic interpolation)
+    error: np.ndarray  # (tiles,) its standard error (inf at the grid's ends)
+    identity_fit: tuple[np.ndarray, np.ndarray]  # (log c, log noise) per tile for the kernel as given
+
+    @property
+    def informative(self) -> np.ndarray:
+        return self.error <= MAX_TILE_ERROR
+
+    def sharp(self) -> np.ndarray:
+        """The in-focus, textured tiles: informative ones whose best width lies within
+        ``SHARP_MARGIN`` of the sharp end of the informative ones (their information-weighted
+        ``SHARP_QUANTILE``), where a defocused or flat region cannot pull it."""
+        informative = self.informative
+        if not informative.any():
+            return informative
+        best, weight = self.best[informative], self.error[informative] ** -2.0
+        order = np.argsort(best)
+        cumulative = np.cumsum(weight[order]) / weight.sum()
+        reference = best[order][np.searchsorted(cumulative, SHARP_QUANTILE)]
+        return informative & (self.best <= reference + SHARP_MARGIN)
+
+
+def parabolic_minimum(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Minimum (by a parabola through the lowest grid point and its neighbours) and its standard
+    error 1/sqrt(curvature) of each column of ``curves`` sampled on ``WIDTH_GRID``; at the grid's
+    ends the minimum is the end and the error infinite."""
+    lowest = np.argmin(curves, axis=0)
+    best = WIDTH_GRID[lowest].astype(np.float64)
+    error = np.full(curves.shape[1], np.inf)
+    step = WIDTH_GRID[1] - WIDTH_GRID[0]
+    t = np.nonzero((lowest > 0) & (lowest < len(WIDTH_GRID) - 1))[0]
+    left, mid, right = curves[lowest[t] - 1, t], curves[lowest[t], t], curves[lowest[t] + 1, t]
+    curvature = (left - 2 * mid + right) / step ** 2
+    positive = curvature > 0
+    best[t[positive]] += (left - right)[positive] / (2.0 * step * curvature[positive])
+    error[t[positive]] = curvature[positive] ** -0.5
+    return best, error
+
+
+def tile_spectra(gray: np.ndarray, size: int, most: int) -> tuple[list[tuple[int, int]], np.ndarray]:
+    """Corners and periodic-component power spectra (tiles, size, size) of up to ``most`` tiles
+    spread evenly over a grid of ``size`` x ``size`` tiles overlapping by half (Welch's choice:
+    twice the tiles from the same pixels, and a small image is still covered to its edges)."""
+    rows, cols = gray.shape
+    stride = max(1, int(size * TILE_STRIDE))
+    starts_r = sorted(set(range(0, rows - size + 1, stride)) | {rows - size})
+    starts_c = sorted(set(range(0, cols - size + 1, stride)) | {cols - size})
+    corners = [(i, j) for i in starts_r for j in starts_c]
+    pick = np.unique(np.linspace(0, len(corners) - 1, min(most, len(corners))).round().astype(int))
+    corners = [corners[p] for p in pick]
+    spectra = np.empty((len(corners), size, size))
+    for n, (i, j) in enumerate(corners):
+        t = periodic_component(gray[i:i + size, j:j + size])
+        spectra[n] = np.abs(np.fft.fft2(t - t.mean())) ** 2 / t.size
+    return corners, spectra
+
+
+def tile_evidence(gray: np.ndarray, kernel: np.ndarray, scale: int, noise: float,
+                  size: int = SELECT_TILE, most: int = MAX_SELECT_TILES) -> TileEvidence | None:
+    """Score every ``size`` tile of a luma image against isotropic stretches of ``kernel``
+    (``TileEvidence``); None when the image holds no whole tile."""
+    if min(gray.shape) < size:
+        return None
+    corners, spectra = tile_spectra(gray, size, most)
+    keep, weights = conjugate_half(size, size)
+    template = LRLikelihood(spectra[0], frequency_prior(size, size, scale), scale, noise, keep)
+    canvas = 2 * math.ceil(len(kernel) * math.exp(MAX_LOG_SCALE) / 2) + 1
+    observed = spectra[:, keep]
+    curves, state, identity = [], None, None
+    for a in WIDTH_GRID:  # in order, so each fit starts from its neighbour's
+        base = template.model(affine_warp(kernel, (a, a, 0.0), canvas))[keep]
+        values, state = profile_tiles(observed, base, noise, weights, state,
+                                      PROFILE_STEPS if state is None else PROFILE_STEPS // 2)
+        curves.append(values)
+        if a == 0.0:
+            identity = state
+    nll = np.stack(curves)
+    best, error = parabolic_minimum(nll)
+    return TileEvidence(corners, size, spectra, nll, best, error, identity)
+
+
 def affine_warp(kernel: np.ndarray, params: np.ndarray, size: int) -> np.ndarray:
     """k'(x) proportional to k(c + A^-1 (x - c)) on an odd ``size`` canvas centred on the centre of
     mass c; A = R(theta) diag(e^a, e^b) R(theta)^T with ``params`` = (a, b, theta). Sampled from
@@ -153,15 +354,19 @@ def affine_warp(kernel: np.ndarray, params: np.ndarray, size: int) -> np.ndarray
     return out / total if total > 0 else out
 
 
-def refine_covariance(kernel: SRKernel, rgb: np.ndarray, scale: int = 2, fit_noise: bool = True) -> SRKernel:
-    """``kernel`` with the affine map of its coordinates that maximises the LR image's marginal
-    likelihood (module docstring); the fit is recorded in the provenance under ``refinement``.
-    The kernel comes back unchanged if no map scores better than the identity."""
-    start = time.perf_counter()
-    score = LRLikelihood.from_image(rgb, scale, fit_noise=fit_noise)
-    rows, cols = score.power.shape
-    size = 2 * math.ceil(kernel.size * math.exp(MAX_LOG_SCALE) / 2) + 1
-    size = min(size, 2 * ((min(rows, cols) * scale - 1) // 2) + 1)
+def tile_summary(evidence: TileEvidence | None) -> dict[str, Any]:
+    """What the tiles said, for the provenance and the kernel's confidence."""
+    if evidence is None:
+        return {"count": 0, "informative": 0, "in_focus": 0}
+    informative, sharp = evidence.informative, evidence.sharp()
+    spread = np.percentile(evidence.best[informative], [25, 75]) if informative.sum() >= 2 else (0.0, 0.0)
+    return {"count": len(evidence.best), "size": evidence.size, "informative": int(informative.sum()),
+            "in_focus": int(sharp.sum()), "width_spread": round(float(spread[1] - spread[0]), 4)}
+
+
+def fit_affine(kernel: np.ndarray, score: LRLikelihood | None, size: int) -> dict[str, Any]:
+    """Nelder-Mead over the affine map (a, b, theta) of ``kernel``'s coordinates minimising
+    ``score``, from two starts; the map, the values before and after, and the evaluations."""
     evaluations = 0
 
     def objective(p: np.ndarray) -> float:
@@ -169,7 +374,7 @@ def refine_covariance(kernel: SRKernel, rgb: np.ndarray, scale: int = 2, fit_noi
         evaluations += 1
         if np.max(np.abs(p[:2])) > MAX_LOG_SCALE:
             return math.inf
-        warped = affine_warp(kernel.array, p, size)
+        warped = affine_warp(kernel, p, size)
         return score(warped) if warped.sum() > 0 else math.inf
 
     identity = objective(np.zeros(3))
@@ -181,15 +386,50 @@ def refine_covariance(kernel: SRKernel, rgb: np.ndarray, scale: int = 2, fit_noi
                                    "maxiter": 400})
         if best is None or result.fun < best.fun:
             best = result
-    info: dict[str, Any] = {"method": "affine", "nll_before": identity, "evaluations": evaluations,
-                            "fit_noise": fit_noise}
-    if not best.fun < identity:
-        info.update(nll_after=identity, applied=False, seconds=round(time.perf_counter() - start, 3))
+    return {"params": best.x if best.fun < identity else None, "nll_before": identity,
+            "nll_after": float(min(best.fun, identity)), "evaluations": evaluations, "size": size}
+
+
+def refine_covariance(kernel: SRKernel, rgb: np.ndarray, scale: int = 2, fit_noise: bool = True) -> SRKernel:
+    """``kernel`` with the affine map of its coordinates that maximises the LR image's marginal
+    likelihood (module docstring); the fit is recorded in the provenance under ``refinement``.
+    The kernel comes back unchanged if no map scores better than the identity.
+
+    Which pixels are scored: a photo's defocused background, sky or smooth wall reads as kernel
+    blur (the model assumes one in-focus, stationary scene). Small tiles find where the image is
+    in focus and textured (``TileEvidence``). When that is nearly all of it, the whole image is
+    scored (finer spectra); otherwise, or when the whole-image fit stretches an axis by more than
+    e^MAX_TRUSTED_LOG_SCALE, only the in-focus tiles are. Small tiles also shed a sky's
+    gradient: it is nearly linear across one, and the periodic component removes linear ramps."""
+    start = time.perf_counter()
+    evidence = tile_evidence(luma(rgb), kernel.array, scale, luma_noise(rgb))
+    tiles_info = tile_summary(evidence)
+    in_focus = None
+    if tiles_info["in_focus"]:
+        power = evidence.spectra[evidence.sharp()].mean(axis=0)
+        in_focus = LRLikelihood.from_power(power, scale, luma_noise(rgb), fit_noise=fit_noise)
+    whole = LRLikelihood.from_image(rgb, scale, fit_noise=fit_noise)
+    size = 2 * math.ceil(kernel.size * math.exp(MAX_LOG_SCALE) / 2) + 1
+    if in_focus is not None and tiles_info["in_focus"] < WHOLE_IMAGE_SHARE * tiles_info["count"]:
+        scored = "in-focus tiles"
+    else:
+        fit = fit_affine(kernel.array, whole, min(size, canvas_limit(whole, scale)))
+        moved = 0.0 if fit["params"] is None else float(np.max(np.abs(fit["params"][:2])))
+        scored = "whole image"
+        if in_focus is not None and moved > MAX_TRUSTED_LOG_SCALE:
+            scored = "in-focus tiles (the whole-image fit was implausible)"
+    if scored != "whole image":
+        fit = fit_affine(kernel.array, in_focus, min(size, canvas_limit(in_focus, scale)))
+    info: dict[str, Any] = {"method": "affine", "scored": scored, "tiles": tiles_info,
+                            "nll_before": fit["nll_before"], "nll_after": fit["nll_after"],
+                            "evaluations": fit["evaluations"], "fit_noise": fit_noise}
+    if fit["params"] is None:
+        info.update(applied=False, seconds=round(time.perf_counter() - start, 3))
         return kernel.with_provenance(refinement=info)
-    a, b, theta = (float(v) for v in best.x)
-    info.update(nll_after=float(best.fun), applied=True, log_scales=[round(a, 4), round(b, 4)],
-                angle_rad=round(theta % math.pi, 4), seconds=round(time.perf_counter() - start, 3))
-    warped = affine_warp(kernel.array, best.x, size)
+    a, b, theta = (float(v) for v in fit["params"])
+    info.update(applied=True, log_scales=[round(a, 4), round(b, 4)], angle_rad=round(theta % math.pi, 4),
+                seconds=round(time.perf_counter() - start, 3))
+    warped = affine_warp(kernel.array, fit["params"], fit["size"])
     # The spline leaves a faint tail over the whole working canvas: keep the support holding all
     # but 1e-6 of the mass, as for derived x4 kernels (the mass cut is recorded).
     support = crop_or_pad(warped, support_size(warped))
@@ -197,3 +437,9 @@ def refine_covariance(kernel: SRKernel, rgb: np.ndarray, scale: int = 2, fit_noi
     refined = SRKernel.from_array(support, kernel.scale, order=1)
     return refined.with_provenance(**kernel.provenance, refinement=info,
                                    refinement_clipped_mass=refined.provenance["negative_mass_clipped"])
+
+
+def canvas_limit(score: LRLikelihood, scale: int) -> int:
+    """The largest odd kernel canvas the score's tile can hold at HR resolution."""
+    rows, cols = score.power.shape
+    return 2 * ((min(rows, cols) * scale - 1) // 2) + 1

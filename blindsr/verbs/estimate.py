@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from blindsr.images import read_image
 from blindsr.kernel import kernel_paths, save_kernel
 from blindsr.outputs import prepare_output_dir, safe_stem
-from blindsr.stages import build_estimator, check_image, check_scale, progress_bar
+from blindsr.stages import announce_untrusted, build_estimator, check_image, check_scale, progress_bar
 
 
 def run(cfg: DictConfig) -> int:
@@ -24,6 +24,7 @@ def run(cfg: DictConfig) -> int:
     out = prepare_output_dir(cfg.output, targets, cfg.overwrite)
     with progress_bar(estimator.iterations(scale), f"estimate {stem}") as bar:
         result = estimator.estimate(image.rgb, scale, seed=cfg.seed, progress=bar.update)
+    announce_untrusted(image.path, result.warnings)
     for s in scales:
         kernel = result.kernels[s].with_provenance(image=str(image.path), image_sha256=image.sha256,
                                                    warnings=result.warnings)
