@@ -59,7 +59,7 @@ def run_job(code_root: Path, lr: Path, method: str, out: Path) -> None:
     if out.exists():
         return
     env = {**os.environ, CODE_ROOT: str(code_root), "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, str(Path(__file__).resolve()), "--job", str(lr), method, str(out)],
+    subprocess.run([sys.executable, str(Path(__file__).resolve()), "--job", str(Path(lr).resolve()), method, str(out)],
                    env=env, check=True, cwd=code_root)
 
 
