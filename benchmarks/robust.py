@@ -10,6 +10,7 @@ percentile and worst. Each estimate is a job of its own (a fresh process, one to
 two at a time, image by image; finished jobs are kept in ``--work``, so an interrupted run resumes.
 
     python benchmarks/robust.py --data ../shared/data/BSD100RK --hard hard_set/report --baseline REV
+        [--revision HEAD]
 """
 from __future__ import annotations
 
@@ -63,9 +64,10 @@ def run_job(code_root: Path, lr: Path, method: str, out: Path) -> None:
                    env=env, check=True, cwd=code_root)
 
 
-def baseline_tree(revision: str, work: Path) -> Path:
-    """A git worktree of ``revision`` (made once, kept in ``work`` for resumed runs)."""
-    tree = work / f"baseline-{revision}"
+def worktree(revision: str, work: Path) -> Path:
+    """A git worktree of ``revision`` (made once, kept in ``work`` for resumed runs), so every
+    estimate of a method runs on the same code whatever happens to the checkout meanwhile."""
+    tree = work / f"code-{revision}"
     if not tree.exists():
         subprocess.run(["git", "worktree", "add", "--detach", str(tree), revision], cwd=ROOT, check=True,
                        capture_output=True)
@@ -156,19 +158,23 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="BSD100RK (DIV2KRK layout)")
     parser.add_argument("--hard", type=Path, required=True, help="the hard set's report part")
     parser.add_argument("--baseline", required=True, help="git revision of the earlier default")
+    parser.add_argument("--revision", default="HEAD", help="git revision of the code measured")
     parser.add_argument("--work", type=Path, default=ROOT / "bench_out" / "robust")
     parser.add_argument("--limit", type=int, default=0, help="first N images of each set (0: all)")
     args = parser.parse_args()
     from benchmarks.common import write_section
     from blindsr.tables import markdown_table
 
+    measured = subprocess.run(["git", "rev-parse", "--short", args.revision], cwd=ROOT, check=True,
+                              capture_output=True, text=True).stdout.strip()
+    args.work = args.work / measured
     args.work.mkdir(parents=True, exist_ok=True)
-    baseline = baseline_tree(args.baseline, args.work)
+    baseline, current = worktree(args.baseline, args.work), worktree(measured, args.work)
     entries = images(args.data, args.hard)
     if args.limit:
         entries = [e for part in dict.fromkeys(p for p, _ in entries)
                    for e in [x for x in entries if x[0] == part][:args.limit]]
-    jobs = [(baseline if m == "baseline" else ROOT, e.lr, m, args.work / p.split()[0] / e.name / f"{m}.json")
+    jobs = [(baseline if m == "baseline" else current, e.lr, m, args.work / p.split()[0] / e.name / f"{m}.json")
             for p, e in entries for m in METHODS]
     with ThreadPoolExecutor(WORKERS) as pool:
         for n, _ in enumerate(pool.map(lambda j: run_job(*j), jobs), start=1):
@@ -182,7 +188,8 @@ def main() -> None:
     body = ("Kernel PSNR (dB, against the true kernel on its 11x11 canvas) and LR-PSNR (dB: the true HR "
             "scene re-degraded with the kernel, against the LR input) per estimator. `baseline` is the "
             f"default preset at revision {args.baseline} (before restart health checks, tile selection "
-            "and confidence); `default` and `paper` are this revision's presets; `bicubic` is the plain "
+            f"and confidence); `default` and `paper` are the presets at revision {measured}, each run "
+            "from a git worktree of its revision; `bicubic` is the plain "
             "bicubic kernel. Seed 0; estimates two at a time, one thread each; seconds are the estimate "
             "alone.\n\n" + markdown_table(summary(rows), stats) + "\n\nChecks:\n\n" + checks(rows)
             + "\n\nPer image:\n\n" + markdown_table(rows, columns))

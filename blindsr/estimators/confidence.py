@@ -7,7 +7,8 @@ ample:
 * runs - how many of KernelGAN's restarts stayed physical (two or more: 1);
 * agreement - how closely the kept restarts agree (kernel PSNR between them; 45 dB or more: 1,
   35 dB or less: 0; on the tuning images the 10th percentile is 46 dB);
-* texture - the share of small tiles that say anything about the width (a half or more: 1);
+* texture - the share of small tiles that say anything about a blur's width, scored against the
+  bicubic kernel (a half or more: 1);
 * refinement - how far the likelihood refinement stretched KernelGAN's kernel (up to e^0.5 per
   axis: 1, falling to 0 at the refinement's bound).
 
@@ -38,12 +39,13 @@ def assess(provenance: dict[str, Any], reasons: list[str]) -> dict[str, Any]:
     agreement = provenance.get("restart_agreement_db")
     refinement = provenance.get("refinement", {})
     tiles = refinement.get("tiles", {})
+    texture = diagnostics.get("texture") or tiles
     moved = max((abs(v) for v in refinement.get("log_scales", [0.0])), default=0.0)
     factors = {
         "runs": _ramp(physical, 0, 2),
         "agreement": 1.0 if agreement is None or not math.isfinite(agreement)
         else _ramp(agreement, POOR_AGREEMENT_DB, GOOD_AGREEMENT_DB),
-        "texture": 1.0 if not tiles.get("count") else _ramp(tiles["informative"] / tiles["count"], 0.0, 0.5),
+        "texture": 1.0 if not texture.get("count") else _ramp(texture["informative"] / texture["count"], 0.0, 0.5),
         "refinement": 1.0 - _ramp(moved, FREE_MOVE, BOUND_MOVE),
     }
     score = math.prod(factors.values())

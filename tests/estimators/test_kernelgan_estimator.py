@@ -118,3 +118,82 @@ def test_combine_drops_the_run_that_disagrees():
     out = combine(good + [stray], 1, {})
     assert out.provenance["runs_kept"] == [0, 1, 2]
     assert abs(out.describe()["sigma_major"] - good[1].describe()["sigma_major"]) < 0.05
+
+
+def collapsed_kernel() -> np.ndarray:
+    """What a collapsed run leaves: a kernel of positive and negative lobes summing to about 0."""
+    k = native_kernel(1.2) - native_kernel(2.0) * 0.98
+    return k
+
+
+def test_run_health_separates_collapsed_runs():
+    healthy = kg.run_health(native_kernel(1.2))
+    assert healthy["sum"] == pytest.approx(1.0) and healthy["negative_share"] == 0.0
+    assert kg.unphysical(healthy) is None
+    collapsed = kg.run_health(collapsed_kernel())
+    assert abs(collapsed["sum"]) < 0.05 and "sums to" in kg.unphysical(collapsed)
+    edge = np.zeros((13, 13))
+    edge[0, :] = 1.0 / 13
+    assert kg.run_health(edge)["edge_share"] == pytest.approx(1.0) and "edge" in kg.unphysical(kg.run_health(edge))
+    negative = native_kernel(1.2) * 1.6 - native_kernel(0.6) * 0.6  # sums to 1, a deep negative dip
+    assert kg.run_health(negative)["negative_share"] == pytest.approx(
+        -negative[negative < 0].sum() / np.abs(negative).sum())
+
+
+def test_collapsed_restarts_are_dropped_before_the_vote(monkeypatch, rng):
+    """Three of four runs collapsed (the flower photo of the robustness issue): the agreement vote
+    alone keeps the three that agree with each other; the health check keeps the healthy one."""
+    natives = [collapsed_kernel(), native_kernel(1.2), collapsed_kernel() * 1.01, collapsed_kernel() * 0.99]
+    monkeypatch.setattr(kg, "train", fake_train(natives))
+    est = get_estimator("kernelgan", device="cpu", restarts=4, threshold_rank=168, refine="none")
+    k = est.estimate(textured_image(rng, 96, 96), 2, seed=0).kernels[2]
+    runs = k.provenance["diagnostics"]["runs"]
+    assert [r["unphysical"] is None for r in runs] == [False, True, False, False]
+    assert k.provenance["diagnostics"]["physical_runs"] == 1 and "fallback" not in k.provenance
+    assert np.array_equal(k.array, kg.to_handoff(native_kernel(1.2), est.settings, {}).array)
+    # The paper preset keeps the authors' vote: nothing is dropped for its health.
+    monkeypatch.setattr(kg, "train", fake_train(natives))
+    paper = get_estimator("kernelgan", preset="paper", device="cpu", restarts=4, threshold_rank=168)
+    assert paper.estimate(textured_image(rng, 96, 96), 2).kernels[2].provenance["diagnostics"]["physical_runs"] == 4
+
+
+def test_all_restarts_collapsed_trains_again_then_falls_back(monkeypatch, rng):
+    calls: list = []
+    monkeypatch.setattr(kg, "train", fake_train([collapsed_kernel()] * 4, calls=calls))
+    est = get_estimator("kernelgan", device="cpu", restarts=2, refine="none")
+    out = est.estimate(textured_image(rng, 96, 96), 2, seed=7)
+    assert calls == [[7, 7 + kg.RESTART_SEED_STRIDE],
+                     [7 + kg.DEGENERATE_RESEED, 7 + kg.RESTART_SEED_STRIDE + kg.DEGENERATE_RESEED]]
+    k = out.kernels[2]
+    assert np.allclose(k.array, bicubic_kernel(2).array)
+    assert "collapsed" in k.provenance["fallback"] and k.provenance["confidence"]["level"] == "low"
+    assert "training a new set" in out.warnings[0]
+    assert out.warnings[-1].startswith(UNTRUSTED) and "collapsed" in out.warnings[-1]
+
+
+@pytest.mark.parametrize("kind", ["flat", "noise"])
+def test_textureless_image_warns_and_falls_back(rng, kind):
+    """A uniform grey frame, or one of pure noise, shows no blur: the estimator says so and hands
+    over the bicubic kernel instead of whatever KernelGAN made of it (both presets)."""
+    image = np.full((96, 128, 3), 0.5)
+    if kind == "noise":
+        image = np.clip(image + rng.normal(0, 2 / 255, image.shape), 0, 1)
+    for preset in ("default", "paper"):
+        out = get_estimator("kernelgan", preset=preset, device="cpu", iterations=20, restarts=1).estimate(image, 2)
+        k = out.kernels[2]
+        assert np.allclose(k.array, bicubic_kernel(2).array)
+        assert k.provenance["confidence"]["level"] == "low" and k.provenance["confidence"]["factors"]["texture"] == 0
+        assert any(w.startswith(UNTRUSTED) and "no texture" in w for w in out.warnings)
+
+
+def test_confidence_of_a_healthy_estimate(monkeypatch, chelsea_hr):
+    """A photo with texture everywhere, four healthy agreeing runs: high confidence, no warning."""
+    truth = SRKernel(gaussian_kernel(11, np.eye(2) * 1.2 ** 2), 2)
+    lr = quantize(degrade(chelsea_hr, truth, 2))
+    shifted = np.roll(native_kernel(1.2), 1, axis=1)
+    monkeypatch.setattr(kg, "train", fake_train([native_kernel(1.2), native_kernel(1.25), native_kernel(1.15),
+                                                 shifted]))
+    out = get_estimator("kernelgan", device="cpu", restarts=4).estimate(lr, 2)
+    c = out.kernels[2].provenance["confidence"]
+    assert c["level"] == "high" and c["score"] > 0.8 and c["physical_runs"] == 4 and not out.warnings
+    assert c["tiles"] > 0 and c["in_focus_tiles"] > 0

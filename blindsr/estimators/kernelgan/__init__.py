@@ -108,15 +108,20 @@ def refine(kernel: SRKernel, rgb: np.ndarray, settings: KernelGANSettings, fit_n
     return refine_covariance(kernel, prepare_image(rgb, settings), 2, fit_noise=fit_noise)
 
 
-def texture_reason(rgb: np.ndarray, settings: KernelGANSettings) -> str | None:
-    """Why the image cannot show its blur (nearly uniform, or noise only), or None. Tiles are
-    scored against the bicubic kernel: one that says nothing about any width has no texture."""
+def texture_evidence(rgb: np.ndarray, settings: KernelGANSettings) -> dict[str, int]:
+    """How many small tiles of the image say anything about a blur's width, scored against the
+    bicubic kernel (``TileEvidence.informative``); a nearly uniform or noise-only tile does not."""
     evidence = tile_evidence(luma(prepare_image(rgb, settings)), bicubic_kernel(2).array, 2,
                              luma_noise(rgb))
     if evidence is None:
-        return None
-    informative, count = int(evidence.informative.sum()), len(evidence.best)
-    if informative >= max(MIN_TEXTURED_TILES, MIN_TEXTURED_SHARE * count):
+        return {"informative": 0, "count": 0}
+    return {"informative": int(evidence.informative.sum()), "count": len(evidence.best)}
+
+
+def texture_reason(texture: dict[str, int]) -> str | None:
+    """Why the image cannot show its blur, or None (images smaller than a tile are not judged)."""
+    informative, count = texture["informative"], texture["count"]
+    if not count or informative >= max(MIN_TEXTURED_TILES, MIN_TEXTURED_SHARE * count):
         return None
     return f"the image has almost no texture ({informative} of {count} tiles show any blur)"
 
@@ -155,9 +160,9 @@ class KernelGANEstimator:
             threads = 1 if self.device.type == "cpu" else torch.get_num_threads()
             with torch_threads(threads):
                 natives, runs_info = self._train_with_retry(rgb, seeds, progress, warnings)
-                # Dropping collapsed runs belongs to the default preset; ``paper`` is the authors' way.
-                guarded = self.settings.refine == "affine"
-                textureless = texture_reason(rgb, self.settings)
+                guarded = self.settings.drop_collapsed
+                texture = texture_evidence(rgb, self.settings)
+                textureless = texture_reason(texture)
                 if guarded and natives and not textureless and all(i["unphysical"] for i in runs_info):
                     warnings.append("every KernelGAN run collapsed to a non-physical kernel; "
                                     "training a new set of runs")
@@ -175,7 +180,7 @@ class KernelGANEstimator:
             reasons.append("every KernelGAN run collapsed to a non-physical kernel")
         provenance = {"estimator": "kernelgan", "preset": self.preset, "version": __version__, "seed": seed,
                       "iterations": self.settings.iterations, "restarts": len(natives), "device": str(self.device),
-                      "diagnostics": {"runs": runs_info, "physical_runs": len(runs)}}
+                      "diagnostics": {"runs": runs_info, "physical_runs": len(runs), "texture": texture}}
         k2 = combine(runs, self.settings.trim, provenance) if runs else None
         if k2 is not None and self.settings.refine == "affine":
             k2 = refine(k2, rgb, self.settings)

@@ -58,6 +58,9 @@ class KernelGANSettings:
     # The combined kernel's covariance refitted by the LR image's marginal likelihood ("affine",
     # blindsr.estimators.likelihood), or left as KernelGAN made it ("none").
     refine: str = "none"
+    # Runs whose kernel is not physical (sum far from 1, negative or edge mass) dropped before the
+    # vote, and a new set trained when none is left (blindsr.estimators.kernelgan.unphysical).
+    drop_collapsed: bool = False
 
     def __post_init__(self) -> None:
         if self.refine not in REFINEMENTS:
@@ -80,9 +83,10 @@ PRESETS: dict[str, KernelGANSettings] = {
     # bicubic target (+0.4 dB kernel PSNR), a gentler soft threshold (+0.5 dB), and four
     # 1000-iteration runs averaged with the least-agreeing one dropped (+1.1 dB over one run;
     # the kernel stops changing after ~1000 iterations); the covariance refitted by the marginal
-    # likelihood (chosen on images 11-20: +5 dB kernel PSNR, docs/BENCHMARKS.md).
+    # likelihood (chosen on images 11-20: +5 dB kernel PSNR, docs/BENCHMARKS.md); collapsed runs
+    # dropped (docs/BENCHMARKS.md, 'robust').
     "default": KernelGANSettings(iterations=1000, bicubic_target="per_channel", threshold_rank=60,
-                                 restarts=4, trim=1, refine="affine"),
+                                 restarts=4, trim=1, refine="affine", drop_collapsed=True),
 }
 
 
