@@ -59,10 +59,14 @@ def test_batch_isolates_failures_and_resumes(tmp_path, rng):
     assert status == {"broken.png": "failed", "img 0.png": "done", "img 1.png": "done", "nested/deep.png": "done"}
     assert summary["skipped_non_images"] == ["notes.txt"]
     assert "broken.png" in next(r["error"] for r in summary["rows"] if r["status"] == "failed")
+    done = [r for r in summary["rows"] if r["status"] == "done"]
+    assert all(0.0 <= r["confidence"] <= 1.0 and r["confidence_level"] in ("high", "low") for r in done)
+    assert "confidence" in (root / "out" / "summary.csv").read_text().splitlines()[0]
     before = kernel_hashes(root / "out")
     assert len(before) == 3
     report = (root / "out" / "report.html").read_text()
     assert report.count("<section>") == 3 and "data:image/png;base64," in report and "Failures" in report
+    assert report.count("kernel confidence") == 3
     (root / "in" / "broken.png").unlink()
     again = blindsr("batch", "input=in", "output=out", *FAST, cwd=root)
     assert again.returncode == 0, again.stderr

@@ -168,3 +168,22 @@ def test_same_input_and_seed_same_kernel(tmp_path, rng):
         assert result.returncode == 0, result.stderr
         hashes.append((tmp_path / out / "a_kernel_x2.npy").read_bytes())
     assert hashes[0] == hashes[1]
+
+
+def test_untextured_image_is_announced_and_recorded(tmp_path):
+    """A flat grey frame yields the bicubic kernel and one warning line naming the image, with
+    the reason in the kernel's JSON, the pipeline record and its warnings (never silence)."""
+    Image.fromarray(np.full((96, 128, 3), 128, np.uint8)).save(tmp_path / "grey wall.png")
+    fast = ["estimator.iterations=20", "estimator.restarts=1"]
+    result = cli("estimate", "input=grey wall.png", "output=out", *fast, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "not trusted" in line]
+    assert len(lines) == 1 and "grey wall.png" in lines[0] and "no texture" in lines[0], result.stderr
+    meta = json.loads((tmp_path / "out" / "grey wall_kernel_x2.json").read_text())
+    assert meta["provenance"]["confidence"]["level"] == "low" and "no texture" in meta["provenance"]["fallback"]
+    result = cli("pipeline", "input=grey wall.png", "output=pipe", "sr=bicubic", *fast, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sum("not trusted" in line for line in result.stderr.splitlines()) == 1
+    record = json.loads((tmp_path / "pipe" / "grey wall_x2.json").read_text())
+    assert record["kernel_confidence"]["level"] == "low"
+    assert any("no texture" in w for w in record["warnings"])

@@ -17,6 +17,12 @@ estimates drift to a middle width whatever the true one: docs/BENCHMARKS.md). In
 image out rather than estimating it is what makes the kernel estimate sound (Levin, Weiss,
 Durand and Freeman, "Efficient marginal likelihood optimization in blind deconvolution", 2011).
 
+Tiles. A photo is rarely one stationary in-focus scene: a defocused background, a sky or a
+smooth wall reads as kernel blur. ``tile_evidence`` scores small tiles one by one, each with its
+own contrast and noise (``profile_tiles``), against isotropic stretches of the kernel: a flat tile
+prefers no width, a defocused one a wider width than the in-focus ones, and defocus never makes a
+region look sharper, so the sharp end of the well-measured tiles is the camera's (``sharp``).
+
 Refinement. ``refine_covariance`` keeps a kernel's shape and fits an affine map of its
 coordinates, k'(x) proportional to k(c + A^-1 (x - c)) with A = R(theta) diag(e^a, e^b) R(theta)^T,
 by Nelder-Mead on the three parameters. The power spectrum is blind to a kernel's phase
@@ -43,7 +49,7 @@ ROUNDING_NOISE = (1.0 / 255.0) ** 2 / 12.0  # variance of 8-bit rounding, on [0,
 MAX_LOG_SCALE = 1.2  # the affine map stretches each axis by at most e^1.2 = 3.3x either way
 SELECT_TILE = 64  # LR px: tiles scored one by one, to find the in-focus, textured part of a photo
 MAX_SELECT_TILES = 96
-TILE_STRIDE = 0.5
+TILE_STRIDE = 0.5  # of the tile size: tiles overlap by half
 WIDTH_GRID = np.linspace(-MAX_LOG_SCALE, MAX_LOG_SCALE, 13)  # isotropic log-scales tried per tile
 PROFILE_STEPS = 16  # Newton steps of a tile's (contrast, noise) fit; half when warm-started
 MAX_TILE_ERROR = 0.15  # a tile whose best width is less certain than this says nothing about it
@@ -256,7 +262,6 @@ class TileEvidence:
     nll: np.ndarray  # (len(WIDTH_GRID), tiles)
     best: np.ndarray  # (tiles,) log-scale of each tile's minimum (parabolic interpolation)
     error: np.ndarray  # (tiles,) its standard error (inf at the grid's ends)
-    identity_fit: tuple[np.ndarray, np.ndarray]  # (log c, log noise) per tile for the kernel as given
 
     @property
     def informative(self) -> np.ndarray:
@@ -322,17 +327,15 @@ def tile_evidence(gray: np.ndarray, kernel: np.ndarray, scale: int, noise: float
     template = LRLikelihood(spectra[0], frequency_prior(size, size, scale), scale, noise, keep)
     canvas = 2 * math.ceil(len(kernel) * math.exp(MAX_LOG_SCALE) / 2) + 1
     observed = spectra[:, keep]
-    curves, state, identity = [], None, None
+    curves, state = [], None
     for a in WIDTH_GRID:  # in order, so each fit starts from its neighbour's
         base = template.model(affine_warp(kernel, (a, a, 0.0), canvas))[keep]
         values, state = profile_tiles(observed, base, noise, weights, state,
                                       PROFILE_STEPS if state is None else PROFILE_STEPS // 2)
         curves.append(values)
-        if a == 0.0:
-            identity = state
     nll = np.stack(curves)
     best, error = parabolic_minimum(nll)
-    return TileEvidence(corners, size, spectra, nll, best, error, identity)
+    return TileEvidence(corners, size, spectra, nll, best, error)
 
 
 def affine_warp(kernel: np.ndarray, params: np.ndarray, size: int) -> np.ndarray:
