@@ -143,7 +143,7 @@ def checks(rows: list[dict]) -> str:
     if bsd:
         new = np.mean([r["default_kernel_psnr"] for r in bsd])
         old = np.mean([r["baseline_kernel_psnr"] for r in bsd])
-        lines.append(f"- BSD100RK {BSD_FIRST}-{BSD_LAST}, mean kernel PSNR: default {new:.2f} dB, "
+        lines.append(f"- {bsd[0]['part']}, mean kernel PSNR: default {new:.2f} dB, "
                      f"baseline {old:.2f} dB ({len(bsd)} images)")
     ratio = np.sum([r["default_s"] for r in rows]) / np.sum([r["baseline_s"] for r in rows])
     lines.append(f"- time per estimate, default / baseline, same images, same run: {ratio:.3f}x")
@@ -161,6 +161,8 @@ def main() -> None:
     parser.add_argument("--revision", default="HEAD", help="git revision of the code measured")
     parser.add_argument("--work", type=Path, default=ROOT / "bench_out" / "robust")
     parser.add_argument("--limit", type=int, default=0, help="first N images of each set (0: all)")
+    parser.add_argument("--score-only", action="store_true",
+                        help="run no estimate: score the images whose estimates are all finished")
     args = parser.parse_args()
     from benchmarks.common import write_section
     from blindsr.tables import markdown_table
@@ -176,11 +178,16 @@ def main() -> None:
                    for e in [x for x in entries if x[0] == part][:args.limit]]
     jobs = [(baseline if m == "baseline" else current, e.lr, m, args.work / p.split()[0] / e.name / f"{m}.json")
             for p, e in entries for m in METHODS]
-    with ThreadPoolExecutor(WORKERS) as pool:
-        for n, _ in enumerate(pool.map(lambda j: run_job(*j), jobs), start=1):
-            if n % 6 == 0:
-                print(f"{n}/{len(jobs)} estimates", flush=True)
+    if not args.score_only:
+        with ThreadPoolExecutor(WORKERS) as pool:
+            for n, _ in enumerate(pool.map(lambda j: run_job(*j), jobs), start=1):
+                if n % 6 == 0:
+                    print(f"{n}/{len(jobs)} estimates", flush=True)
     rows = score(entries, args.work)
+    bsd = [int(r["image"].split("_")[-1]) for r in rows if r["part"].startswith("BSD")]
+    for r in rows:  # name the range actually scored (an interrupted run scores a prefix)
+        if r["part"].startswith("BSD"):
+            r["part"] = f"BSD100RK {min(bsd)}-{max(bsd)}"
     columns = ["part", "image"] + [f"{m}_{x}" for m in (*METHODS, "bicubic") for x in ("kernel_psnr", "lr_psnr")]
     columns += ["fallback", "confidence", "scored", "baseline_s", "default_s", "paper_s"]
     stats = ["part", "method", "images"] + [f"{m} {s}" for m in ("kernel_psnr", "lr_psnr")
