@@ -20,11 +20,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from blindsr.estimators.likelihood import MAX_LOG_SCALE
+
 LOW_SCORE = 0.25
 UNTRUSTED = "kernel estimate not trusted"  # how the estimator's fallback warning begins
 GOOD_AGREEMENT_DB, POOR_AGREEMENT_DB = 45.0, 35.0
 FREE_MOVE = 0.5  # log-scale the refinement may move an axis before the factor falls
-BOUND_MOVE = 1.2  # the refinement's bound (likelihood.MAX_LOG_SCALE)
 
 
 def _ramp(value: float, zero: float, one: float) -> float:
@@ -46,7 +47,7 @@ def assess(provenance: dict[str, Any], reasons: list[str]) -> dict[str, Any]:
         "agreement": 1.0 if agreement is None or not math.isfinite(agreement)
         else _ramp(agreement, POOR_AGREEMENT_DB, GOOD_AGREEMENT_DB),
         "texture": 1.0 if not texture.get("count") else _ramp(texture["informative"] / texture["count"], 0.0, 0.5),
-        "refinement": 1.0 - _ramp(moved, FREE_MOVE, BOUND_MOVE),
+        "refinement": 1.0 - _ramp(moved, FREE_MOVE, MAX_LOG_SCALE),
     }
     score = math.prod(factors.values())
     level = "low" if reasons or score < LOW_SCORE else "high"

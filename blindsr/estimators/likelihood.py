@@ -100,6 +100,12 @@ def tiles(gray: np.ndarray, size: int = TILE, most: int = MAX_TILES) -> list[np.
     return [gray[i:i + th, j:j + tw] for i, j in (corners[p] for p in pick)]
 
 
+def tile_power(tile: np.ndarray) -> np.ndarray:
+    """|DFT|^2 / pixels of a tile's periodic component, its mean removed."""
+    p = periodic_component(tile)
+    return np.abs(np.fft.fft2(p - p.mean())) ** 2 / p.size
+
+
 def frequency_prior(rows: int, cols: int, scale: int, exponent: float = SPECTRUM_EXPONENT) -> np.ndarray:
     """The natural-image spectrum 1/|w|^exponent on the HR frequency grid of a rows x cols LR tile
     (infinite |w| at DC, so the prior is 0 there)."""
@@ -136,12 +142,8 @@ class LRLikelihood:
     def from_image(cls, rgb: np.ndarray, scale: int, exponent: float = SPECTRUM_EXPONENT,
                    noise: float = ROUNDING_NOISE, fit_noise: bool = True) -> "LRLikelihood":
         parts = tiles(luma(rgb))
-        rows, cols = parts[0].shape
-        power = np.zeros((rows, cols))
-        for t in parts:
-            p = periodic_component(t)
-            power += np.abs(np.fft.fft2(p - p.mean())) ** 2 / p.size
-        return cls.from_power(power / len(parts), scale, luma_noise(rgb, noise), exponent, fit_noise)
+        power = sum(tile_power(t) for t in parts) / len(parts)
+        return cls.from_power(power, scale, luma_noise(rgb, noise), exponent, fit_noise)
 
     @classmethod
     def from_power(cls, power: np.ndarray, scale: int, noise: float,
@@ -309,11 +311,7 @@ def tile_spectra(gray: np.ndarray, size: int, most: int) -> tuple[list[tuple[int
     corners = [(i, j) for i in starts_r for j in starts_c]
     pick = np.unique(np.linspace(0, len(corners) - 1, min(most, len(corners))).round().astype(int))
     corners = [corners[p] for p in pick]
-    spectra = np.empty((len(corners), size, size))
-    for n, (i, j) in enumerate(corners):
-        t = periodic_component(gray[i:i + size, j:j + size])
-        spectra[n] = np.abs(np.fft.fft2(t - t.mean())) ** 2 / t.size
-    return corners, spectra
+    return corners, np.stack([tile_power(gray[i:i + size, j:j + size]) for i, j in corners])
 
 
 def tile_evidence(gray: np.ndarray, kernel: np.ndarray, scale: int, noise: float,
@@ -357,17 +355,18 @@ def affine_warp(kernel: np.ndarray, params: np.ndarray, size: int) -> np.ndarray
     return out / total if total > 0 else out
 
 
-def tile_summary(evidence: TileEvidence | None) -> dict[str, Any]:
-    """What the tiles said, for the provenance and the kernel's confidence."""
+def tile_summary(evidence: TileEvidence | None, sharp: np.ndarray | None) -> dict[str, Any]:
+    """What the tiles said (``sharp``: ``evidence.sharp()``), for the provenance and the kernel's
+    confidence."""
     if evidence is None:
         return {"count": 0, "informative": 0, "in_focus": 0}
-    informative, sharp = evidence.informative, evidence.sharp()
+    informative = evidence.informative
     spread = np.percentile(evidence.best[informative], [25, 75]) if informative.sum() >= 2 else (0.0, 0.0)
     return {"count": len(evidence.best), "size": evidence.size, "informative": int(informative.sum()),
             "in_focus": int(sharp.sum()), "width_spread": round(float(spread[1] - spread[0]), 4)}
 
 
-def fit_affine(kernel: np.ndarray, score: LRLikelihood | None, size: int) -> dict[str, Any]:
+def fit_affine(kernel: np.ndarray, score: LRLikelihood, size: int) -> dict[str, Any]:
     """Nelder-Mead over the affine map (a, b, theta) of ``kernel``'s coordinates minimising
     ``score``, from two starts; the map, the values before and after, and the evaluations."""
     evaluations = 0
@@ -406,16 +405,17 @@ def refine_covariance(kernel: SRKernel, rgb: np.ndarray, scale: int = 2, fit_noi
     gradient: it is nearly linear across one, and the periodic component removes linear ramps."""
     start = time.perf_counter()
     evidence = tile_evidence(luma(rgb), kernel.array, scale, luma_noise(rgb))
-    tiles_info = tile_summary(evidence)
+    sharp = evidence.sharp() if evidence is not None else None
+    tiles_info = tile_summary(evidence, sharp)
     in_focus = None
     if tiles_info["in_focus"]:
-        power = evidence.spectra[evidence.sharp()].mean(axis=0)
-        in_focus = LRLikelihood.from_power(power, scale, luma_noise(rgb), fit_noise=fit_noise)
-    whole = LRLikelihood.from_image(rgb, scale, fit_noise=fit_noise)
+        in_focus = LRLikelihood.from_power(evidence.spectra[sharp].mean(axis=0), scale, luma_noise(rgb),
+                                           fit_noise=fit_noise)
     size = 2 * math.ceil(kernel.size * math.exp(MAX_LOG_SCALE) / 2) + 1
     if in_focus is not None and tiles_info["in_focus"] < WHOLE_IMAGE_SHARE * tiles_info["count"]:
         scored = "in-focus tiles"
     else:
+        whole = LRLikelihood.from_image(rgb, scale, fit_noise=fit_noise)
         fit = fit_affine(kernel.array, whole, min(size, canvas_limit(whole, scale)))
         moved = 0.0 if fit["params"] is None else float(np.max(np.abs(fit["params"][:2])))
         scored = "whole image"
