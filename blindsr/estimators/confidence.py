@@ -6,7 +6,7 @@ ample:
 
 * runs - how many of KernelGAN's restarts stayed physical (two or more: 1);
 * agreement - how closely the kept restarts agree (kernel PSNR between them; 45 dB or more: 1,
-  35 dB or less: 0; on the tuning images the 10th percentile is 46 dB);
+  35 dB or less: 0);
 * texture - the share of small tiles that say anything about a blur's width, scored against the
   bicubic kernel (a half or more: 1);
 * refinement - how far the likelihood refinement stretched KernelGAN's kernel (up to e^0.5 per
