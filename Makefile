@@ -10,6 +10,7 @@
 #   make bench-zssr      ZSSR iteration overhead, run times and PSNR -> docs/BENCHMARKS.md
 #   make bench-batch     resume after kill -9 and executor equivalence on the real photos, by hash
 #   make bench-handoff   the handoff width, chosen on held-out BSD100RK images with SRMD
+#   make bench-speed     the default pipeline's speed in seconds and units; the fast ZSSR preset vs kernelgan
 #   make bench-robust    kernel estimates on held-out photos (hard set, BSD100RK 21-100) vs paper, bicubic, baseline
 #   make bench-table1    the paper's Table 1 on BSD100RK (x2, x4) and the pipeline on the real photos
 # PyTorch: TORCH picks the build. The default takes the CPU build this project is developed on;
@@ -33,7 +34,7 @@ SRS ?= [bicubic,zssr,srmd]
 # The default kernel estimate before the robustness work (bench-robust runs it side by side).
 BASELINE ?= 02761fc
 
-.PHONY: install test demo bench-kernel bench-zssr bench-srmd bench-memory bench-table1 bench-batch bench-handoff bench-robust batch eval report clean
+.PHONY: install test demo bench-kernel bench-speed bench-zssr bench-srmd bench-memory bench-table1 bench-batch bench-handoff bench-robust batch eval report clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
@@ -84,6 +85,9 @@ report: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
+
+bench-speed: $(STAMP)
+	$(BIN)/python -m benchmarks.speed --data $(DATA)
 
 bench-robust: $(STAMP)
 	$(BIN)/python benchmarks/hard_set.py --shared $(SHARED)/data --output hard_set

@@ -107,7 +107,8 @@ def _stages(config_json: str):
 
 def process(task: ImageTask, progress=None) -> ImageOutcome:
     """Run the pipeline on one image into its folder; never raises."""
-    from blindsr.stages import run_pipeline, write_outputs
+    from blindsr.progress import LogLines, on_terminal
+    from blindsr.stages import run_pipeline, stage_work, write_outputs
 
     info = completed(task)
     if info is not None:
@@ -122,6 +123,10 @@ def process(task: ImageTask, progress=None) -> ImageOutcome:
         estimator, backend = _stages(json.dumps(task.config, sort_keys=True))
         scale = int(task.config["scale"])
         image = read_image(task.source, int(task.config.get("max_pixels", 40_000_000)))
+        if progress is None and not on_terminal():
+            # A log shows each image's stages; a terminal shows the batch bar alone.
+            stages = stage_work(estimator, backend, image.shape, scale)
+            progress = LogLines(sum(units for _, units in stages), f"{task.stem} x{scale}", stages).update
         result = run_pipeline(image, estimator, backend, scale, seed=int(task.config.get("seed", 0)),
                               handoff_width=float(task.config.get("handoff_width", 1.0)), progress=progress)
         paths = write_outputs(folder, task.stem, scale, image, result, task.config)

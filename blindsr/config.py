@@ -48,7 +48,9 @@ class GroundTruthEstimatorConfig:
 @dataclass
 class ZSSRBackendConfig:
     name: str = "zssr"
-    preset: str = "kernelgan"  # kernelgan | original | real
+    # fast (default: the paper's network at the input resolution, a short cosine schedule; docs/
+    # BENCHMARKS.md 'speed') | kernelgan (KernelGAN's DIV2KRK configuration) | original | real
+    preset: str = "fast"
     max_iterations: Optional[int] = None
     back_projection: Optional[int] = None
     ensemble: Optional[bool] = None

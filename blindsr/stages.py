@@ -6,7 +6,6 @@ sr, batch and eval verbs share; ``write_outputs`` writes its files (all atomical
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,12 +13,11 @@ from typing import Any, Callable
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
-from tqdm import tqdm
 
 from blindsr import __version__
 from blindsr.backends import Backend, adapt, get_backend
 from blindsr.degradation import imresize
-from blindsr.errors import InputError, UsageError, raise_if_stopped
+from blindsr.errors import InputError, UsageError
 from blindsr.estimators import Estimator, get_estimator
 from blindsr.estimators.confidence import UNTRUSTED
 from blindsr.images import LoadedImage, write_image
@@ -91,18 +89,11 @@ def check_image(image: LoadedImage, estimator: Estimator | None) -> None:
             raise InputError(f"{image.path}: {exc}") from None
 
 
-class StoppableBar(tqdm):
-    """A progress bar whose updates also raise a pending Ctrl-C/SIGTERM (``raise_if_stopped``)."""
-
-    def update(self, n: float | None = 1) -> bool | None:
-        raise_if_stopped()
-        return super().update(n)
-
-
-def progress_bar(total: int, desc: str) -> tqdm:
-    """One bar per run (silent when stderr is not a terminal)."""
-    return StoppableBar(total=total, desc=desc, unit="it", dynamic_ncols=True, leave=False,
-                disable=None if total else True, file=sys.stderr)
+def stage_work(estimator: Estimator | None, backend: Backend, shape: tuple[int, int],
+               scale: int) -> list[tuple[str, int]]:
+    """(stage name, progress units) of ``run_pipeline``'s stages, in order (for progress lines)."""
+    stages = [(f"estimate {estimator.name}", estimator.iterations(scale))] if estimator is not None else []
+    return stages + [(f"sr {backend.name}", backend.work(shape, scale))]
 
 
 @dataclass

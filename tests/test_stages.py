@@ -49,7 +49,7 @@ def test_progress_updates_raise_a_swallowed_stop_request():
     """A signal whose exception Python swallowed (raised inside a __del__) still stops the run at
     the next progress update."""
     from blindsr.errors import STOP_REQUESTED
-    from blindsr.stages import progress_bar
+    from blindsr.progress import progress_bar
 
     with progress_bar(10, "t") as bar:
         bar.update(1)

@@ -24,13 +24,13 @@ log = logging.getLogger(__name__)
 
 @register_backend("zssr")
 class ZSSRBackend:
-    """Options: ``preset`` (kernelgan, original, real), ``device`` (auto, cpu, cuda[:N]); the
+    """Options: ``preset`` (fast, kernelgan, original, real), ``device`` (auto, cpu, cuda[:N]); the
     config's overrides ``max_iterations`` (per stage), ``back_projection`` (iterations) and
     ``ensemble``; and any other ``zssr.ZSSRSettings`` field. None keeps the preset's value."""
 
     needs = KernelNeeds(scales=(2, 4), kernels="stages")
 
-    def __init__(self, preset: str = "kernelgan", device: str = "auto", max_iterations: int | None = None,
+    def __init__(self, preset: str = "fast", device: str = "auto", max_iterations: int | None = None,
                  back_projection: int | None = None, ensemble: bool | None = None, **overrides: Any) -> None:
         self.settings = zssr.preset(preset, max_iters=max_iterations, back_projection_iters=back_projection,
                                     self_ensemble=ensemble, **overrides)

@@ -12,12 +12,12 @@ import sys
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
-from tqdm import tqdm
 
 from blindsr.batch import COMPLETE, ImageOutcome, plan_tasks, process
 from blindsr.errors import InputError
 from blindsr.executors import get_executor
 from blindsr.outputs import prepare_output_dir
+from blindsr.progress import progress_bar
 from blindsr.report import summary_rows, write_report, write_summary
 from blindsr.stages import build_backend, build_estimator, check_handoff_width, check_scale, options
 
@@ -43,8 +43,7 @@ def run(cfg: DictConfig) -> int:
         for task in tasks:
             shutil.rmtree(task.folder, ignore_errors=True)
     outcomes: list[ImageOutcome] = []
-    with tqdm(total=len(tasks), desc="batch", unit="image", dynamic_ncols=True, disable=None,
-              file=sys.stderr) as bar:
+    with progress_bar(len(tasks), "batch", unit="image", stoppable=False) as bar:
         def on_done(outcome: ImageOutcome) -> None:
             outcomes.append(outcome)
             bar.set_postfix_str(f"{sum(o.status == 'failed' for o in outcomes)} failed")

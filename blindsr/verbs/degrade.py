@@ -18,7 +18,7 @@ from blindsr.errors import InputError, UsageError
 from blindsr.images import list_images, read_image, write_image
 from blindsr.kernel import write_kernel_array
 from blindsr.outputs import prepare_output_dir, write_json
-from blindsr.stages import progress_bar
+from blindsr.progress import progress_bar
 
 
 def run(cfg: DictConfig) -> int:
@@ -35,7 +35,7 @@ def run(cfg: DictConfig) -> int:
     rng = np.random.default_rng(cfg.seed)
     manifest = {"protocol": "DIV2KRK (blindsr.degradation.random_kernels)", "seed": cfg.seed,
                 "scales": scales, "images": []}
-    with progress_bar(len(images), "degrade") as bar:
+    with progress_bar(len(images), "degrade", unit="image") as bar:
         for number, path in enumerate(images, start=1):
             hr = read_image(path, cfg.max_pixels).rgb
             hr = np.round(hr * 255) / 255

@@ -10,7 +10,8 @@ from omegaconf import DictConfig
 from blindsr.images import read_image
 from blindsr.kernel import kernel_paths, save_kernel
 from blindsr.outputs import prepare_output_dir, safe_stem
-from blindsr.stages import announce_untrusted, build_estimator, check_image, check_scale, progress_bar
+from blindsr.progress import progress_bar
+from blindsr.stages import announce_untrusted, build_estimator, check_image, check_scale
 
 
 def run(cfg: DictConfig) -> int:
@@ -22,7 +23,7 @@ def run(cfg: DictConfig) -> int:
     scales = (2, 4) if scale == 4 else (2,)
     targets = [p for s in scales for p in kernel_paths(cfg.output, stem, s).values()]
     out = prepare_output_dir(cfg.output, targets, cfg.overwrite)
-    with progress_bar(estimator.iterations(scale), f"estimate {stem}") as bar:
+    with progress_bar(estimator.iterations(scale), f"estimate {stem}", [(f"estimate {estimator.name}", estimator.iterations(scale))]) as bar:
         result = estimator.estimate(image.rgb, scale, seed=cfg.seed, progress=bar.update)
     announce_untrusted(image.path, result.warnings)
     for s in scales:

@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
-from tqdm import tqdm
 
 from blindsr import __version__
 from blindsr.config import GROUP_SCHEMAS
@@ -31,6 +30,7 @@ from blindsr.evaluation import METHOD_NAMES, PUBLISHED_DIV2KRK, TableTask, metho
 from blindsr.executors import get_executor
 from blindsr.metrics import KERNEL_PSNR_FORMULA, LR_PSNR_FORMULA
 from blindsr.outputs import prepare_output_dir
+from blindsr.progress import progress_bar
 from blindsr.stages import build_backend, build_estimator, check_handoff_width, check_scale, options
 from blindsr.tables import markdown_table, mean_row, write_tables
 
@@ -112,8 +112,7 @@ def run(cfg: DictConfig) -> int:
     phases = [[task(entry, e, None) for e in est_names for entry in entries],
               [task(entry, e, s) for e, s in sr_combos for entry in entries]]
     results: list[dict] = []
-    with tqdm(total=sum(map(len, phases)), desc=f"eval x{scale}", unit="task", dynamic_ncols=True,
-              disable=None, file=sys.stderr) as bar:
+    with progress_bar(sum(map(len, phases)), f"eval x{scale}", unit="task", stoppable=False) as bar:
         for tasks in phases:
             results += executor.run(run_table_task, tasks, lambda _: bar.update(1), lost_task)
     rows_by_combo = merge(results, est_names, sr_names, sr_combos)

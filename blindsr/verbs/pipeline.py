@@ -5,8 +5,9 @@ from omegaconf import DictConfig
 
 from blindsr.images import read_image
 from blindsr.outputs import prepare_output_dir, safe_stem
+from blindsr.progress import progress_bar
 from blindsr.stages import (build_backend, build_estimator, check_handoff_width, check_image, check_scale,
-                            output_paths, progress_bar, run_pipeline, write_outputs)
+                            output_paths, run_pipeline, stage_work, write_outputs)
 
 
 def run(cfg: DictConfig) -> int:
@@ -19,8 +20,8 @@ def run(cfg: DictConfig) -> int:
     stem = safe_stem(image.path.name)
     kernel_scales = (2, 4) if scale == 4 else (2,)
     out = prepare_output_dir(cfg.output, output_paths(cfg.output, stem, scale, kernel_scales), cfg.overwrite)
-    total = estimator.iterations(scale) + backend.work(image.shape, scale)
-    with progress_bar(total, f"{stem} x{scale}") as bar:
+    stages = stage_work(estimator, backend, image.shape, scale)
+    with progress_bar(sum(units for _, units in stages), f"{stem} x{scale}", stages) as bar:
         result = run_pipeline(image, estimator, backend, scale, seed=cfg.seed, handoff_width=width,
                               progress=bar.update)
     paths = write_outputs(out, stem, scale, image, result, cfg)

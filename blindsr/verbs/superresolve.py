@@ -9,7 +9,8 @@ from blindsr.errors import InputError, UsageError
 from blindsr.images import read_image
 from blindsr.kernel import SRKernel, load_kernel
 from blindsr.outputs import prepare_output_dir, safe_stem
-from blindsr.stages import (build_backend, check_handoff_width, check_scale, output_paths, progress_bar, run_pipeline,
+from blindsr.progress import progress_bar
+from blindsr.stages import (build_backend, check_handoff_width, check_scale, output_paths, run_pipeline,
                             write_outputs)
 
 
@@ -48,7 +49,8 @@ def run(cfg: DictConfig) -> int:
     image = read_image(cfg.input, cfg.max_pixels)
     stem = safe_stem(image.path.name)
     out = prepare_output_dir(cfg.output, output_paths(cfg.output, stem, scale, tuple(kernels)), cfg.overwrite)
-    with progress_bar(backend.work(image.shape, scale), f"{stem} x{scale}") as bar:
+    work = backend.work(image.shape, scale)
+    with progress_bar(work, f"{stem} x{scale}", [(f"sr {backend.name}", work)]) as bar:
         result = run_pipeline(image, None, backend, scale, seed=cfg.seed, kernels=kernels,
                               handoff_width=width, progress=bar.update)
     paths = write_outputs(out, stem, scale, image, result, cfg)

@@ -77,3 +77,19 @@ def test_checks_wait_for_policy_period_after_a_drop():
     policy = LearningRatePolicy(preset("kernelgan"))
     iterations = drive(policy, lambda i: 1.0 + (i // 50) % 2 if i < 300 else 1.0 - 1e-4 * i)
     assert policy.drops == [299] and iterations == 3000
+
+
+def test_cosine_schedule_follows_the_half_cosine_and_ignores_the_errors():
+    settings = preset("fast", max_iters=8, learning_rate=1e-3, min_learning_rate=1e-5)
+    policy = LearningRatePolicy(settings)
+    rates = []
+    for iteration in range(8):
+        if policy.wants_test(iteration):
+            policy.record(iteration, 1.0)  # a flat error would trigger drops under the plateau policy
+        assert policy.update(iteration)
+        rates.append(policy.learning_rate)
+    # After iteration i the rate is 1e-5 + 0.99e-3 * (1 + cos(pi * (i + 1) / 8)) / 2.
+    assert rates[3] == 1e-5 + 0.99e-3 / 2  # i = 3: cos(pi / 2) = 0, the midpoint
+    assert rates[1] == 1e-5 + 0.99e-3 * (1 + math.sqrt(0.5)) / 2  # cos(pi / 4)
+    assert rates[-1] == 1e-5 and policy.drops == [] and not policy.finished
+    assert all(a > b for a, b in zip(rates, rates[1:]))

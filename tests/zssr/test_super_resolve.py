@@ -77,6 +77,19 @@ def test_output_is_aligned_with_hr(x2_case):
     assert np.all(np.abs(refined) < 0.1), refined
 
 
+def test_subpixel_body_is_aligned_with_hr(x2_case):
+    """The fast preset's network writes each input pixel's s x s block where block-centre
+    sampling puts it: a pixel-shuffle off by one block or a half-pixel would show here."""
+    hr, lr, _ = x2_case
+    result = super_resolve(lr, 2, [TILTED], preset("fast", **ALIGNMENT_RUN), seed=0)
+    assert result.image.shape == hr.shape
+    offset, refined = subpixel_shift(hr.mean(-1)[8:-8, 8:-8], result.image.mean(-1)[8:-8, 8:-8])
+    assert tuple(offset) == (0, 0)
+    assert np.all(np.abs(refined) < 0.1), refined
+    mse = np.mean((degrade(result.image, TILTED, 2) - lr) ** 2)
+    assert 10 * np.log10(1 / mse) > 40
+
+
 def test_misplaced_kernel_shows_as_a_shift(x2_case):
     """Control: the same run with the kernel's centre moved by half a pixel (what the ports'
     integer-division bug did) gives a visibly shifted result."""
@@ -116,6 +129,18 @@ def test_gradual_x4_and_progress():
     assert stages(2) == (2,) and stages(4) == (2, 4)
 
 
+def test_fast_preset_gradual_x4_trains_a_head_per_stage():
+    rng = np.random.default_rng(2)
+    kernels = random_kernels(rng)
+    lr = degrade(textured_image(rng, 96, 80), kernels[4], 4)
+    settings = preset("fast", max_iters=10, crop_size=16)
+    ticks = []
+    result = super_resolve(lr, 4, [kernels[2].array, kernels[4].array], settings, progress=ticks.append)
+    assert result.image.shape == (96, 80, 3) and np.isfinite(result.image).all()
+    assert [s["iterations"] for s in result.diagnostics["stages"]] == [10, 10]
+    assert sum(ticks) == work(lr.shape, 4, settings) == 20  # the cosine schedule runs every iteration
+
+
 def test_deterministic_for_a_seed(rng):
     lr = textured_image(rng, 40, 36)
     settings = preset("real", max_iters=15, crop_size=16)
@@ -145,7 +170,7 @@ def test_rejects_bad_inputs(rng):
     with pytest.raises(KeyError, match="unknown ZSSR setting"):
         preset("kernelgan", iterations=3)
     with pytest.raises(KeyError, match="unknown ZSSR preset"):
-        preset("fast")
+        preset("turbo")
 
 
 def test_cuda_device_falls_back_only_when_not_cuda(rng):

@@ -28,7 +28,7 @@ import torch
 from zssr.downscale import Downscaler
 from zssr.fathers import FatherSampler, gradient_loss_map
 from zssr.geometry import allowed_transforms
-from zssr.network import ZSSRNet
+from zssr.network import build_network
 from zssr.output import final_output
 from zssr.settings import PRESETS, ZSSRSettings, preset
 from zssr.train import NumericalFault, StageReport, train_stage
@@ -95,7 +95,8 @@ def super_resolve(lr: np.ndarray, scale: int, kernels: Sequence[np.ndarray] | No
     rng = np.random.default_rng(seed)
 
     channels = image.shape[-1]
-    net = ZSSRNet(channels, settings.depth, settings.width, settings.init_variance, init_generator)
+    net = build_network(settings.body, channels, settings.depth, settings.width, settings.init_variance,
+                        init_generator, factors)
     # Channels-last weights make the convolutions run channels-last (oneDNN/cuDNN's native
     # layout): ~10% faster per iteration on the CPU.
     net = net.to(device, memory_format=torch.channels_last)

@@ -15,7 +15,7 @@ import torch
 
 from zssr.downscale import Downscaler
 from zssr.geometry import inverse, transform
-from zssr.network import ZSSRNet
+from zssr.network import SubPixelZSSRNet, ZSSRNet
 from zssr.resize import imresize
 
 
@@ -39,9 +39,35 @@ def apply_net(net: ZSSRNet, x: torch.Tensor, tile: int) -> torch.Tensor:
     return out.clamp_(0.0, 1.0)
 
 
-def upscale(net: ZSSRNet, lr: torch.Tensor, scale: int, size: Sequence[int], tile: int) -> torch.Tensor:
+@torch.no_grad()
+def apply_subpixel_net(net: SubPixelZSSRNet, lr: torch.Tensor, scale: int, size: Sequence[int],
+                       tile: int) -> torch.Tensor:
+    """``clip(net.sr(lr, scale, size), 0, 1)`` for lr (1, C, h, w) in the network's dtype, the
+    learned residual computed in tiles of at most ``tile`` x ``tile`` output pixels, each run with
+    a margin of the receptive radius in input pixels, so the result equals one whole-image pass."""
+    margin, step = net.receptive_radius, max(1, tile // scale)
+    height, width = lr.shape[-2:]
+    if height <= step and width <= step:
+        return net.sr(lr, scale, size).clamp_(0.0, 1.0)
+    residual = lr.new_empty(lr.shape[0], lr.shape[1], height * scale, width * scale)
+    for top in range(0, height, step):
+        for left in range(0, width, step):
+            bottom, right = min(top + step, height), min(left + step, width)
+            r0, c0 = max(top - margin, 0), max(left - margin, 0)
+            r1, c1 = min(bottom + margin, height), min(right + margin, width)
+            y = net.residual(lr[..., r0:r1, c0:c1], scale)
+            residual[..., top * scale:bottom * scale, left * scale:right * scale] = \
+                y[..., (top - r0) * scale:(bottom - r0) * scale, (left - c0) * scale:(right - c0) * scale]
+    out = residual[..., :size[0], :size[1]] + imresize(lr, scale, size)
+    return out.clamp_(0.0, 1.0)
+
+
+def upscale(net: ZSSRNet | SubPixelZSSRNet, lr: torch.Tensor, scale: int, size: Sequence[int],
+            tile: int) -> torch.Tensor:
     """The network's SR of ``lr`` (1, C, h, w) at ``scale`` to ``size``, in ``lr``'s dtype."""
     weight = next(net.parameters())
+    if isinstance(net, SubPixelZSSRNet):
+        return apply_subpixel_net(net, lr.to(weight.dtype), scale, size, tile).to(lr.dtype)
     up = imresize(lr.to(weight.dtype), scale, size)
     return apply_net(net, up, tile).to(lr.dtype)
 
@@ -61,7 +87,7 @@ def median(stack: torch.Tensor) -> torch.Tensor:
     return (ordered[(n - 1) // 2] + ordered[n // 2]) / 2
 
 
-def final_output(net: ZSSRNet, lr: torch.Tensor, down: Downscaler, transforms: Sequence[int],
+def final_output(net: ZSSRNet | SubPixelZSSRNet, lr: torch.Tensor, down: Downscaler, transforms: Sequence[int],
                  bp_iterations: int, tile: int) -> torch.Tensor:
     """The stage's result for ``lr`` (1, C, h, w), float64 on any device: for each transform t,
     T_t^-1(SR(T_t(lr))) back-projected; then the median over transforms, back-projected again.

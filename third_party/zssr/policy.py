@@ -6,6 +6,10 @@ the last change (the stage start counts as a change at 0), a line is fitted to t
 recorded (iteration, error) points; when -1.5 * slope < sqrt(3) * stderr(slope) - the error is no
 longer falling clearly faster than its noise - the learning rate is divided by 10. Training stops
 once the rate is below 9e-6, i.e. after the third drop (at the earliest after iteration 899).
+
+With ``schedule="cosine"`` the rate after iteration i is
+min + (start - min) * (1 + cos(pi * (i + 1) / max_iters)) / 2 and training runs max_iters
+iterations; the reconstruction tests are then only recorded (diagnostics, numerical checks).
 """
 from __future__ import annotations
 
@@ -51,6 +55,11 @@ class LearningRatePolicy:
     def update(self, iteration: int) -> bool:
         """Apply the policy after ``iteration``; True when the learning rate was just divided."""
         s = self.settings
+        if s.schedule == "cosine":
+            progress = min(1.0, (iteration + 1) / s.max_iters)
+            self.learning_rate = s.min_learning_rate + (s.learning_rate - s.min_learning_rate) * (
+                1.0 + math.cos(math.pi * progress)) / 2.0
+            return True
         last_change = self.drops[-1] if self.drops else 0
         if (iteration + 1) % s.policy_every or iteration - last_change <= s.min_iters_between_drops:
             return False

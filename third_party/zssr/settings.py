@@ -9,6 +9,10 @@ variant ``ZSSR4KGAN/zssr_configs.py``). Presets:
   padding), 10 back-projection iterations, self-ensemble over the transforms the kernels allow.
 * ``real``: KernelGAN's setting for real photos - ``kernelgan`` with noise 0.0125 added to the
   sons and no back-projection (it would re-inject the noise).
+* ``fast``: ``kernelgan``'s training pairs, loss and output, with the network's body at the input
+  resolution (a sub-pixel head, ``zssr.network``) and a fixed, shorter cosine schedule instead of
+  the plateau policy. Chosen by time and PSNR side by side (docs/BENCHMARKS.md, 'ZSSR: the fast
+  preset').
 """
 from __future__ import annotations
 
@@ -17,6 +21,8 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
 AUGMENTATIONS = ("plain", "full")
+BODIES = ("hr", "lr")
+SCHEDULES = ("plateau", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
@@ -26,6 +32,7 @@ class ZSSRSettings:
     depth: int = 8
     width: int = 64
     init_variance: float = 0.1  # init std = sqrt(init_variance / (3 * 3 * c_in))
+    body: str = "hr"  # "hr": the paper's, on the bicubic upscale; "lr": at the input size, sub-pixel head
     # Training pairs.
     crop_size: int = 128
     augment: str = "plain"  # "plain": integer crops only; "full": + dihedral and affine fathers
@@ -40,6 +47,10 @@ class ZSSRSettings:
     learning_rate: float = 1e-3
     adam_betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 1e-8
+    # "plateau": the authors' policy below (drops when the reconstruction error stalls, stops after
+    # the third); "cosine": the rate falls from learning_rate to min_learning_rate along a half
+    # cosine over exactly max_iters iterations (Loshchilov & Hutter, ICLR 2017, Eq. 5, one cycle).
+    schedule: str = "plateau"
     test_every: int = 50
     policy_every: int = 60
     min_iters_between_drops: int = 256
@@ -73,6 +84,10 @@ class ZSSRSettings:
             raise ValueError("max_iters, test_every and policy_every must be positive")
         if self.slope_points < 3:
             raise ValueError("the slope fit needs at least 3 points")
+        if self.body not in BODIES:
+            raise ValueError(f"body must be one of {BODIES}, got {self.body!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.back_projection_iters < 0 or self.noise_std < 0:
@@ -93,6 +108,8 @@ PRESETS: dict[str, ZSSRSettings] = {
     "original": ZSSRSettings(augment="full", gradient_loss_map=False, back_projection_iters=10,
                              self_ensemble=True),
     "real": ZSSRSettings(noise_std=0.0125, back_projection_iters=0),
+    # The reconstruction tests steer nothing under the cosine schedule: fewer of them.
+    "fast": ZSSRSettings(body="lr", schedule="cosine", max_iters=800, test_every=100),
 }
 
 

@@ -18,10 +18,9 @@ import torch
 
 from zssr.downscale import Downscaler
 from zssr.fathers import FatherSampler
-from zssr.network import ZSSRNet
+from zssr.network import SubPixelZSSRNet, ZSSRNet
 from zssr.output import upscale
 from zssr.policy import LearningRatePolicy
-from zssr.resize import imresize
 from zssr.settings import ZSSRSettings
 
 Progress = Callable[[int], None]
@@ -50,13 +49,13 @@ class StageReport:
                 "output_seconds": round(self.output_seconds, 3)}
 
 
-def reconstruction_error(net: ZSSRNet, image: torch.Tensor, down: Downscaler, tile: int) -> float:
+def reconstruction_error(net: ZSSRNet | SubPixelZSSRNet, image: torch.Tensor, down: Downscaler, tile: int) -> float:
     """MSE between ``image`` (1, C, H, W) and the net's SR of its noise-free son."""
     rebuilt = upscale(net, down(image), down.scale, image.shape[-2:], tile)
     return float(torch.mean((rebuilt - image) ** 2))
 
 
-def train_stage(net: ZSSRNet, optimizer: torch.optim.Optimizer, image: torch.Tensor,
+def train_stage(net: ZSSRNet | SubPixelZSSRNet, optimizer: torch.optim.Optimizer, image: torch.Tensor,
                 fathers: FatherSampler, down: Downscaler, settings: ZSSRSettings,
                 generator: torch.Generator, progress: Progress | None = None) -> StageReport:
     """Train ``net`` for one stage (learning rate and policy start afresh; weights and the
@@ -75,7 +74,7 @@ def train_stage(net: ZSSRNet, optimizer: torch.optim.Optimizer, image: torch.Ten
                                                          dtype=son.dtype)
         son = son.clamp(0.0, 1.0)
         with torch.autocast(father.device.type, dtype=torch.bfloat16, enabled=settings.precision == "bf16"):
-            output = net(imresize(son, down.scale, father.shape[-2:]))
+            output = net.sr(son, down.scale, father.shape[-2:])
         error = (output.float() - father).abs()
         loss = (error * weights).mean() if settings.gradient_loss_map else error.mean()
         optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,251 @@
+"""The default pipeline's speed, in seconds and in machine-independent units, and what each ZSSR
+change costs in PSNR (make bench-speed) -> the 'speed' section of docs/BENCHMARKS.md.
+
+The unit is one fp32 training step of the plain ZSSR network on 1x3x128x128
+(``benchmarks.common.unit_seconds``), timed at the start and the end of the same run.
+
+Parts (every run is cached as JSON under ``--work``; an interrupted benchmark re-run with the same
+``--work`` computes only what is missing; delete the folder after a code change):
+  ablation  ZSSR settings one change at a time, ground-truth kernels, x2, on the tuning images
+            (``--tune``, where the fast preset was chosen): seconds, units, iterations, Y-PSNR.
+  blind     the blind pipeline (the default KernelGAN estimate, handed over at the default width,
+            then ZSSR) on images no choice touched (``--report`` x2, ``--report-x4`` x4): today's
+            default ZSSR preset (kernelgan) vs the new one, end to end; the estimate is run once
+            per image and counts in both. The same images again with the ground-truth kernels.
+  fp32      the blind part's SR again with fp32 training (``--fp32`` images): what CPUs without
+            native bf16 (AVX2-only) run, where ``precision=auto`` resolves to fp32.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from omegaconf import OmegaConf
+
+from benchmarks.common import machine_line, native_bf16, unit_seconds, write_section
+from blindsr.backends import get_backend
+from blindsr.config import HANDOFF_WIDTH
+from blindsr.datasets import BenchmarkImage, load_benchmark
+from blindsr.evaluation import estimate_kernels, sr_metrics, true_kernels
+from blindsr.kernel import SRKernel, load_kernel, save_kernel
+from blindsr.stages import build_estimator, handoff_kernels
+from blindsr.tables import markdown_table
+
+# (label, ZSSR preset, overrides): each row adds one change to the row above it, then variants of
+# the last (the iteration budget).
+ABLATION = [
+    ("kernelgan preset (today's default)", "kernelgan", {}),
+    ("+ body at LR resolution, sub-pixel head", "kernelgan", {"body": "lr"}),
+    ("+ cosine schedule, 1000 iterations", "kernelgan", {"body": "lr", "schedule": "cosine", "max_iters": 1000}),
+    ("fast preset (cosine, 800 iterations, tests every 100)", "fast", {}),
+    ("fast, 600 iterations", "fast", {"max_iters": 600}),
+]
+TODAY, NEW = "kernelgan", "fast"
+SPEEDUP_GOAL = 8.0
+PSNR_TOLERANCE = 0.1
+
+
+def numbers(spec: str) -> list[int]:
+    """'1-5,9' -> [1, 2, 3, 4, 5, 9]."""
+    out: list[int] = []
+    for part in filter(None, spec.split(",")):
+        lo, _, hi = part.partition("-")
+        out += list(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+class Cache:
+    """One JSON file per run under ``root``; ``get(key, compute)`` computes only what is missing."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def get(self, key: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        path = self.root / f"{key}.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+        row = compute()
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(row))
+        tmp.replace(path)
+        print(key, {k: v for k, v in row.items() if not isinstance(v, (dict, list))}, flush=True)
+        return row
+
+
+def entries(data: Path, scale: int, wanted: list[int]) -> list[BenchmarkImage]:
+    found = {e.number: e for e in load_benchmark(data, scale)}
+    return [found[n] for n in wanted if n in found]
+
+
+def zssr_run(entry: BenchmarkImage, kernels: dict[int, SRKernel], preset: str, scale: int,
+             **overrides: Any) -> dict[str, Any]:
+    backend = get_backend("zssr", preset=preset, device="cpu", **overrides)
+    row = sr_metrics(entry, kernels, backend, scale, seed=0)
+    return {"psnr": row["psnr"], "ssim": row["ssim"], "sr_s": row["sr_s"]}
+
+
+def ablation(cache: Cache, data: Path, tune: list[int]) -> tuple[str, list[dict]]:
+    rows = []
+    for label, preset, overrides in ABLATION:
+        runs = [cache.get(f"ablation_{e.name}_{preset}_{'_'.join(f'{k}-{v}' for k, v in overrides.items())}",
+                          lambda e=e: zssr_run(e, true_kernels(e, 2), preset, 2, **overrides))
+                for e in entries(data, 2, tune)]
+        rows.append({"ZSSR": label, "images": len(runs),
+                     "seconds": statistics.mean(r["sr_s"] for r in runs),
+                     "Y-PSNR": statistics.mean(r["psnr"] for r in runs)})
+    base = rows[0]
+    for row in rows:
+        row["speed-up"] = base["seconds"] / row["seconds"]
+        row["dB vs today"] = row["Y-PSNR"] - base["Y-PSNR"]
+    return markdown_table(rows, ["ZSSR", "images", "seconds", "speed-up", "Y-PSNR", "dB vs today"],
+                          {"seconds": 1, "speed-up": 1, "images": 0}), rows
+
+
+def estimate(cache: Cache, work: Path, entry: BenchmarkImage, scale: int) -> tuple[dict[int, SRKernel], float]:
+    folder = work / "kernels" / f"x{scale}"
+
+    def compute() -> dict[str, Any]:
+        estimator = build_estimator(OmegaConf.create({"name": "kernelgan", "preset": "default"}), "cpu")
+        kernels, seconds = estimate_kernels(entry, estimator, scale, seed=0)
+        folder.mkdir(parents=True, exist_ok=True)
+        for kernel in kernels.values():
+            save_kernel(kernel, folder, entry.name)
+        return {"estimate_s": seconds}
+
+    row = cache.get(f"estimate_x{scale}_{entry.name}", compute)
+    wanted = (2, 4) if scale == 4 else (scale,)
+    kernels = {s: load_kernel(folder / f"{entry.name}_kernel_x{s}.npy", s) for s in wanted}
+    return kernels, row["estimate_s"]
+
+
+def blind(cache: Cache, work: Path, data: Path, report: list[int], report_x4: list[int], fp32: list[int],
+          unit: float) -> tuple[str, dict]:
+    per_image, truth_rows, fp32_rows = [], [], []
+    for scale, wanted in ((2, report), (4, report_x4)):
+        for entry in entries(data, scale, wanted):
+            kernels, estimate_s = estimate(cache, work, entry, scale)
+            handed = handoff_kernels(kernels, HANDOFF_WIDTH)
+            row: dict[str, Any] = {"image": entry.name, "scale": f"x{scale}", "estimate s": estimate_s}
+            gt_row: dict[str, Any] = {"image": entry.name, "scale": f"x{scale}"}
+            for preset in (TODAY, NEW):
+                run = cache.get(f"blind_x{scale}_{entry.name}_{preset}", lambda: zssr_run(entry, handed, preset, scale))
+                row[f"{preset} SR s"] = run["sr_s"]
+                row[f"{preset} total s"] = estimate_s + run["sr_s"]
+                row[f"{preset} Y-PSNR"] = run["psnr"]
+                gt = cache.get(f"truth_x{scale}_{entry.name}_{preset}",
+                               lambda: zssr_run(entry, true_kernels(entry, scale), preset, scale))
+                gt_row[f"{preset} s"] = gt["sr_s"]
+                gt_row[f"{preset} Y-PSNR"] = gt["psnr"]
+            row["speed-up"] = row[f"{TODAY} total s"] / row[f"{NEW} total s"]
+            row["dB"] = row[f"{NEW} Y-PSNR"] - row[f"{TODAY} Y-PSNR"]
+            gt_row["speed-up"] = gt_row[f"{TODAY} s"] / gt_row[f"{NEW} s"]
+            gt_row["dB"] = gt_row[f"{NEW} Y-PSNR"] - gt_row[f"{TODAY} Y-PSNR"]
+            per_image.append(row)
+            truth_rows.append(gt_row)
+            if scale == 2 and entry.number in fp32:
+                f_row: dict[str, Any] = {"image": entry.name, "scale": f"x{scale}", "estimate s": estimate_s}
+                for preset in (TODAY, NEW):
+                    run = cache.get(f"fp32_x{scale}_{entry.name}_{preset}",
+                                    lambda: zssr_run(entry, handed, preset, scale, precision="fp32"))
+                    f_row[f"{preset} total s"] = estimate_s + run["sr_s"]
+                    f_row[f"{preset} Y-PSNR"] = run["psnr"]
+                f_row["speed-up"] = f_row[f"{TODAY} total s"] / f_row[f"{NEW} total s"]
+                f_row["dB"] = f_row[f"{NEW} Y-PSNR"] - f_row[f"{TODAY} Y-PSNR"]
+                fp32_rows.append(f_row)
+    return report_text(per_image, truth_rows, fp32_rows, unit)
+
+
+def summary(rows: list[dict], today: str, new: str) -> dict[str, Any]:
+    """Speed-up of the summed times (what a folder of these images costs) and the mean PSNR change."""
+    if not rows:
+        return {}
+    return {"images": len(rows), "speed-up": sum(r[today] for r in rows) / sum(r[new] for r in rows),
+            "mean dB": statistics.mean(r["dB"] for r in rows), "worst dB": min(r["dB"] for r in rows)}
+
+
+def report_text(per_image: list[dict], truth_rows: list[dict], fp32_rows: list[dict], unit: float) -> tuple[str, dict]:
+    for rows in (per_image, fp32_rows):
+        for r in rows:
+            for preset in (TODAY, NEW):
+                r[f"{preset} units"] = r[f"{preset} total s"] / unit
+    parts, checks = [], {}
+    digits = {k: 1 for k in ("estimate s", f"{TODAY} SR s", f"{NEW} SR s", f"{TODAY} total s", f"{NEW} total s",
+                             f"{TODAY} s", f"{NEW} s", "speed-up")} | {f"{TODAY} units": 0, f"{NEW} units": 0}
+    for title, rows, today, new, columns in (
+        ("Blind pipeline (default KernelGAN estimate + ZSSR), precision auto", per_image,
+         f"{TODAY} total s", f"{NEW} total s",
+         ["image", "scale", "estimate s", f"{TODAY} SR s", f"{NEW} SR s", f"{TODAY} total s", f"{NEW} total s",
+          f"{TODAY} units", f"{NEW} units", "speed-up", f"{TODAY} Y-PSNR", f"{NEW} Y-PSNR", "dB"]),
+        ("ZSSR with the ground-truth kernels, precision auto", truth_rows, f"{TODAY} s", f"{NEW} s",
+         ["image", "scale", f"{TODAY} s", f"{NEW} s", "speed-up", f"{TODAY} Y-PSNR", f"{NEW} Y-PSNR", "dB"]),
+        ("Blind pipeline with fp32 training (what AVX2-only CPUs run)", fp32_rows, f"{TODAY} total s",
+         f"{NEW} total s", ["image", "scale", "estimate s", f"{TODAY} total s", f"{NEW} total s", f"{TODAY} units",
+                            f"{NEW} units", "speed-up", f"{TODAY} Y-PSNR", f"{NEW} Y-PSNR", "dB"]),
+    ):
+        if not rows:
+            continue
+        for scale in ("x2", "x4"):
+            subset = [r for r in rows if r["scale"] == scale]
+            s = summary(subset, today, new)
+            if s:
+                checks[f"{title} {scale}"] = s
+        lines = [f"{key.split(', precision')[0].split(' with fp32')[0]} {scale}: {s['images']} images, "
+                 f"**{s['speed-up']:.1f}x** faster in total, mean {s['mean dB']:+.3f} dB, worst {s['worst dB']:+.3f} dB"
+                 for key, s in checks.items() if key.startswith(title) for scale in (key[-2:],)]
+        parts.append(f"### {title}\n\n" + markdown_table(rows, columns, digits) + "\n\n" + "\n".join(
+            f"- {line}" for line in lines))
+    return "\n\n".join(parts), checks
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="BSD100RK folder")
+    parser.add_argument("--work", type=Path, default=Path("speed_runs"))
+    parser.add_argument("--tune", default="1-5", help="images the fast preset was chosen on")
+    parser.add_argument("--report", default="21-30", help="x2 images no choice touched")
+    parser.add_argument("--report-x4", default="21-22")
+    parser.add_argument("--fp32", default="21-23")
+    parser.add_argument("--parts", default="ablation,blind")
+    args = parser.parse_args()
+    if not (args.data / "lr_x2").is_dir():
+        raise SystemExit(f"{args.data}: BSD100RK not found (set DATA=...)")
+    cache = Cache(args.work)
+    units = [unit_seconds()]
+    print(f"unit: {units[0]:.4f} s", flush=True)
+    sections = []
+    parts = args.parts.split(",")
+    if "ablation" in parts:
+        text, _ = ablation(cache, args.data, numbers(args.tune))
+        sections.append(f"### ZSSR changes one at a time (ground-truth kernels, x2, tuning images "
+                        f"{args.tune}; cached runs keep the seconds they were measured with)\n\n{text}")
+    if "blind" in parts:
+        unit = units[0]
+        text, checks = blind(cache, args.work, args.data, numbers(args.report), numbers(args.report_x4),
+                             numbers(args.fp32), unit)
+        sections.append(text)
+        verdicts = []
+        for key, s in checks.items():
+            if "ground-truth" in key or "fp32" in key or key.endswith("x2"):
+                met = s["speed-up"] >= SPEEDUP_GOAL and s["mean dB"] >= -PSNR_TOLERANCE
+                verdicts.append(f"- {key}: {s['speed-up']:.1f}x, {s['mean dB']:+.3f} dB mean "
+                                f"(goal >= {SPEEDUP_GOAL:g}x and >= -{PSNR_TOLERANCE} dB: {'met' if met else 'NOT met'})")
+        sections.append("### Checks\n\n" + "\n".join(verdicts))
+    units.append(unit_seconds())
+    head = (f"Speed unit (one fp32 ZSSR training step, plain network, 1x3x128x128): {units[0]:.4f} s at the "
+            f"start, {units[-1]:.4f} s at the end of this run; {'native' if native_bf16() else 'no native'} bf16 "
+            f"({machine_line().split(';')[0]}). Units below use the first. Report images: BSD100RK x2 "
+            f"{args.report}, x4 {args.report_x4}; the fast preset was chosen on images {args.tune} only. "
+            f"Seed 0; one job at a time.")
+    write_section("speed", "Speed of the default pipeline (ZSSR fast preset)", "\n\n".join([head, *sections]),
+                  "bench-speed")
+    print("updated docs/BENCHMARKS.md")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Progress of long stages: a tqdm bar on a terminal, plain lines in a log.
+
+When stderr is not a terminal (a batch job, CI, ``nohup``), a bar would be silent, so the run
+prints one line about every ``LOG_EVERY_S`` seconds instead, naming the stage, the iteration,
+the time spent and the time the stage still needs at its current rate:
+
+    photo x2 | sr zssr: 300/600 it (50%), 12 s elapsed, stage ETA 12 s
+
+Updates of a run's own progress also raise a pending Ctrl-C/SIGTERM (``raise_if_stopped``),
+whichever form the display takes; the folder-level displays of ``batch`` and ``eval`` leave
+stopping to their executors.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from typing import Callable, Sequence, TextIO
+
+from tqdm import tqdm
+
+from blindsr.errors import raise_if_stopped
+
+LOG_EVERY_S = 30.0
+Stages = Sequence[tuple[str, int]]
+
+
+class StoppableBar(tqdm):
+    """A progress bar whose updates also raise a pending Ctrl-C/SIGTERM (``raise_if_stopped``)."""
+
+    def update(self, n: float | None = 1) -> bool | None:
+        raise_if_stopped()
+        return super().update(n)
+
+
+class LogLines:
+    """The same interface as the bar (``update``, ``set_postfix_str``, ``close``, a context
+    manager), writing a line to ``file`` at most every ``every`` seconds.
+
+    Args:
+        total: units of the whole run.
+        desc: what runs (e.g. the image and the scale).
+        stages: (name, units) of consecutive stages, so a line can say which one runs; one
+            stage named after ``desc`` when omitted.
+        every: seconds between lines.
+        stoppable: whether an update raises a pending stop request.
+        file: where the lines go.
+        clock: seconds since some origin (tests pass a fake one).
+    """
+
+    def __init__(self, total: int, desc: str, stages: Stages | None = None, unit: str = "it",
+                 every: float = LOG_EVERY_S, file: TextIO | None = None,
+                 clock: Callable[[], float] = time.monotonic, stoppable: bool = True) -> None:
+        self.total, self.desc, self.unit, self.every = int(total), desc, unit, every
+        self.stages = list(stages) if stages else [("", int(total))]
+        self.file = file if file is not None else sys.stderr
+        self.clock = clock
+        self.stoppable = stoppable
+        self.n = 0
+        self.postfix = ""
+        self.start = self.clock()
+        self.last_line = self.start
+        self.stage_index = 0
+        self.stage_start = self.start
+        self.stage_first = 0  # units done when the current stage began
+
+    def __enter__(self) -> "LogLines":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def update(self, n: float | None = 1) -> None:
+        if self.stoppable:
+            raise_if_stopped()
+        self.n += int(n or 0)
+        now = self.clock()
+        while self.stage_index < len(self.stages) - 1 and self.n >= self._stage_end(self.stage_index):
+            self.stage_first = self._stage_end(self.stage_index)
+            self.stage_index += 1
+            self.stage_start = now
+        if now - self.last_line >= self.every:
+            self.last_line = now
+            print(self.line(now), file=self.file, flush=True)
+
+    def set_postfix_str(self, text: str = "", refresh: bool = True) -> None:
+        self.postfix = text
+
+    def close(self) -> None:
+        """Nothing to tear down; the run's own output reports the end."""
+
+    def line(self, now: float) -> str:
+        name, units = self.stages[self.stage_index]
+        done = self.n - self.stage_first
+        spent = now - self.stage_start
+        left = max(units - done, 0)
+        eta = f"stage ETA {_duration(spent / done * left)}" if done else "stage ETA unknown"
+        where = f"{self.desc} | {name}" if name else self.desc
+        extra = f", {self.postfix}" if self.postfix else ""
+        return (f"{where}: {done}/{units} {self.unit} ({100 * done / max(units, 1):.0f}%), "
+                f"{_duration(now - self.start)} elapsed, {eta}{extra}")
+
+    def _stage_end(self, index: int) -> int:
+        return sum(units for _, units in self.stages[:index + 1])
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+def on_terminal(file: TextIO | None = None) -> bool:
+    file = file if file is not None else sys.stderr
+    return bool(getattr(file, "isatty", lambda: False)())
+
+
+def progress_bar(total: int, desc: str, stages: Stages | None = None, unit: str = "it",
+                 stoppable: bool = True) -> tqdm | LogLines:
+    """One progress display per run: a tqdm bar on a terminal, ``LogLines`` otherwise."""
+    if on_terminal():
+        bar = StoppableBar if stoppable else tqdm
+        return bar(total=total, desc=desc, unit=unit, dynamic_ncols=True, leave=False, disable=not total,
+                   file=sys.stderr)
+    return LogLines(total, desc, stages, unit, stoppable=stoppable)

@@ -1,0 +1,70 @@
+"""Progress for logs: plain lines about every 30 s naming the stage, the iteration, the time spent
+and the stage's ETA; a terminal keeps the tqdm bar."""
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from blindsr.errors import STOP_REQUESTED
+from blindsr.progress import LogLines, StoppableBar, progress_bar
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_lines_name_the_stage_and_its_eta():
+    clock, out = FakeClock(), io.StringIO()
+    lines = LogLines(30, "photo x2", [("estimate kernelgan", 10), ("sr zssr", 20)], file=out, clock=clock)
+    for _ in range(30):
+        clock.now += 4.0  # 4 s per unit
+        lines.update(1)
+    printed = out.getvalue().splitlines()
+    # A line at 32, 64, 96 s (the first update at or after each 30-s mark).
+    assert len(printed) == 3
+    # 32 s: 8 of the estimate's 10 units, 2 left at 4 s each.
+    assert printed[0] == "photo x2 | estimate kernelgan: 8/10 it (80%), 32 s elapsed, stage ETA 8 s"
+    # 64 s: 16 units done, so 6 of the SR stage's 20, which began at 40 s: 24 s for 6 units.
+    assert printed[1] == "photo x2 | sr zssr: 6/20 it (30%), 1 min 04 s elapsed, stage ETA 56 s"
+    assert printed[2] == "photo x2 | sr zssr: 14/20 it (70%), 1 min 36 s elapsed, stage ETA 24 s"
+
+
+def test_no_line_before_the_interval_and_one_stage_by_default():
+    clock, out = FakeClock(), io.StringIO()
+    lines = LogLines(100, "batch", unit="image", every=30.0, file=out, clock=clock)
+    clock.now += 29.0
+    lines.update(3)
+    assert out.getvalue() == ""
+    clock.now += 1.0
+    lines.set_postfix_str("1 failed")
+    lines.update(1)
+    assert out.getvalue() == "batch: 4/100 image (4%), 30 s elapsed, stage ETA 12 min 00 s, 1 failed\n"
+
+
+def test_a_stop_request_raises_at_the_next_update_unless_told_not_to():
+    lines = LogLines(10, "t", file=io.StringIO())
+    quiet = LogLines(10, "t", file=io.StringIO(), stoppable=False)
+    STOP_REQUESTED.set()
+    try:
+        quiet.update(1)
+        with pytest.raises(KeyboardInterrupt):
+            lines.update(1)
+    finally:
+        STOP_REQUESTED.clear()
+
+
+def test_a_terminal_gets_the_bar_and_a_log_the_lines(monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    assert isinstance(progress_bar(10, "t"), LogLines)
+    monkeypatch.setattr("sys.stderr", Terminal())
+    with progress_bar(10, "t") as bar:
+        assert isinstance(bar, StoppableBar)
