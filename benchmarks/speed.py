@@ -14,12 +14,14 @@ Parts (every run is cached as JSON under ``--work``; an interrupted benchmark re
             per image and counts in both. The same images again with the ground-truth kernels.
   fp32      the blind part's SR again with fp32 training (``--fp32`` images): what CPUs without
             native bf16 (AVX2-only) run, where ``precision=auto`` resolves to fp32.
+  demo      ``make demo`` timed end to end, with the default precision and with fp32 training.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -41,9 +43,9 @@ from blindsr.tables import markdown_table
 ABLATION = [
     ("kernelgan preset (today's default)", "kernelgan", {}),
     ("+ body at LR resolution, sub-pixel head", "kernelgan", {"body": "lr"}),
-    ("+ cosine schedule, 1000 iterations", "kernelgan", {"body": "lr", "schedule": "cosine", "max_iters": 1000}),
+    ("+ cosine schedule, 1000 iterations", "kernelgan", {"body": "lr", "schedule": "cosine", "max_iterations": 1000}),
     ("fast preset (cosine, 800 iterations, tests every 100)", "fast", {}),
-    ("fast, 600 iterations", "fast", {"max_iters": 600}),
+    ("fast, 600 iterations", "fast", {"max_iterations": 600}),
 ]
 TODAY, NEW = "kernelgan", "fast"
 SPEEDUP_GOAL = 8.0
@@ -203,6 +205,23 @@ def report_text(per_image: list[dict], truth_rows: list[dict], fp32_rows: list[d
     return "\n\n".join(parts), checks
 
 
+def demo(work: Path, unit: float) -> str:
+    """``make demo`` (its whole pipeline), timed as a user runs it, with the default precision and
+    with fp32 training (what AVX2-only CPUs run)."""
+    rows = []
+    for precision in ("auto", "fp32"):
+        start = time.perf_counter()
+        run = subprocess.run([sys.executable, "-m", "blindsr.demo", "--output", str(work / f"demo_{precision}"),
+                              "--precision", precision], capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+        timing = next((line for line in run.stdout.splitlines() if line.startswith("time:")), "")
+        psnr = next((line.split("|")[2].strip() for line in run.stdout.splitlines() if line.startswith("| blindsr")), "")
+        rows.append({"ZSSR precision": precision, "exit code": run.returncode, "seconds": seconds,
+                     "units": seconds / unit, "stages": timing.removeprefix("time: "), "Y-PSNR": psnr})
+    return ("`python -m blindsr.demo` (whole pipeline on the CC0 cat, x2, then the comparison), wall time "
+            "including start-up:\n\n" + markdown_table(rows, list(rows[0]), {"seconds": 0, "units": 0}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="BSD100RK folder")
@@ -211,7 +230,7 @@ def main() -> None:
     parser.add_argument("--report", default="21-30", help="x2 images no choice touched")
     parser.add_argument("--report-x4", default="21-22")
     parser.add_argument("--fp32", default="21-23")
-    parser.add_argument("--parts", default="ablation,blind")
+    parser.add_argument("--parts", default="ablation,blind,demo")
     args = parser.parse_args()
     if not (args.data / "lr_x2").is_dir():
         raise SystemExit(f"{args.data}: BSD100RK not found (set DATA=...)")
@@ -236,6 +255,8 @@ def main() -> None:
                 verdicts.append(f"- {key}: {s['speed-up']:.1f}x, {s['mean dB']:+.3f} dB mean "
                                 f"(goal >= {SPEEDUP_GOAL:g}x and >= -{PSNR_TOLERANCE} dB: {'met' if met else 'NOT met'})")
         sections.append("### Checks\n\n" + "\n".join(verdicts))
+    if "demo" in parts:
+        sections.append("### make demo\n\n" + demo(args.work, units[0]))
     units.append(unit_seconds())
     head = (f"Speed unit (one fp32 ZSSR training step, plain network, 1x3x128x128): {units[0]:.4f} s at the "
             f"start, {units[-1]:.4f} s at the end of this run; {'native' if native_bf16() else 'no native'} bf16 "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--iterations", type=int, default=None, help="KernelGAN iterations")
     parser.add_argument("--sr", default="zssr", help="SR back-end (zssr, srmd, bicubic)")
+    parser.add_argument("--precision", default=None, help="ZSSR training arithmetic (auto, fp32, bf16)")
     args = parser.parse_args(argv)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -61,10 +63,13 @@ def main(argv: list[str] | None = None) -> int:
                 "overwrite=true"]
     if args.iterations:
         cli_args.append(f"estimator.iterations={args.iterations}")
+    if args.precision:
+        cli_args.append(f"sr.precision={args.precision}")
     code = cli_main(cli_args)
     if code:
         return code
     estimated = load_kernel(out / "chelsea_lr_x2_kernel_x2.npy")
+    stages = json.loads((out / "chelsea_lr_x2_x2.json").read_text())["stages"]
     rows = []
     for name, kernel in (("KernelGAN (blindsr)", estimated), ("bicubic (non-blind assumption)", bicubic_kernel(2))):
         rows.append({"kernel": name, "kernel PSNR (dB)": kernel_psnr(kernel, truth),
@@ -79,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         results.append({"result": name, "Y-PSNR (dB)": psnr, "SSIM": ssim})
     print()
     print(markdown_table(results, list(results[0]), digits={"SSIM": 4}))
+    print(f"\ntime: kernel estimate {stages['estimate']['seconds']:.0f} s, SR ({args.sr}) "
+          f"{stages['sr']['seconds']:.0f} s")
     print(f"\nfiles in {out}/: chelsea_lr_x2_x2.png (result), chelsea_hr.png (original), "
           "*_kernel_x2.png (kernel pictures; the true one in true/)")
     return 0

@@ -41,16 +41,17 @@ class LogLines:
         desc: what runs (e.g. the image and the scale).
         stages: (name, units) of consecutive stages, so a line can say which one runs; one
             stage named after ``desc`` when omitted.
-        every: seconds between lines.
+        every: seconds between lines (default ``LOG_EVERY_S``).
         stoppable: whether an update raises a pending stop request.
         file: where the lines go.
         clock: seconds since some origin (tests pass a fake one).
     """
 
     def __init__(self, total: int, desc: str, stages: Stages | None = None, unit: str = "it",
-                 every: float = LOG_EVERY_S, file: TextIO | None = None,
+                 every: float | None = None, file: TextIO | None = None,
                  clock: Callable[[], float] = time.monotonic, stoppable: bool = True) -> None:
-        self.total, self.desc, self.unit, self.every = int(total), desc, unit, every
+        self.total, self.desc, self.unit = int(total), desc, unit
+        self.every = LOG_EVERY_S if every is None else every
         self.stages = list(stages) if stages else [("", int(total))]
         self.file = file if file is not None else sys.stderr
         self.clock = clock
@@ -58,7 +59,7 @@ class LogLines:
         self.n = 0
         self.postfix = ""
         self.start = self.clock()
-        self.last_line = self.start
+        self.last_line = self.last_update = self.start
         self.stage_index = 0
         self.stage_start = self.start
         self.stage_first = 0  # units done when the current stage began
@@ -74,10 +75,13 @@ class LogLines:
             raise_if_stopped()
         self.n += int(n or 0)
         now = self.clock()
-        while self.stage_index < len(self.stages) - 1 and self.n >= self._stage_end(self.stage_index):
+        # A stage is current until an update goes past its end; the next one began at the update
+        # before that.
+        while self.stage_index < len(self.stages) - 1 and self.n > self._stage_end(self.stage_index):
             self.stage_first = self._stage_end(self.stage_index)
             self.stage_index += 1
-            self.stage_start = now
+            self.stage_start = self.last_update
+        self.last_update = now
         if now - self.last_line >= self.every:
             self.last_line = now
             print(self.line(now), file=self.file, flush=True)

@@ -68,3 +68,24 @@ def test_a_terminal_gets_the_bar_and_a_log_the_lines(monkeypatch):
     monkeypatch.setattr("sys.stderr", Terminal())
     with progress_bar(10, "t") as bar:
         assert isinstance(bar, StoppableBar)
+
+
+def test_a_batch_image_logs_its_stages_when_stderr_is_not_a_terminal(tmp_path, rng, monkeypatch, capsys):
+    """Each image of a batch run by an executor reports its own stages in a log."""
+    import numpy as np
+    from PIL import Image
+
+    from blindsr.batch import ImageTask, process
+    from tests.conftest import textured_image
+
+    monkeypatch.setattr("blindsr.progress.LOG_EVERY_S", 0.0)  # a line at every update
+    source = tmp_path / "photo.png"
+    Image.fromarray((textured_image(rng, 64, 64) * 255).astype(np.uint8)).save(source)
+    config = {"scale": 2, "seed": 0, "device": "cpu", "handoff_width": 0.95, "max_pixels": 40_000_000,
+              "estimator": {"name": "kernelgan", "iterations": 4, "restarts": 1},
+              "sr": {"name": "zssr", "max_iterations": 3, "crop_size": 16}}
+    outcome = process(ImageTask(str(source), str(tmp_path / "out" / "photo"), "photo", config, "test"))
+    assert outcome.status == "done", outcome
+    lines = capsys.readouterr().err.splitlines()
+    assert "photo x2 | estimate kernelgan: 4/4 it (100%)" in "\n".join(lines)
+    assert any(line.startswith("photo x2 | sr zssr: 3/3 it (100%)") for line in lines)

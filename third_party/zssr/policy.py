@@ -53,7 +53,7 @@ class LearningRatePolicy:
         self.errors.append(float(error))
 
     def update(self, iteration: int) -> bool:
-        """Apply the policy after ``iteration``; True when the learning rate was just divided."""
+        """Apply the policy after ``iteration``; True when the learning rate was just changed."""
         s = self.settings
         if s.schedule == "cosine":
             progress = min(1.0, (iteration + 1) / s.max_iters)

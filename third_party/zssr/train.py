@@ -1,8 +1,9 @@
 """Training one scale stage at test time (ZSSR paper, Sec. 3-4; the authors' ``train``).
 
 Iteration i: draw a father, make its son (downscale with the stage's kernel, optional Gaussian
-noise, clip to [0, 1]), upscale the son bicubically to the father's size with the stage's factor,
-one Adam step on the (weighted) L1 between net(upscaled son) and the father. Every
+noise, clip to [0, 1]), let the network super-resolve the son to the father's size with the
+stage's factor (``net.sr``: the paper's network upscales bicubically first, the sub-pixel one
+last), one Adam step on the (weighted) L1 between that and the father. Every
 ``test_every`` iterations the reconstruction error is measured - the son of the whole input
 through the net against the input, MSE - and the learning-rate policy may divide the rate.
 """
