@@ -27,8 +27,7 @@ def select_device(name: str = "auto") -> torch.device:
 
 @contextlib.contextmanager
 def torch_threads(count: int) -> Iterator[None]:
-    """Run a block with ``count`` intra-op threads (restored afterwards). KernelGAN's tensors are
-    small: one thread is fastest, and results then do not depend on the machine's core count."""
+    """Run a block with ``count`` intra-op threads (restored afterwards)."""
     previous = torch.get_num_threads()
     torch.set_num_threads(max(1, count))
     try:

@@ -197,3 +197,28 @@ def test_confidence_of_a_healthy_estimate(monkeypatch, chelsea_hr):
     c = out.kernels[2].provenance["confidence"]
     assert c["level"] == "high" and c["score"] > 0.8 and c["physical_runs"] == 4 and not out.warnings
     assert c["tiles"] > 0 and c["in_focus_tiles"] > 0
+
+
+def test_batched_restarts_use_the_cores_without_changing_the_kernel(monkeypatch):
+    """Runs trained side by side split over the run dimension: the default preset's kernel is the
+    same bit for bit with one intra-op thread or several (so it may use the cores); a single run
+    keeps one thread."""
+    import torch
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert kg.cpu_threads(cpu, 4) == 2 and kg.cpu_threads(cpu, 1) == 1
+    monkeypatch.undo()
+    assert kg.cpu_threads(cpu, 4) == min(4, torch.get_num_threads())
+
+    from blindsr.estimators.kernelgan.train import train
+    from blindsr.runtime import torch_threads
+
+    lr = textured_image(np.random.default_rng(4), 80, 72)
+    settings = settings_for("default", {"iterations": 60, "restarts": 3})
+    natives = []
+    for threads in (1, 3):
+        with torch_threads(threads):
+            natives.append(train(lr, settings, [0, 1000003, 2000006], cpu).kernels)
+    assert natives[0].shape == (3, 13, 13) and np.isfinite(natives[0]).all()
+    assert np.array_equal(natives[0], natives[1])

@@ -126,12 +126,21 @@ def texture_reason(texture: dict[str, int]) -> str | None:
     return f"the image has almost no texture ({informative} of {count} tiles show any blur)"
 
 
+def cpu_threads(device: torch.device, runs: int) -> int:
+    """Intra-op threads for training ``runs`` side by side: on the CPU one per run, within the
+    process's budget (``torch.get_num_threads()``: all cores, or what an executor gave a worker).
+    The batched runs' operations split over the run dimension, so the kernels are the same bit
+    for bit whatever the count (tested); a single run (the paper preset) keeps one thread - its
+    tensors are too small for threads to pay, and its result would depend on the count."""
+    if device.type != "cpu":
+        return torch.get_num_threads()
+    return max(1, min(runs, torch.get_num_threads())) if runs > 1 else 1
+
+
 @register_estimator("kernelgan")
 class KernelGANEstimator:
     """``restarts`` independent runs (seeds seed, seed + 1000003, ...) trained side by side in
-    one batched computation, combined into one kernel. On the CPU, KernelGAN uses one thread:
-    its tensors are too small for intra-op parallelism to pay, and results then do not depend on
-    the machine's core count."""
+    one batched computation, combined into one kernel. CPU threads: see ``cpu_threads``."""
 
     learned = True
 
@@ -157,8 +166,7 @@ class KernelGANEstimator:
         warnings: list[str] = []
         seeds = [seed + r * RESTART_SEED_STRIDE for r in range(self.settings.restarts)]
         try:
-            threads = 1 if self.device.type == "cpu" else torch.get_num_threads()
-            with torch_threads(threads):
+            with torch_threads(cpu_threads(self.device, len(seeds))):
                 natives, runs_info = self._train_with_retry(rgb, seeds, progress, warnings)
                 guarded = self.settings.drop_collapsed
                 texture = texture_evidence(rgb, self.settings)
