@@ -12,9 +12,9 @@ then a x4 stage with the x4 kernel on the same network and optimiser.
     result.diagnostics    # per stage: iterations, learning-rate drops, reconstruction MSE, seconds
 
 Modules: ``settings`` (presets), ``resize`` (MATLAB bicubic), ``downscale`` (kernel sons),
-``network`` (the paper's and the sub-pixel network), ``fathers`` (training crops and loss weights), ``policy`` (learning rate and
-stopping), ``train`` (one stage), ``geometry`` (rotations/mirrors), ``output`` (back-projection
-and self-ensemble).
+``network`` (the paper's and the sub-pixel network), ``fathers`` (training crops and loss
+weights), ``policy`` (learning rate and stopping), ``train`` (one stage), ``geometry``
+(rotations/mirrors), ``output`` (back-projection and self-ensemble).
 """
 from __future__ import annotations
 
