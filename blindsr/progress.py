@@ -12,6 +12,7 @@ stopping to their executors.
 """
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from typing import Callable, Sequence, TextIO
@@ -50,9 +51,10 @@ class LogLines:
     def __init__(self, total: int, desc: str, stages: Stages | None = None, unit: str = "it",
                  every: float | None = None, file: TextIO | None = None,
                  clock: Callable[[], float] = time.monotonic, stoppable: bool = True) -> None:
-        self.total, self.desc, self.unit = int(total), desc, unit
+        self.desc, self.unit = desc, unit
         self.every = LOG_EVERY_S if every is None else every
         self.stages = list(stages) if stages else [("", int(total))]
+        self.ends = list(itertools.accumulate(units for _, units in self.stages))  # units done at each stage's end
         self.file = file if file is not None else sys.stderr
         self.clock = clock
         self.stoppable = stoppable
@@ -77,8 +79,8 @@ class LogLines:
         now = self.clock()
         # A stage is current until an update goes past its end; the next one began at the update
         # before that.
-        while self.stage_index < len(self.stages) - 1 and self.n > self._stage_end(self.stage_index):
-            self.stage_first = self._stage_end(self.stage_index)
+        while self.stage_index < len(self.stages) - 1 and self.n > self.ends[self.stage_index]:
+            self.stage_first = self.ends[self.stage_index]
             self.stage_index += 1
             self.stage_start = self.last_update
         self.last_update = now
@@ -102,9 +104,6 @@ class LogLines:
         extra = f", {self.postfix}" if self.postfix else ""
         return (f"{where}: {done}/{units} {self.unit} ({100 * done / max(units, 1):.0f}%), "
                 f"{_duration(now - self.start)} elapsed, {eta}{extra}")
-
-    def _stage_end(self, index: int) -> int:
-        return sum(units for _, units in self.stages[:index + 1])
 
 
 def _duration(seconds: float) -> str:

@@ -9,7 +9,7 @@ does, so ``back_projection_iters = 2`` means 2 + 2 passes.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -19,45 +19,44 @@ from zssr.network import SubPixelZSSRNet, ZSSRNet
 from zssr.resize import imresize
 
 
+def tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, step: int, margin: int,
+          factor: int = 1) -> torch.Tensor:
+    """``fn(x)`` for an ``fn`` that maps (N, C, h, w) to (N, C', h * factor, w * factor) and whose
+    outputs depend on at most ``margin`` input pixels around them: computed in tiles of at most
+    ``step`` x ``step`` input pixels, each run with that margin, so the result equals one pass."""
+    height, width = x.shape[-2:]
+    if height <= step and width <= step:
+        return fn(x)
+    out = None
+    f = factor
+    for top in range(0, height, step):
+        for left in range(0, width, step):
+            bottom, right = min(top + step, height), min(left + step, width)
+            r0, c0 = max(top - margin, 0), max(left - margin, 0)
+            r1, c1 = min(bottom + margin, height), min(right + margin, width)
+            y = fn(x[..., r0:r1, c0:c1])
+            if out is None:
+                out = y.new_empty(*y.shape[:2], height * f, width * f)
+            out[..., top * f:bottom * f, left * f:right * f] = \
+                y[..., (top - r0) * f:(bottom - r0) * f, (left - c0) * f:(right - c0) * f]
+    return out
+
+
 @torch.no_grad()
 def apply_net(net: ZSSRNet, x: torch.Tensor, tile: int) -> torch.Tensor:
     """``clip(net(x), 0, 1)`` for x (1, C, H, W) in the network's dtype, computed in tiles of at most
-    ``tile`` x ``tile`` output pixels. Each tile is run with a margin of the network's receptive
-    radius, so the result equals one whole-image pass."""
-    margin = net.receptive_radius
-    height, width = x.shape[-2:]
-    if height <= tile and width <= tile:
-        return net(x).clamp_(0.0, 1.0)
-    out = torch.empty_like(x)
-    for top in range(0, height, tile):
-        for left in range(0, width, tile):
-            bottom, right = min(top + tile, height), min(left + tile, width)
-            r0, c0 = max(top - margin, 0), max(left - margin, 0)
-            r1, c1 = min(bottom + margin, height), min(right + margin, width)
-            y = net(x[..., r0:r1, c0:c1])
-            out[..., top:bottom, left:right] = y[..., top - r0:bottom - r0, left - c0:right - c0]
-    return out.clamp_(0.0, 1.0)
+    ``tile`` x ``tile`` output pixels with a margin of the network's receptive radius."""
+    return tiled(net, x, tile, net.receptive_radius).clamp_(0.0, 1.0)
 
 
 @torch.no_grad()
 def apply_subpixel_net(net: SubPixelZSSRNet, lr: torch.Tensor, scale: int, size: Sequence[int],
                        tile: int) -> torch.Tensor:
     """``clip(net.sr(lr, scale, size), 0, 1)`` for lr (1, C, h, w) in the network's dtype, the
-    learned residual computed in tiles of at most ``tile`` x ``tile`` output pixels, each run with
-    a margin of the receptive radius in input pixels, so the result equals one whole-image pass."""
-    margin, step = net.receptive_radius, max(1, tile // scale)
-    height, width = lr.shape[-2:]
-    if height <= step and width <= step:
-        return net.sr(lr, scale, size).clamp_(0.0, 1.0)
-    residual = lr.new_empty(lr.shape[0], lr.shape[1], height * scale, width * scale)
-    for top in range(0, height, step):
-        for left in range(0, width, step):
-            bottom, right = min(top + step, height), min(left + step, width)
-            r0, c0 = max(top - margin, 0), max(left - margin, 0)
-            r1, c1 = min(bottom + margin, height), min(right + margin, width)
-            y = net.residual(lr[..., r0:r1, c0:c1], scale)
-            residual[..., top * scale:bottom * scale, left * scale:right * scale] = \
-                y[..., (top - r0) * scale:(bottom - r0) * scale, (left - c0) * scale:(right - c0) * scale]
+    learned residual computed in tiles of at most ``tile`` x ``tile`` output pixels with a margin of
+    the receptive radius in input pixels."""
+    residual = tiled(lambda part: net.residual(part, scale), lr, max(1, tile // scale), net.receptive_radius,
+                     scale)
     out = residual[..., :size[0], :size[1]] + imresize(lr, scale, size)
     return out.clamp_(0.0, 1.0)
 
