@@ -21,6 +21,11 @@ DIV2KRK layout that ``blindsr.datasets.load_benchmark`` reads. All randomness of
 ``numpy.random.default_rng(seed + offset)`` (tune: +0, report: +1), so the set is bit-reproducible.
 ``manifest.json`` in each part records every image's variant and parameters.
 
+A third part, ``narrow/`` (tuning only, seed + 2), holds BSD100RK HR images 1-20 unedited but
+blurred by kernels from the sharp corner of the protocol (covariance eigenvalues ~ U(0.6, 1.0)
+instead of U(0.6, 5)): a camera kernel close to the bicubic one, where an estimate that errs wide
+does worse than assuming bicubic.
+
     python benchmarks/hard_set.py --shared ../shared/data --output hard_set [--seed 4004]
 """
 from __future__ import annotations
@@ -41,14 +46,17 @@ ROOT = Path(__file__).resolve().parents[1]
 # The repository root instead of benchmarks/, whose srmd.py and zssr.py would shadow the packages.
 sys.path[0] = str(ROOT)
 
-from blindsr.degradation import degrade, quantize, random_kernels  # noqa: E402
+from blindsr.degradation import DIV2KRK_EIGEN_RANGE, degrade, quantize, random_kernels  # noqa: E402
 from blindsr.images import read_image, write_image  # noqa: E402
 from blindsr.kernel import write_kernel_array  # noqa: E402
 from blindsr.outputs import atomic_write_bytes, write_json  # noqa: E402
 
 VARIANTS = ("defocus_disk", "defocus_gauss", "sky", "defocus_jpeg", "sky_jpeg", "defocus_noise", "sky_noise")
-# Source set, its HR image numbers, seed offset.
-PARTS = {"tune": ("BSD100RK", range(1, 21), 0), "report": ("Urban100RK", range(9, 21), 1)}
+NARROW_EIGEN_RANGE = (0.6, 1.0)
+# Source set, its HR image numbers, seed offset, variants (cyclically), kernel eigenvalue range.
+PARTS = {"tune": ("BSD100RK", range(1, 21), 0, VARIANTS, DIV2KRK_EIGEN_RANGE),
+         "report": ("Urban100RK", range(9, 21), 1, VARIANTS, DIV2KRK_EIGEN_RANGE),
+         "narrow": ("BSD100RK", range(1, 21), 2, ("plain",), NARROW_EIGEN_RANGE)}
 SCALES = (2, 4)
 DISK_RADIUS = (3.0, 12.0)
 GAUSS_SIGMA = (1.5, 6.0)
@@ -189,6 +197,8 @@ def jpeg(lr: np.ndarray, quality: int) -> np.ndarray:
 
 def edit_scene(hr: np.ndarray, variant: str, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
     """The variant's scene edit and the parameters to record (``defocus`` or ``flat``)."""
+    if variant == "plain":
+        return hr, {"defocus": None, "flat": None}
     if variant.startswith("sky"):
         scene, params = flatten(hr, rng)
         return scene, {"defocus": None, "flat": params}
@@ -215,18 +225,20 @@ def write_mat(path: Path, kernel: np.ndarray) -> None:
     atomic_write_bytes(path, MAT_DESCRIPTION.ljust(116, b"\0") + buf.getvalue()[116:])
 
 
-def make_part(shared: Path, source: str, sources: range, out: Path, seed: int) -> list[dict[str, Any]]:
-    """Write one part (DIV2KRK layout, numbered from 1) from ``source``'s gt images ``sources``;
-    the manifest's image records."""
+def make_part(shared: Path, source: str, sources: range, out: Path, seed: int, variants: tuple[str, ...],
+              eigen_range: tuple[float, float]) -> list[dict[str, Any]]:
+    """Write one part (DIV2KRK layout, numbered from 1) from ``source``'s gt images ``sources``,
+    edited by ``variants`` in turn, blurred by kernels of covariance eigenvalues in
+    ``eigen_range``; the manifest's image records."""
     for folder in ["gt"] + [f"{kind}{s}" for s in SCALES for kind in ("lr_x", "gt_k_x")]:
         (out / folder).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     records = []
     for number, original in enumerate(sources, start=1):
-        variant = VARIANTS[(number - 1) % len(VARIANTS)]
+        variant = variants[(number - 1) % len(variants)]
         hr = read_image(shared / source / "gt" / f"im_{original}.png").rgb
         hr = hr[:hr.shape[0] // 4 * 4, :hr.shape[1] // 4 * 4]
-        kernels = random_kernels(rng)
+        kernels = random_kernels(rng, eigen_range)
         scene, params = edit_scene(hr, variant, rng)
         scene = quantize(scene)  # gt/ is 8-bit, so the LR must come from exactly what it holds
         quality = int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)) if variant.endswith("jpeg") else None
@@ -243,13 +255,14 @@ def make_part(shared: Path, source: str, sources: range, out: Path, seed: int) -
     return records
 
 
-def manifest(part: str, seed: int, records: list[dict[str, Any]]) -> dict[str, Any]:
+def manifest(part: str, seed: int, variants: tuple[str, ...], eigen_range: tuple[float, float],
+             records: list[dict[str, Any]]) -> dict[str, Any]:
     """The part's manifest: how it was made, and the image records."""
     return {"protocol": "hard development set (benchmarks/hard_set.py) on DIV2KRK kernels "
                         "(blindsr.degradation.random_kernels)",
-            "part": part, "use": "choosing defaults" if part == "tune" else "reporting only, never for a choice",
-            "seed": seed, "scales": list(SCALES), "variants": list(VARIANTS),
-            "ranges": {"disk_radius_px": DISK_RADIUS, "gaussian_sigma_px": GAUSS_SIGMA,
+            "part": part, "use": "reporting only, never for a choice" if part == "report" else "choosing defaults",
+            "seed": seed, "scales": list(SCALES), "variants": list(variants),
+            "ranges": {"kernel_eigenvalues": eigen_range, "disk_radius_px": DISK_RADIUS, "gaussian_sigma_px": GAUSS_SIGMA,
                        "defocused_fraction": DEFOCUSED_FRACTION, "flat_fraction": FLAT_FRACTION,
                        "jpeg_quality": JPEG_QUALITY, "noise_sigma_8bit": NOISE_SIGMA},
             "images": records}
@@ -260,12 +273,13 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data",
                         help="the development data (holds BSD100RK/ and Urban100RK/)")
     parser.add_argument("--output", type=Path, default=ROOT / "hard_set")
-    parser.add_argument("--seed", type=int, default=4004, help="tune/ uses seed, report/ seed + 1")
+    parser.add_argument("--seed", type=int, default=4004, help="tune/ uses seed, report/ seed + 1, narrow/ seed + 2")
     args = parser.parse_args()
     start = time.perf_counter()
-    for part, (source, sources, offset) in PARTS.items():
-        records = make_part(args.shared, source, sources, args.output / part, args.seed + offset)
-        write_json(args.output / part / "manifest.json", manifest(part, args.seed + offset, records))
+    for part, (source, sources, offset, variants, eigen_range) in PARTS.items():
+        records = make_part(args.shared, source, sources, args.output / part, args.seed + offset, variants, eigen_range)
+        write_json(args.output / part / "manifest.json",
+                   manifest(part, args.seed + offset, variants, eigen_range, records))
         print(f"{part}: {len(records)} images from {source} -> {args.output / part}", flush=True)
     print(f"done in {time.perf_counter() - start:.1f} s")
 

@@ -77,14 +77,16 @@ def gaussian_kernel(size: int, covariance: np.ndarray) -> np.ndarray:
     return k / k.sum()
 
 
-def random_kernels(rng: np.random.Generator) -> dict[int, SRKernel]:
+def random_kernels(rng: np.random.Generator,
+                   eigen_range: tuple[float, float] = DIV2KRK_EIGEN_RANGE) -> dict[int, SRKernel]:
     """One DIV2KRK-protocol draw: x2 and x4 kernels of the same anisotropic Gaussian.
 
-    Covariance eigenvalues ~ U(0.6, 5), rotation ~ U(-pi, pi); the x4 covariance is 5x the x2 one
-    (what two x2 steps compose to); each tap of each kernel is multiplied by 1 + U(-0.25, 0.25)
-    and the kernel renormalised. Sizes 11x11 (x2) and 31x31 (x4).
+    Covariance eigenvalues ~ U(``eigen_range``), by default the protocol's (0.6, 5); rotation ~
+    U(-pi, pi); the x4 covariance is 5x the x2 one (what two x2 steps compose to); each tap of each
+    kernel is multiplied by 1 + U(-0.25, 0.25) and the kernel renormalised. Sizes 11x11 (x2) and
+    31x31 (x4).
     """
-    lam = rng.uniform(*DIV2KRK_EIGEN_RANGE, size=2)
+    lam = rng.uniform(*eigen_range, size=2)
     theta = rng.uniform(-np.pi, np.pi)
     rot = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
     cov = rot @ np.diag(lam) @ rot.T

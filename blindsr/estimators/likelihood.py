@@ -45,6 +45,11 @@ LUMA = np.array([0.299, 0.587, 0.114])
 TILE = 256  # LR px; spectra of up to MAX_TILES tiles are averaged (Welch)
 MAX_TILES = 16
 SPECTRUM_EXPONENT = 2.0
+# A fit narrower than NARROW_VARIANCE (HR px^2, the mean of its principal variances) is redone with
+# the scene's own softness in the prior, a Gaussian blur of variance SCENE_BLUR HR px^2
+# (``refine_covariance``); both chosen on the tuning images (docs/BENCHMARKS.md, 'robust').
+NARROW_VARIANCE = 1.4
+SCENE_BLUR = 0.15
 ROUNDING_NOISE = (1.0 / 255.0) ** 2 / 12.0  # variance of 8-bit rounding, on [0, 1]
 MAX_LOG_SCALE = 1.2  # the affine map stretches each axis by at most e^1.2 = 3.3x either way
 SELECT_TILE = 64  # LR px: tiles scored one by one, to find the in-focus, textured part of a photo
@@ -106,14 +111,17 @@ def tile_power(tile: np.ndarray) -> np.ndarray:
     return np.abs(np.fft.fft2(p - p.mean())) ** 2 / p.size
 
 
-def frequency_prior(rows: int, cols: int, scale: int, exponent: float = SPECTRUM_EXPONENT) -> np.ndarray:
+def frequency_prior(rows: int, cols: int, scale: int, exponent: float = SPECTRUM_EXPONENT,
+                    scene_blur: float = 0.0) -> np.ndarray:
     """The natural-image spectrum 1/|w|^exponent on the HR frequency grid of a rows x cols LR tile
-    (infinite |w| at DC, so the prior is 0 there)."""
+    (infinite |w| at DC, so the prior is 0 there), times exp(-scene_blur |w|^2): the power
+    transfer of a Gaussian blur of variance ``scene_blur`` HR px^2, the scene's own softness."""
     fy = np.fft.fftfreq(rows * scale)[:, None] * 2 * np.pi
     fx = np.fft.fftfreq(cols * scale)[None, :] * 2 * np.pi
     radius2 = fy ** 2 + fx ** 2
+    softness = np.exp(-scene_blur * radius2)
     radius2[0, 0] = np.inf
-    return radius2 ** (-exponent / 2)
+    return radius2 ** (-exponent / 2) * softness
 
 
 def dc_mask(rows: int, cols: int) -> np.ndarray:
@@ -140,17 +148,17 @@ class LRLikelihood:
 
     @classmethod
     def from_image(cls, rgb: np.ndarray, scale: int, exponent: float = SPECTRUM_EXPONENT,
-                   noise: float = ROUNDING_NOISE, fit_noise: bool = True) -> "LRLikelihood":
+                   noise: float = ROUNDING_NOISE, fit_noise: bool = True, scene_blur: float = 0.0) -> "LRLikelihood":
         parts = tiles(luma(rgb))
         power = sum(tile_power(t) for t in parts) / len(parts)
-        return cls.from_power(power, scale, luma_noise(rgb, noise), exponent, fit_noise)
+        return cls.from_power(power, scale, luma_noise(rgb, noise), exponent, fit_noise, scene_blur)
 
     @classmethod
-    def from_power(cls, power: np.ndarray, scale: int, noise: float,
-                   exponent: float = SPECTRUM_EXPONENT, fit_noise: bool = True) -> "LRLikelihood":
+    def from_power(cls, power: np.ndarray, scale: int, noise: float, exponent: float = SPECTRUM_EXPONENT,
+                   fit_noise: bool = True, scene_blur: float = 0.0) -> "LRLikelihood":
         """From a mean tile power spectrum (|DFT|^2 / pixels) and the luma noise floor."""
         rows, cols = power.shape
-        return cls(power, frequency_prior(rows, cols, scale, exponent), scale, noise,
+        return cls(power, frequency_prior(rows, cols, scale, exponent, scene_blur), scale, noise,
                    dc_mask(rows, cols), fit_noise)
 
     def model(self, kernel: np.ndarray) -> np.ndarray:
@@ -315,14 +323,17 @@ def tile_spectra(gray: np.ndarray, size: int, most: int) -> tuple[list[tuple[int
 
 
 def tile_evidence(gray: np.ndarray, kernel: np.ndarray, scale: int, noise: float,
-                  size: int = SELECT_TILE, most: int = MAX_SELECT_TILES) -> TileEvidence | None:
+                  size: int = SELECT_TILE, most: int = MAX_SELECT_TILES,
+                  scene_blur: float = 0.0) -> TileEvidence | None:
     """Score every ``size`` tile of a luma image against isotropic stretches of ``kernel``
-    (``TileEvidence``); None when the image holds no whole tile."""
+    (``TileEvidence``; ``scene_blur``: see ``frequency_prior``); None when the image holds no
+    whole tile."""
     if min(gray.shape) < size:
         return None
     corners, spectra = tile_spectra(gray, size, most)
     keep, weights = conjugate_half(size, size)
-    template = LRLikelihood(spectra[0], frequency_prior(size, size, scale), scale, noise, keep)
+    template = LRLikelihood(spectra[0], frequency_prior(size, size, scale, scene_blur=scene_blur), scale,
+                            noise, keep)
     canvas = 2 * math.ceil(len(kernel) * math.exp(MAX_LOG_SCALE) / 2) + 1
     observed = spectra[:, keep]
     curves, state = [], None
@@ -402,20 +413,48 @@ def refine_covariance(kernel: SRKernel, rgb: np.ndarray, scale: int = 2, fit_noi
     in focus and textured (``TileEvidence``). When that is nearly all of it, the whole image is
     scored (finer spectra); otherwise, or when the whole-image fit stretches an axis by more than
     e^MAX_TRUSTED_LOG_SCALE, only the in-focus tiles are. Small tiles also shed a sky's
-    gradient: it is nearly linear across one, and the periodic component removes linear ramps."""
+    gradient: it is nearly linear across one, and the periodic component removes linear ramps.
+
+    Narrow kernels: a photographed scene is not sharp to the last HR pixel (its own optics and
+    resampling soften it), and a kernel whose transfer reaches the top of the HR band - one close
+    to the bicubic kernel - is the only kind on which that shows: the model reads the scene's
+    softness as kernel blur and the fit comes out too wide (by about 0.25 HR px^2 per axis on
+    the tuning images; wider kernels are fitted without bias). A fit whose mean principal
+    variance is below ``NARROW_VARIANCE`` is therefore redone with a prior that includes a
+    Gaussian scene blur of variance ``SCENE_BLUR``; the first fit is kept in the provenance."""
+    first = _fit_covariance(kernel, rgb, scale, fit_noise, 0.0)
+    variance = mean_variance(first)
+    if variance >= NARROW_VARIANCE:
+        return first
+    refit = _fit_covariance(kernel, rgb, scale, fit_noise, SCENE_BLUR)
+    info = dict(refit.provenance["refinement"])
+    info["narrow_refit"] = {"first_mean_variance": round(variance, 4), "scene_blur": SCENE_BLUR,
+                            "first_log_scales": first.provenance["refinement"].get("log_scales"),
+                            "first_seconds": first.provenance["refinement"]["seconds"]}
+    return refit.with_provenance(refinement=info)
+
+
+def mean_variance(kernel: SRKernel) -> float:
+    """The mean of a kernel's two principal variances (HR px^2)."""
+    described = kernel.describe()
+    return (described["sigma_major"] ** 2 + described["sigma_minor"] ** 2) / 2
+
+
+def _fit_covariance(kernel: SRKernel, rgb: np.ndarray, scale: int, fit_noise: bool, scene_blur: float) -> SRKernel:
+    """``refine_covariance`` with the prior's scene blur ``scene_blur`` (``frequency_prior``)."""
     start = time.perf_counter()
-    evidence = tile_evidence(luma(rgb), kernel.array, scale, luma_noise(rgb))
+    evidence = tile_evidence(luma(rgb), kernel.array, scale, luma_noise(rgb), scene_blur=scene_blur)
     sharp = evidence.sharp() if evidence is not None else None
     tiles_info = tile_summary(evidence, sharp)
     in_focus = None
     if tiles_info["in_focus"]:
         in_focus = LRLikelihood.from_power(evidence.spectra[sharp].mean(axis=0), scale, luma_noise(rgb),
-                                           fit_noise=fit_noise)
+                                           fit_noise=fit_noise, scene_blur=scene_blur)
     size = 2 * math.ceil(kernel.size * math.exp(MAX_LOG_SCALE) / 2) + 1
     if in_focus is not None and tiles_info["in_focus"] < WHOLE_IMAGE_SHARE * tiles_info["count"]:
         scored = "in-focus tiles"
     else:
-        whole = LRLikelihood.from_image(rgb, scale, fit_noise=fit_noise)
+        whole = LRLikelihood.from_image(rgb, scale, fit_noise=fit_noise, scene_blur=scene_blur)
         fit = fit_affine(kernel.array, whole, min(size, canvas_limit(whole, scale)))
         moved = 0.0 if fit["params"] is None else float(np.max(np.abs(fit["params"][:2])))
         scored = "whole image"
@@ -425,7 +464,7 @@ def refine_covariance(kernel: SRKernel, rgb: np.ndarray, scale: int = 2, fit_noi
         fit = fit_affine(kernel.array, in_focus, min(size, canvas_limit(in_focus, scale)))
     info: dict[str, Any] = {"method": "affine", "scored": scored, "tiles": tiles_info,
                             "nll_before": fit["nll_before"], "nll_after": fit["nll_after"],
-                            "evaluations": fit["evaluations"], "fit_noise": fit_noise}
+                            "evaluations": fit["evaluations"], "fit_noise": fit_noise, "scene_blur": scene_blur}
     if fit["params"] is None:
         info.update(applied=False, seconds=round(time.perf_counter() - start, 3))
         return kernel.with_provenance(refinement=info)
