@@ -51,26 +51,26 @@ demo: $(STAMP)
 	$(BIN)/python -m blindsr.demo
 
 bench-kernel: $(STAMP)
-	$(BIN)/python benchmarks/kernel.py --data $(DATA)
+	$(BIN)/python -m benchmarks.kernel --data $(DATA)
 
 bench-srmd: $(STAMP)
-	$(BIN)/python benchmarks/srmd.py --data $(DATA) --pca $(SHARED)/srmd/srmd_pca_matlab.mat
+	$(BIN)/python -m benchmarks.srmd_backend --data $(DATA) --pca $(SHARED)/srmd/srmd_pca_matlab.mat
 
 bench-zssr: $(STAMP)
-	$(BIN)/python benchmarks/zssr.py --data $(DATA)
+	$(BIN)/python -m benchmarks.zssr_backend --data $(DATA)
 
 bench-memory: $(STAMP)
-	BLINDSR_WEIGHTS_SRMD_PCA=$(SHARED)/srmd/srmd_pca_matlab.mat $(BIN)/python benchmarks/memory.py
+	BLINDSR_WEIGHTS_SRMD_PCA=$(SHARED)/srmd/srmd_pca_matlab.mat $(BIN)/python -m benchmarks.memory
 
 bench-handoff: $(STAMP)
-	BLINDSR_WEIGHTS_SRMD_PCA=$(SHARED)/srmd/srmd_pca_matlab.mat $(BIN)/python benchmarks/handoff.py --data $(DATA)
+	BLINDSR_WEIGHTS_SRMD_PCA=$(SHARED)/srmd/srmd_pca_matlab.mat $(BIN)/python -m benchmarks.handoff --data $(DATA)
 
 bench-table1: $(STAMP)
-	BLINDSR_WEIGHTS_SRMD_PCA=$(SHARED)/srmd/srmd_pca_matlab.mat $(BIN)/python benchmarks/table1.py \
+	BLINDSR_WEIGHTS_SRMD_PCA=$(SHARED)/srmd/srmd_pca_matlab.mat $(BIN)/python -m benchmarks.table1 \
 		--data $(DATA) --real $(SHARED)/data/real
 
 bench-batch: $(STAMP)
-	BLINDSR_WEIGHTS_SRMD_PCA=$(SHARED)/srmd/srmd_pca_matlab.mat $(BIN)/python benchmarks/batch.py \
+	BLINDSR_WEIGHTS_SRMD_PCA=$(SHARED)/srmd/srmd_pca_matlab.mat $(BIN)/python -m benchmarks.batch \
 		--input $(SHARED)/data/real
 
 batch: $(STAMP)
@@ -90,5 +90,5 @@ bench-speed: $(STAMP)
 	$(BIN)/python -m benchmarks.speed --data $(DATA)
 
 bench-robust: $(STAMP)
-	$(BIN)/python benchmarks/hard_set.py --shared $(SHARED)/data --output hard_set
-	$(BIN)/python benchmarks/robust.py --data $(DATA) --hard hard_set/report --baseline $(BASELINE)
+	$(BIN)/python -m benchmarks.hard_set --shared $(SHARED)/data --output hard_set
+	$(BIN)/python -m benchmarks.robust --data $(DATA) --hard hard_set/report --baseline $(BASELINE)

@@ -20,11 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-# The repository root instead of benchmarks/, whose srmd.py and zssr.py would shadow the packages.
-sys.path[0] = str(Path(__file__).resolve().parents[1])
-
-from benchmarks.common import write_section  # noqa: E402
-from blindsr.tables import markdown_table  # noqa: E402
+from benchmarks.common import write_section
+from blindsr.tables import markdown_table
 
 RAY_PORT = 26481
 

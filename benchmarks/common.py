@@ -73,8 +73,11 @@ def unit_seconds(steps: int = 20, rounds: int = 3) -> float:
 
 
 def command_line() -> str:
-    return "python " + " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).as_posix().split("/")[-2] + "/"
-                                                          + Path(sys.argv[0]).name] + sys.argv[1:])
+    """How this benchmark was started: ``python -m benchmarks.NAME ARGS`` (or the script's path)."""
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    program = ["-m", spec.name] if spec is not None else [Path(sys.argv[0]).as_posix().split("/")[-2] + "/"
+                                                          + Path(sys.argv[0]).name]
+    return "python " + " ".join(shlex.quote(a) for a in program + sys.argv[1:])
 
 
 def revision() -> str:

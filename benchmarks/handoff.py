@@ -19,19 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
-# The repository root instead of benchmarks/, whose srmd.py and zssr.py would shadow the packages.
-sys.path[0] = str(Path(__file__).resolve().parents[1])
-
-from benchmarks.common import write_section  # noqa: E402
-from blindsr.backends import adapt  # noqa: E402
-from blindsr.backends.srmd import SRMDBackend  # noqa: E402
-from blindsr.config import HANDOFF_WIDTH  # noqa: E402
-from blindsr.degradation import quantize  # noqa: E402
-from blindsr.images import read_image  # noqa: E402
-from blindsr.kernel import SRKernel, kernel_paths, load_kernel  # noqa: E402
-from blindsr.metrics import y_psnr_ssim  # noqa: E402
-from blindsr.tables import markdown_table  # noqa: E402
-from blindsr.verbs.evaluate import stage_key  # noqa: E402
+from benchmarks.common import write_section
+from blindsr.backends import adapt
+from blindsr.backends.srmd import SRMDBackend
+from blindsr.config import HANDOFF_WIDTH
+from blindsr.degradation import quantize
+from blindsr.images import read_image
+from blindsr.kernel import SRKernel, kernel_paths, load_kernel
+from blindsr.metrics import y_psnr_ssim
+from blindsr.tables import markdown_table
+from blindsr.verbs.evaluate import stage_key
 
 WIDTHS = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6)
 TEST_IMAGES = 5

@@ -26,13 +26,12 @@ blurred by kernels from the sharp corner of the protocol (covariance eigenvalues
 instead of U(0.6, 5)): a camera kernel close to the bicubic one, where an estimate that errs wide
 does worse than assuming bicubic.
 
-    python benchmarks/hard_set.py --shared ../shared/data --output hard_set [--seed 4004]
+    python -m benchmarks.hard_set --shared ../shared/data --output hard_set [--seed 4004]
 """
 from __future__ import annotations
 
 import argparse
 import io
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -43,13 +42,10 @@ from scipy import io as sio
 from scipy import ndimage, signal
 
 ROOT = Path(__file__).resolve().parents[1]
-# The repository root instead of benchmarks/, whose srmd.py and zssr.py would shadow the packages.
-sys.path[0] = str(ROOT)
-
-from blindsr.degradation import DIV2KRK_EIGEN_RANGE, degrade, quantize, random_kernels  # noqa: E402
-from blindsr.images import read_image, write_image  # noqa: E402
-from blindsr.kernel import write_kernel_array  # noqa: E402
-from blindsr.outputs import atomic_write_bytes, write_json  # noqa: E402
+from blindsr.degradation import DIV2KRK_EIGEN_RANGE, degrade, quantize, random_kernels
+from blindsr.images import read_image, write_image
+from blindsr.kernel import write_kernel_array
+from blindsr.outputs import atomic_write_bytes, write_json
 
 VARIANTS = ("defocus_disk", "defocus_gauss", "sky", "defocus_jpeg", "sky_jpeg", "defocus_noise", "sky_noise")
 NARROW_EIGEN_RANGE = (0.6, 1.0)

@@ -12,28 +12,24 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-# The repository root instead of benchmarks/, whose srmd.py and zssr.py would shadow the packages.
-sys.path[0] = str(Path(__file__).resolve().parents[1])
-
-from benchmarks.common import write_section  # noqa: E402
-from blindsr.datasets import load_benchmark  # noqa: E402
-from blindsr.degradation import bicubic_kernel, degrade, gaussian_kernel, quantize  # noqa: E402
-from blindsr.estimators import get_estimator  # noqa: E402
-from blindsr.estimators.kernelgan.settings import settings_for  # noqa: E402
-from blindsr.estimators.kernelgan import refine  # noqa: E402
-from blindsr.estimators.kernelgan.train import KernelGANRun  # noqa: E402
-from blindsr.images import read_image  # noqa: E402
-from blindsr.kernel import SRKernel, load_kernel  # noqa: E402
-from blindsr.metrics import kernel_psnr, lr_psnr  # noqa: E402
-from blindsr.runtime import torch_threads  # noqa: E402
-from blindsr.tables import markdown_table, mean_row  # noqa: E402
+from benchmarks.common import write_section
+from blindsr.datasets import load_benchmark
+from blindsr.degradation import bicubic_kernel, degrade, gaussian_kernel, quantize
+from blindsr.estimators import get_estimator
+from blindsr.estimators.kernelgan.settings import settings_for
+from blindsr.estimators.kernelgan import refine
+from blindsr.estimators.kernelgan.train import KernelGANRun
+from blindsr.images import read_image
+from blindsr.kernel import SRKernel, load_kernel
+from blindsr.metrics import kernel_psnr, lr_psnr
+from blindsr.runtime import torch_threads
+from blindsr.tables import markdown_table, mean_row
 
 
 def speed(data: Path, iterations: int) -> str:

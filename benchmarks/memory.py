@@ -17,13 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-# The repository root instead of benchmarks/, whose srmd.py and zssr.py would shadow the packages.
-sys.path[0] = str(Path(__file__).resolve().parents[1])
-
-from benchmarks.common import write_section  # noqa: E402
-from blindsr.degradation import imresize  # noqa: E402
-from blindsr.images import read_image, write_image  # noqa: E402
-from blindsr.tables import markdown_table  # noqa: E402
+from benchmarks.common import write_section
+from blindsr.degradation import imresize
+from blindsr.images import read_image, write_image
+from blindsr.tables import markdown_table
 
 WRAPPER = ("import resource, subprocess, sys, json, time; t = time.time(); "
            "code = subprocess.run(sys.argv[1:]).returncode; "

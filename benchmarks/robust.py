@@ -9,7 +9,7 @@ default fell back (and why), its confidence, and seconds per estimate; per set: 
 percentile and worst. Each estimate is a job of its own (a fresh process, one torch thread),
 two at a time, image by image; finished jobs are kept in ``--work``, so an interrupted run resumes.
 
-    python benchmarks/robust.py --data ../shared/data/BSD100RK --hard hard_set/report --baseline REV
+    python -m benchmarks.robust --data ../shared/data/BSD100RK --hard hard_set/report --baseline REV
         [--revision HEAD]
 """
 from __future__ import annotations
@@ -27,8 +27,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 CODE_ROOT = "BLINDSR_BENCH_CODE_ROOT"
-# The repository root instead of benchmarks/, whose srmd.py and zssr.py would shadow the packages;
-# a job of the baseline runs on the code of that revision's worktree instead.
+# The code measured first on the path: the repository root, or for a job of another revision that
+# revision's worktree (a job runs this file by its path, so its own folder would be first).
 sys.path[0] = os.environ.get(CODE_ROOT, str(ROOT))
 
 METHODS = ("baseline", "default", "paper")  # estimates; the bicubic kernel is scored as well
@@ -150,6 +150,17 @@ def checks(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def ranges(numbers: list[int]) -> str:
+    """Sorted image numbers as runs, e.g. [21, 22, 23, 77, 78] -> '21-23, 77-78'."""
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in runs)
+
+
 def main() -> None:
     if len(sys.argv) == 5 and sys.argv[1] == "--job":
         job(Path(sys.argv[2]), sys.argv[3], Path(sys.argv[4]))
@@ -163,6 +174,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="first N images of each set (0: all)")
     parser.add_argument("--score-only", action="store_true",
                         help="run no estimate: score the images whose estimates are all finished")
+    parser.add_argument("--remark", action="append", default=[],
+                        help="a line added to the section (e.g. how an interrupted run was completed)")
     args = parser.parse_args()
     from benchmarks.common import write_section
     from blindsr.tables import markdown_table
@@ -184,10 +197,10 @@ def main() -> None:
                 if n % 6 == 0:
                     print(f"{n}/{len(jobs)} estimates", flush=True)
     rows = score(entries, args.work)
-    bsd = [int(r["image"].split("_")[-1]) for r in rows if r["part"].startswith("BSD")]
-    for r in rows:  # name the range actually scored (an interrupted run scores a prefix)
+    scored = ranges(sorted(int(r["image"].split("_")[-1]) for r in rows if r["part"].startswith("BSD")))
+    for r in rows:  # name the images actually scored (an interrupted run scores part of them)
         if r["part"].startswith("BSD"):
-            r["part"] = f"BSD100RK {min(bsd)}-{max(bsd)}"
+            r["part"] = f"BSD100RK {scored}"
     columns = ["part", "image"] + [f"{m}_{x}" for m in (*METHODS, "bicubic") for x in ("kernel_psnr", "lr_psnr")]
     columns += ["fallback", "confidence", "scored", "baseline_s", "default_s", "paper_s"]
     stats = ["part", "method", "images"] + [f"{m} {s}" for m in ("kernel_psnr", "lr_psnr")
@@ -199,6 +212,7 @@ def main() -> None:
             "from a git worktree of its revision; `bicubic` is the plain "
             "bicubic kernel. Seed 0; estimates two at a time, one thread each; seconds are the estimate "
             "alone.\n\n" + markdown_table(summary(rows), stats) + "\n\nChecks:\n\n" + checks(rows)
+            + "".join(f"\n- {remark}" for remark in args.remark)
             + "\n\nPer image:\n\n" + markdown_table(rows, columns))
     write_section("robust", "Kernel estimates on held-out photos (robustness)", body, "bench-robust")
     print(checks(rows))

@@ -21,11 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-# The repository root instead of benchmarks/, whose srmd.py and zssr.py would shadow the packages.
-sys.path[0] = str(Path(__file__).resolve().parents[1])
-
-from benchmarks.common import write_section  # noqa: E402
-from blindsr.tables import markdown_table  # noqa: E402
+from benchmarks.common import write_section
+from blindsr.tables import markdown_table
 
 # Per part: scale, images, and the eval runs (estimators, back-ends, handoff width; None = default).
 # Width 1 runs repeat the learned-kernel rows as the paper does them (no narrowing), for comparison

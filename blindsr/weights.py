@@ -114,7 +114,7 @@ class WeightSpec:
         sources: where to get it, tried in order.
         sha256: pinned hash of the cached file itself, when it is a fixed file (None for converted
             or unpublished files, which are checked against their sidecar).
-        metrics: published figures the weights should reproduce (``benchmarks/srmd.py`` checks them).
+        metrics: published figures the weights should reproduce (``benchmarks/srmd_backend.py`` checks them).
     """
 
     name: str

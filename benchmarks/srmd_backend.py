@@ -23,21 +23,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-# Replace this script's folder on the path by the repository root: this file is named srmd.py and
-# would otherwise shadow the srmd package.
-sys.path[0] = str(Path(__file__).resolve().parents[1])
+import srmd
+from benchmarks.common import write_section
+from blindsr.backends import adapt, get_backend
+from blindsr.backends.srmd import srmd_kernel
+from blindsr.datasets import load_benchmark
+from blindsr.degradation import imresize, quantize
+from blindsr.images import read_image
+from blindsr.kernel import load_kernel
+from blindsr.metrics import y_psnr_ssim
+from blindsr.tables import markdown_table, mean_row
+from blindsr.weights import REGISTRY, cache_record, load_srmd_pca, load_srmd_state_dict, locate
 
-import srmd  # noqa: E402
-from benchmarks.common import write_section  # noqa: E402
-from blindsr.backends import adapt, get_backend  # noqa: E402
-from blindsr.backends.srmd import srmd_kernel  # noqa: E402
-from blindsr.datasets import load_benchmark  # noqa: E402
-from blindsr.degradation import imresize, quantize  # noqa: E402
-from blindsr.images import read_image  # noqa: E402
-from blindsr.kernel import load_kernel  # noqa: E402
-from blindsr.metrics import y_psnr_ssim  # noqa: E402
-from blindsr.tables import markdown_table, mean_row  # noqa: E402
-from blindsr.weights import REGISTRY, cache_record, load_srmd_pca, load_srmd_state_dict, locate  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 TOLERANCE_DB = 0.2
 LARGE_SIZE = (2000, 3000)  # rows, columns of the LR image: "3000x2000"
@@ -151,10 +149,10 @@ def large_child(data: Path, pca_path: Path | None) -> None:
 
 def large_image(data: Path, pca_path: Path | None) -> dict:
     """Section 3b: ``large_child`` in a fresh process, so that its peak memory is its own."""
-    command = [sys.executable, __file__, "--data", str(data), "--large-child"]
+    command = [sys.executable, "-m", "benchmarks.srmd_backend", "--data", str(data), "--large-child"]
     if pca_path:
         command += ["--pca", str(pca_path)]
-    child = subprocess.run(command, capture_output=True, text=True, check=True)
+    child = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(child.stdout.strip().splitlines()[-1])
 
 

@@ -14,25 +14,20 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-# This file is named zssr.py: put the repository root first on the path instead of this folder,
-# which would otherwise shadow the zssr package.
-sys.path[0] = str(Path(__file__).resolve().parents[1])
-
-import zssr  # noqa: E402
-from benchmarks.common import write_section  # noqa: E402
-from blindsr.degradation import imresize, quantize  # noqa: E402
-from blindsr.images import read_image  # noqa: E402
-from blindsr.kernel import load_kernel  # noqa: E402
-from blindsr.metrics import y_psnr_ssim  # noqa: E402
-from blindsr.tables import markdown_table, mean_row  # noqa: E402
-from zssr.network import ZSSRNet  # noqa: E402
+import zssr
+from benchmarks.common import write_section
+from blindsr.degradation import imresize, quantize
+from blindsr.images import read_image
+from blindsr.kernel import load_kernel
+from blindsr.metrics import y_psnr_ssim
+from blindsr.tables import markdown_table, mean_row
+from zssr.network import ZSSRNet
 
 OVERHEAD_GOAL = 1.25
 X2_GOAL_S = 300.0
