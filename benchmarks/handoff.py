@@ -28,7 +28,7 @@ from blindsr.images import read_image
 from blindsr.kernel import SRKernel, kernel_paths, load_kernel
 from blindsr.metrics import y_psnr_ssim
 from blindsr.tables import markdown_table
-from blindsr.verbs.evaluate import stage_key
+from blindsr.evaluation import stage_key
 
 WIDTHS = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6)
 TEST_IMAGES = 5

@@ -8,12 +8,14 @@ a re-run skips tasks whose result is there.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from omegaconf import OmegaConf
 
 from blindsr.backends import Backend
@@ -151,3 +153,60 @@ def run_table_task(task: TableTask) -> dict[str, Any]:
         result_path.parent.mkdir(parents=True, exist_ok=True)
         write_json(result_path, row)
     return row
+
+
+def stage_key(config: dict) -> str:
+    """A stage config's cache folder name: its name and a hash of all its settings."""
+    return config["name"] + "-" + hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def sr_combinations(est_names: list[str], sr_names: list[str]) -> list[tuple[str, str]]:
+    """The (estimator, SR back-end) pairs that super-resolve: all but ``none`` (kernel scores only),
+    and bicubic interpolation once, with the first estimator - it ignores kernels, so it is one row
+    whatever the estimators."""
+    pairs, seen_bicubic = [], False
+    for e in est_names:
+        for s in sr_names:
+            if s == "none" or (s == "bicubic" and seen_bicubic):
+                continue
+            seen_bicubic |= s == "bicubic"
+            pairs.append((e, s))
+    return pairs
+
+
+def lost_task(task: TableTask, message: str) -> dict[str, Any]:
+    return {"image": task.entry.name, "estimator": task.estimator["name"],
+            "sr": task.sr["name"] if task.sr else None, "error": message}
+
+
+def merge(results: list[dict], est_names: list[str], sr_names: list[str],
+          sr_combos: list[tuple[str, str]]) -> dict[tuple, list[dict]]:
+    """Per (estimator, sr) combination, per-image rows joining the kernel and SR results."""
+    kernel_rows = {(r["estimator"], r["image"]): r for r in results if r.get("sr") is None}
+    sr_rows = {(r["estimator"], r["sr"], r["image"]): r for r in results if r.get("sr") is not None}
+    images = sorted({r["image"] for r in results}, key=lambda n: int(n.split("_")[-1]))
+    combos: dict[tuple, list[dict]] = {}
+    wanted = [(e, "none") for e in est_names if "none" in sr_names] + sr_combos
+    for e, s in wanted:
+        rows = []
+        for image in images:
+            row = {"image": image}
+            if s != "bicubic":  # interpolation uses no kernel
+                row.update({k: v for k, v in kernel_rows.get((e, image), {}).items() if k not in ("estimator", "sr")})
+            if s != "none":
+                row.update({k: v for k, v in sr_rows.get((e, s, image), {}).items() if k not in ("estimator", "sr")})
+            rows.append(row)
+        label = method_name(e, s) if s != "none" else f"{METHOD_NAMES.get(e, e)} (kernel only)"
+        combos[((e, s), label)] = rows
+    return combos
+
+
+def summary_row(method: str, rows: list[dict], scale: int, published_key: tuple | None) -> dict[str, Any]:
+    ok = [r for r in rows if "error" not in r]
+    out: dict[str, Any] = {"method": method, "images": len(ok), "failed": len(rows) - len(ok)}
+    for column in ("psnr", "ssim", "kernel_psnr", "lr_psnr", "estimate_s", "sr_s"):
+        values = [r[column] for r in ok if isinstance(r.get(column), (int, float)) and not np.isnan(r[column])]
+        out[column] = float(np.mean(values)) if values else None
+    if published_key is not None and (*published_key, scale) in PUBLISHED_DIV2KRK:
+        out["published_psnr"], out["published_ssim"] = PUBLISHED_DIV2KRK[(*published_key, scale)]
+    return out

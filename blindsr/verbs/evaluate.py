@@ -10,15 +10,11 @@ same settings only does what is missing. Writes CSV/JSON next to the printed tab
 from __future__ import annotations
 
 import datetime
-import hashlib
-import json
 import os
 import platform
 import sys
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -26,7 +22,8 @@ from blindsr import __version__
 from blindsr.config import GROUP_SCHEMAS
 from blindsr.datasets import load_benchmark
 from blindsr.errors import UsageError
-from blindsr.evaluation import METHOD_NAMES, PUBLISHED_DIV2KRK, TableTask, method_name, run_table_task
+from blindsr.evaluation import (TableTask, lost_task, merge, run_table_task, sr_combinations, stage_key,
+                                summary_row)
 from blindsr.executors import get_executor
 from blindsr.metrics import KERNEL_PSNR_FORMULA, LR_PSNR_FORMULA
 from blindsr.outputs import prepare_output_dir
@@ -63,11 +60,6 @@ def stage_configs(cfg: DictConfig, group: str, names: list[str]) -> dict[str, di
     return out
 
 
-def stage_key(config: dict) -> str:
-    """A stage config's cache folder name: its name and a hash of all its settings."""
-    return config["name"] + "-" + hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
-
-
 def run(cfg: DictConfig) -> int:
     scale = check_scale(cfg.scale)
     width = check_handoff_width(cfg.handoff_width)
@@ -100,15 +92,7 @@ def run(cfg: DictConfig) -> int:
                          kernel_dir=str(cache / e_key / "kernels"), result=str(result),
                          handoff_width=1.0 if sr is None else w, **common)
 
-    combos = [(e, s) for e in est_names for s in sr_names]
-    # Bicubic interpolation ignores kernels: one row, whatever the estimators.
-    seen_bicubic = False
-    sr_combos = []
-    for e, s in combos:
-        if s == "none" or (s == "bicubic" and seen_bicubic):
-            continue
-        seen_bicubic |= s == "bicubic"
-        sr_combos.append((e, s))
+    sr_combos = sr_combinations(est_names, sr_names)
     phases = [[task(entry, e, None) for e in est_names for entry in entries],
               [task(entry, e, s) for e, s in sr_combos for entry in entries]]
     results: list[dict] = []
@@ -141,41 +125,3 @@ def run(cfg: DictConfig) -> int:
         print(f"blindsr eval: {failed} task(s) failed (errors in {json_path})", file=sys.stderr)
         return 1
     return 0
-
-
-def lost_task(task: TableTask, message: str) -> dict[str, Any]:
-    return {"image": task.entry.name, "estimator": task.estimator["name"],
-            "sr": task.sr["name"] if task.sr else None, "error": message}
-
-
-def merge(results: list[dict], est_names: list[str], sr_names: list[str],
-          sr_combos: list[tuple[str, str]]) -> dict[tuple, list[dict]]:
-    """Per (estimator, sr) combination, per-image rows joining the kernel and SR results."""
-    kernel_rows = {(r["estimator"], r["image"]): r for r in results if r.get("sr") is None}
-    sr_rows = {(r["estimator"], r["sr"], r["image"]): r for r in results if r.get("sr") is not None}
-    images = sorted({r["image"] for r in results}, key=lambda n: int(n.split("_")[-1]))
-    combos: dict[tuple, list[dict]] = {}
-    wanted = [(e, "none") for e in est_names if "none" in sr_names] + sr_combos
-    for e, s in wanted:
-        rows = []
-        for image in images:
-            row = {"image": image}
-            if s != "bicubic":  # interpolation uses no kernel
-                row.update({k: v for k, v in kernel_rows.get((e, image), {}).items() if k not in ("estimator", "sr")})
-            if s != "none":
-                row.update({k: v for k, v in sr_rows.get((e, s, image), {}).items() if k not in ("estimator", "sr")})
-            rows.append(row)
-        label = method_name(e, s) if s != "none" else f"{METHOD_NAMES.get(e, e)} (kernel only)"
-        combos[((e, s), label)] = rows
-    return combos
-
-
-def summary_row(method: str, rows: list[dict], scale: int, published_key: tuple | None) -> dict[str, Any]:
-    ok = [r for r in rows if "error" not in r]
-    out: dict[str, Any] = {"method": method, "images": len(ok), "failed": len(rows) - len(ok)}
-    for column in ("psnr", "ssim", "kernel_psnr", "lr_psnr", "estimate_s", "sr_s"):
-        values = [r[column] for r in ok if isinstance(r.get(column), (int, float)) and not np.isnan(r[column])]
-        out[column] = float(np.mean(values)) if values else None
-    if published_key is not None and (*published_key, scale) in PUBLISHED_DIV2KRK:
-        out["published_psnr"], out["published_ssim"] = PUBLISHED_DIV2KRK[(*published_key, scale)]
-    return out

@@ -1,0 +1,77 @@
+"""The Table-1 bookkeeping of ``eval`` (blindsr.evaluation) on hand-made results: cache keys,
+which combinations super-resolve, the per-image join and the summary rows."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+
+import pytest
+
+from blindsr.evaluation import PUBLISHED_DIV2KRK, lost_task, merge, sr_combinations, stage_key, summary_row
+
+
+def test_stage_key_is_the_name_and_a_hash_of_every_setting():
+    config = {"name": "zssr", "preset": "fast", "max_iterations": 800}
+    digest = hashlib.sha256(b'{"max_iterations": 800, "name": "zssr", "preset": "fast"}').hexdigest()
+    assert stage_key(config) == "zssr-" + digest[:8]
+    assert stage_key(dict(reversed(list(config.items())))) == stage_key(config)  # order-free
+    assert stage_key({**config, "max_iterations": 801}) != stage_key(config)
+
+
+def test_bicubic_interpolation_is_one_row_and_none_scores_kernels_only():
+    assert sr_combinations(["gt", "kernelgan"], ["none", "bicubic", "zssr"]) == [
+        ("gt", "bicubic"), ("gt", "zssr"), ("kernelgan", "zssr")]
+    assert sr_combinations(["kernelgan"], ["none"]) == []
+    assert sr_combinations(["bicubic", "gt"], ["srmd", "bicubic"]) == [
+        ("bicubic", "srmd"), ("bicubic", "bicubic"), ("gt", "srmd")]
+
+
+def results() -> list[dict]:
+    kernel = [{"estimator": e, "sr": None, "image": f"im_{n}", "kernel_psnr": 40.0 + n + (e == "gt") * 10,
+               "estimate_s": 1.0} for e in ("gt", "kernelgan") for n in (10, 2)]
+    sr = [{"estimator": e, "sr": s, "image": f"im_{n}", "psnr": 30.0 + n, "ssim": 0.8, "sr_s": 2.0}
+          for e, s in (("gt", "zssr"), ("kernelgan", "zssr"), ("gt", "bicubic")) for n in (10, 2)]
+    sr[1]["psnr"] = 29.0  # gt + zssr on im_2
+    return kernel + sr
+
+
+def test_merge_joins_kernel_and_sr_results_per_image():
+    combos = merge(results(), ["gt", "kernelgan"], ["none", "bicubic", "zssr"],
+                   sr_combinations(["gt", "kernelgan"], ["none", "bicubic", "zssr"]))
+    labels = [label for _, label in combos]
+    assert labels == ["GT kernel (kernel only)", "KernelGAN (kernel only)", "bicubic interpolation",
+                      "GT kernel + ZSSR", "KernelGAN + ZSSR"]
+    rows = dict(((key, label), r) for (key, label), r in combos.items())
+    gt_zssr = rows[(("gt", "zssr"), "GT kernel + ZSSR")]
+    assert [r["image"] for r in gt_zssr] == ["im_2", "im_10"]  # numeric order, not text order
+    assert gt_zssr[0] == {"image": "im_2", "kernel_psnr": 52.0, "estimate_s": 1.0, "psnr": 29.0, "ssim": 0.8,
+                          "sr_s": 2.0}
+    bicubic = rows[(("gt", "bicubic"), "bicubic interpolation")]
+    assert "kernel_psnr" not in bicubic[0]  # interpolation uses no kernel
+    only = rows[(("kernelgan", "none"), "KernelGAN (kernel only)")]
+    assert only[1] == {"image": "im_10", "kernel_psnr": 50.0, "estimate_s": 1.0}
+
+
+def test_summary_row_means_skip_failures_and_missing_values():
+    rows = [{"image": "im_1", "psnr": 30.0, "ssim": 0.9, "kernel_psnr": math.nan},
+            {"image": "im_2", "psnr": 32.0, "ssim": 0.7, "kernel_psnr": 45.0},
+            {"image": "im_3", "error": "boom", "psnr": 99.0}]
+    row = summary_row("KernelGAN + ZSSR", rows, 2, ("kernelgan", "zssr"))
+    assert row["images"] == 2 and row["failed"] == 1
+    assert row["psnr"] == pytest.approx(31.0) and row["ssim"] == pytest.approx(0.8)
+    assert row["kernel_psnr"] == pytest.approx(45.0) and row["sr_s"] is None
+    assert (row["published_psnr"], row["published_ssim"]) == PUBLISHED_DIV2KRK[("kernelgan", "zssr", 2)] == (30.36, 0.8669)
+    assert "published_psnr" not in summary_row("x", rows, 2, None)
+
+
+def test_a_lost_task_becomes_an_error_row():
+    class Entry:
+        name = "im_7"
+
+    class Task:
+        entry, estimator, sr = Entry(), {"name": "kernelgan"}, None
+
+    assert lost_task(Task(), "worker died") == {"image": "im_7", "estimator": "kernelgan", "sr": None,
+                                                 "error": "worker died"}
+    assert json.dumps(lost_task(Task(), "x"))  # plain data, as results are written as JSON
