@@ -1,5 +1,6 @@
 # blindsr — set-up, tests, demo, benchmarks and folder runs.
 #   make test            install into .venv (first time) and run the test suite
+#   make test-fast       the suite without the tests marked slow (subprocess runs, long training, executors)
 #   make demo            install and run the demo on a CC0 photo (prints how close the kernel is)
 #   make bench-kernel    KernelGAN speed and accuracy -> docs/BENCHMARKS.md (also bench-zssr,
 #                        bench-srmd, bench-memory; they need the development data in ../shared)
@@ -34,7 +35,7 @@ SRS ?= [bicubic,zssr,srmd]
 # The default kernel estimate before the robustness work (bench-robust runs it side by side).
 BASELINE ?= 02761fc
 
-.PHONY: install test demo bench-kernel bench-speed bench-zssr bench-srmd bench-memory bench-table1 bench-batch bench-handoff bench-robust batch eval report clean
+.PHONY: install test test-fast demo bench-kernel bench-speed bench-zssr bench-srmd bench-memory bench-table1 bench-batch bench-handoff bench-robust batch eval report clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
@@ -46,6 +47,9 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 demo: $(STAMP)
 	$(BIN)/python -m blindsr.demo
