@@ -16,6 +16,8 @@ from PIL import Image
 
 from tests.conftest import textured_image
 
+pytestmark = pytest.mark.slow  # the CLI in subprocesses, worker processes, training runs
+
 FAST = ["estimator.iterations=30", "estimator.restarts=2", "sr=bicubic", "recursive=true"]
 
 

@@ -15,6 +15,8 @@ from blindsr.cli import split_overrides
 from blindsr.errors import UsageError
 from tests.conftest import textured_image
 
+pytestmark = pytest.mark.slow  # the CLI in subprocesses, worker processes, training runs
+
 
 def blindsr(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "blindsr", *args], capture_output=True, text=True,

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # the CLI in subprocesses, worker processes, training runs
+
 pytest.importorskip("skimage")
 
 

@@ -10,6 +10,8 @@ import pytest
 from blindsr.errors import UsageError
 from blindsr.executors import LocalExecutor, SerialExecutor, get_executor
 
+pytestmark = pytest.mark.slow  # the CLI in subprocesses, worker processes, training runs
+
 
 def square(x: int) -> int:
     return x * x

@@ -18,6 +18,8 @@ from PIL import Image
 from tests.conftest import textured_image
 from tests.test_images import png_with_header
 
+pytestmark = pytest.mark.slow  # the CLI in subprocesses, worker processes, training runs
+
 FAST_PIPE = ["estimator=bicubic", "sr=bicubic"]
 
 

@@ -17,6 +17,7 @@ from blindsr.metrics import kernel_psnr, lr_psnr
 from tests.conftest import textured_image
 
 
+@pytest.mark.slow
 def test_whole_chain_recovers_a_known_kernel(chelsea_hr):
     """A photo degraded by the reference degradation with a known anisotropic kernel: the
     estimate (handoff convention) reproduces the LR image far better than the bicubic kernel."""
@@ -171,6 +172,7 @@ def test_all_restarts_collapsed_trains_again_then_falls_back(monkeypatch, rng):
     assert out.warnings[-1].startswith(UNTRUSTED) and "collapsed" in out.warnings[-1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["flat", "noise"])
 def test_textureless_image_warns_and_falls_back(rng, kind):
     """A uniform grey frame, or one of pure noise, shows no blur: the estimator says so and hands
@@ -186,6 +188,7 @@ def test_textureless_image_warns_and_falls_back(rng, kind):
         assert any(w.startswith(UNTRUSTED) and "no texture" in w for w in out.warnings)
 
 
+@pytest.mark.slow
 def test_confidence_of_a_healthy_estimate(monkeypatch, chelsea_hr):
     """A photo with texture everywhere, four healthy agreeing runs: high confidence, no warning."""
     truth = SRKernel(gaussian_kernel(11, np.eye(2) * 1.2 ** 2), 2)
@@ -199,6 +202,7 @@ def test_confidence_of_a_healthy_estimate(monkeypatch, chelsea_hr):
     assert c["tiles"] > 0 and c["in_focus_tiles"] > 0
 
 
+@pytest.mark.slow
 def test_batched_restarts_use_the_cores_without_changing_the_kernel(monkeypatch):
     """Runs trained side by side split over the run dimension: the default preset's kernel is the
     same bit for bit with one intra-op thread or several (so it may use the cores); a single run

@@ -20,6 +20,7 @@ def random_generator(seed: int, runs: int = 2) -> DeepLinearGenerator:
     return g
 
 
+@pytest.mark.slow
 def test_collapsed_forward_equals_layerwise_outputs_and_gradients():
     g = random_generator(0)
     x = torch.randn(3, 2, 64, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
@@ -40,6 +41,7 @@ def test_collapsed_forward_equals_layerwise_outputs_and_gradients():
         assert (a - b).abs().max() <= 1e-11 * b.abs().max()
 
 
+@pytest.mark.slow
 def test_composed_kernel_equals_impulse_response_and_numpy():
     g = random_generator(3)
     k = g.kernel().detach()
@@ -117,6 +119,7 @@ def random_discriminator(seed: int) -> PatchDiscriminator:
     return d
 
 
+@pytest.mark.slow
 def test_discriminator_matches_torch_nn_reference_per_run_and_crop():
     d = random_discriminator(7)
     refs = [[reference_from(d, r) for _ in range(2)] for r in range(2)]
@@ -131,6 +134,7 @@ def test_discriminator_matches_torch_nn_reference_per_run_and_crop():
     assert torch.allclose(d.u_first[1], refs[1][0].first.weight_u, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_discriminator_gradients_match_reference_and_runs_are_independent():
     d = random_discriminator(9)
     ref = reference_from(d, 1)

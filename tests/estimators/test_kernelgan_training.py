@@ -85,6 +85,7 @@ def test_crop_plan_corners_are_even_and_inside(rng):
         assert (corners[:, 0] + size <= 90).all() and (corners[:, 1] + size <= 120).all()
 
 
+@pytest.mark.slow
 def test_bicubic_target_slice_equals_per_crop_filtering(rng):
     """The target precomputed on the whole image equals the authors' per-crop computation: each
     crop filtered with the 8x8 bicubic filter (stride 2, pad 3; expanded to 3x3 channels, i.e.
@@ -108,6 +109,7 @@ def test_bicubic_target_slice_equals_per_crop_filtering(rng):
                 assert torch.allclose(targets[r], down[..., 3:29, 3:29], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_same_seed_same_kernel_other_seed_other_kernel(rng):
     img = textured_image(rng, 96, 96)
     s = KernelGANSettings(iterations=40)
@@ -121,6 +123,7 @@ def test_same_seed_same_kernel_other_seed_other_kernel(rng):
     assert not np.array_equal(both.kernels[0], both.kernels[1])
 
 
+@pytest.mark.slow
 def test_small_images_adapt_or_refuse(rng):
     s = settings_for("paper")
     assert prepare_image(textured_image(rng, 50, 70), s).shape == (50, 70, 3)  # no shave below a G crop

@@ -98,6 +98,7 @@ def power_law_field(rng: np.random.Generator, size: int, scene_blur: float = 0.0
     return np.clip(field[..., None] * np.array([0.9, 1.0, 0.8]) + 0.05, 0, 1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sigma, theta", [((2.4, 0.8), 0.5), ((0.7, 0.6), 0.0)])
 def test_refinement_recovers_a_known_covariance(rng, sigma, theta):
     """LR made by the reference degradation from a field that fits the model, with a wide
@@ -120,6 +121,7 @@ def test_refinement_recovers_a_known_covariance(rng, sigma, theta):
     assert ("narrow_refit" in info) == narrow
 
 
+@pytest.mark.slow
 def test_refinement_on_a_photo_beats_the_start(chelsea_hr):
     """Beyond the model: a photo, an anisotropic kernel, the same middle-width start. The photo's
     own softness (fur, an out-of-focus background) biases the fit wider, as it would any blind
@@ -146,6 +148,7 @@ def test_refinement_keeps_a_kernel_the_likelihood_cannot_improve(rng):
     assert np.array_equal(refined.array, start.array)
 
 
+@pytest.mark.slow
 def test_tile_profile_equals_an_independent_fit_per_tile(rng):
     """The vectorised per-tile (contrast, noise) fit against scipy's L-BFGS-B on each tile alone,
     in float64, from several starts: the same minimum to 0.01 nats out of thousands."""
@@ -196,6 +199,7 @@ def disk(radius: int) -> np.ndarray:
     return d / d.sum()
 
 
+@pytest.mark.slow
 def test_defocused_background_does_not_widen_the_kernel(rng, monkeypatch):
     """The first failure shape: a sharp centre on a field defocused by a disk of radius 6 HR px
     over ~70% of the frame. Scored on the whole image the fit reads the defocus as kernel blur
@@ -236,6 +240,7 @@ def test_half_flat_frame_keeps_the_kernel(rng):
     assert np.allclose(second_moments(refined.array), truth_cov, rtol=0.1, atol=0.05)
 
 
+@pytest.mark.slow
 def test_narrow_kernel_on_a_photo_is_refitted_with_the_scene_softness(chelsea_hr):
     """The third failure shape: a sharp camera kernel, close to the bicubic one, on a photo. The
     photo's own softness reads as kernel blur and the plain fit comes out far too wide (mean
