@@ -196,7 +196,7 @@ class KernelGANEstimator:
             k2 = k2.with_provenance(seconds=round(time.perf_counter() - start, 3))
         confidence = assess(k2.provenance if k2 is not None else provenance, reasons)
         if confidence["level"] == "low":
-            why = "; ".join(reasons) or f"confidence {confidence['score']:.2f} is below {LOW_SCORE}"
+            why = "; ".join(reasons) or f"confidence {confidence['score']:.4f} is below {LOW_SCORE}"
             warnings.append(f"{UNTRUSTED} ({why}): using the bicubic kernel instead")
             rejected = None if k2 is None else k2.describe()
             fallback = "kernelgan numerical fault" if not natives else f"kernelgan: {why}"
