@@ -418,8 +418,8 @@ def refine_covariance(kernel: SRKernel, rgb: np.ndarray, scale: int = 2, fit_noi
     Narrow kernels: a photographed scene is not sharp to the last HR pixel (its own optics and
     resampling soften it), and a kernel whose transfer reaches the top of the HR band - one close
     to the bicubic kernel - is the only kind on which that shows: the model reads the scene's
-    softness as kernel blur and the fit comes out too wide (by about 0.25 HR px^2 per axis on
-    the tuning images; wider kernels are fitted without bias). A fit whose mean principal
+    softness as kernel blur and the fit comes out too wide (on the tuning images; wider kernels
+    were fitted without that bias). A fit whose mean principal
     variance is below ``NARROW_VARIANCE`` is therefore redone with a prior that includes a
     Gaussian scene blur of variance ``SCENE_BLUR``; the first fit is kept in the provenance."""
     first = _fit_covariance(kernel, rgb, scale, fit_noise, 0.0)
