@@ -55,7 +55,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         image = sample(Path(tmp) / "coffee_2000x1500.png")
         for name, extra in (("bicubic", ["sr=bicubic"]), ("srmd", ["sr=srmd"]),
-                            ("zssr", ["sr=zssr", f"sr.max_iterations={args.zssr_iterations}"])):
+                            ("zssr", ["sr=zssr", f"sr.max_iters={args.zssr_iterations}"])):
             start = time.perf_counter()
             info = measure(image, Path(tmp) / name, extra)
             rows.append({"back-end": name, "peak memory (MB)": info["peak_mb"],

@@ -36,7 +36,8 @@ from benchmarks.common import machine_line, native_bf16, unit_seconds, write_sec
 from blindsr.backends import get_backend
 from blindsr.config import HANDOFF_WIDTH
 from blindsr.datasets import BenchmarkImage, load_benchmark
-from blindsr.evaluation import estimate_kernels, sr_metrics, true_kernels
+from blindsr.estimators.truth import true_kernels
+from blindsr.evaluation import estimate_kernels, sr_metrics
 from blindsr.kernel import SRKernel, load_kernel, save_kernel
 from blindsr.runtime import torch_threads
 from blindsr.stages import build_estimator, handoff_kernels
@@ -47,9 +48,9 @@ from blindsr.tables import markdown_table
 ABLATION = [
     ("kernelgan preset (today's default)", "kernelgan", {}),
     ("+ body at LR resolution, sub-pixel head", "kernelgan", {"body": "lr"}),
-    ("+ cosine schedule, 1000 iterations", "kernelgan", {"body": "lr", "schedule": "cosine", "max_iterations": 1000}),
+    ("+ cosine schedule, 1000 iterations", "kernelgan", {"body": "lr", "schedule": "cosine", "max_iters": 1000}),
     ("fast preset (cosine, 800 iterations, tests every 100)", "fast", {}),
-    ("fast, 600 iterations", "fast", {"max_iterations": 600}),
+    ("fast, 600 iterations", "fast", {"max_iters": 600}),
 ]
 TODAY, NEW = "kernelgan", "fast"
 SPEEDUP_GOAL = 8.0

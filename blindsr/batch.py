@@ -10,7 +10,6 @@ SLURM via submitit, Ray) can run it.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import shutil
@@ -19,8 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
+from blindsr.config import BatchConfig, plain
 from blindsr.errors import BlindSRError
 from blindsr.images import list_images, read_image
 from blindsr.outputs import safe_stem, write_json
@@ -35,7 +33,7 @@ class ImageTask:
     source: str
     folder: str
     stem: str
-    config: dict
+    config: BatchConfig  # typed, with the stage configs (blindsr.config), as the command line composed it
     fingerprint: str
 
 
@@ -50,13 +48,13 @@ class ImageOutcome:
     record: dict[str, Any] = field(default_factory=dict)
 
 
-def fingerprint(config: dict) -> str:
+def fingerprint(config: BatchConfig) -> str:
     """Hash of everything in the config that affects a task's results."""
-    relevant = {k: v for k, v in config.items() if k not in NEUTRAL_KEYS}
+    relevant = {k: v for k, v in plain(config).items() if k not in NEUTRAL_KEYS}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def plan_tasks(input_dir: str | Path, output_dir: str | Path, config: dict,
+def plan_tasks(input_dir: str | Path, output_dir: str | Path, config: BatchConfig,
                recursive: bool = False) -> tuple[list[ImageTask], list[Path]]:
     """Tasks for every image under ``input_dir`` and the other files (skipped). Task paths are
     absolute: workers of other executors may run in other working directories."""
@@ -96,13 +94,18 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@functools.lru_cache(maxsize=4)
-def _stages(config_json: str):
+_BUILT: dict[str, tuple] = {}
+
+
+def _stages(config: BatchConfig):
     """Estimator and back-end for a config, built once per worker process."""
     from blindsr.stages import build_backend, build_estimator
 
-    config = OmegaConf.create(json.loads(config_json))
-    return build_estimator(config.estimator, config.device), build_backend(config.sr, config.device)
+    key = json.dumps([plain(config)[k] for k in ("estimator", "sr", "device")], sort_keys=True)
+    if key not in _BUILT:
+        _BUILT.clear()
+        _BUILT[key] = build_estimator(config.estimator, config.device), build_backend(config.sr, config.device)
+    return _BUILT[key]
 
 
 def process(task: ImageTask, progress=None) -> ImageOutcome:
@@ -120,16 +123,17 @@ def process(task: ImageTask, progress=None) -> ImageOutcome:
         if folder.exists():
             shutil.rmtree(folder)  # an interrupted or failed earlier attempt: redo from scratch
         folder.mkdir(parents=True)
-        estimator, backend = _stages(json.dumps(task.config, sort_keys=True))
-        scale = int(task.config["scale"])
-        image = read_image(task.source, int(task.config.get("max_pixels", 40_000_000)))
+        config = task.config
+        estimator, backend = _stages(config)
+        scale = config.scale
+        image = read_image(task.source, config.max_pixels)
         if progress is None and not on_terminal():
             # A log shows each image's stages; a terminal shows the batch bar alone.
             stages = stage_work(estimator, backend, image.shape, scale)
             progress = LogLines(sum(units for _, units in stages), f"{task.stem} x{scale}", stages).update
-        result = run_pipeline(image, estimator, backend, scale, seed=int(task.config.get("seed", 0)),
-                              handoff_width=float(task.config.get("handoff_width", 1.0)), progress=progress)
-        paths = write_outputs(folder, task.stem, scale, image, result, task.config)
+        result = run_pipeline(image, estimator, backend, scale, seed=config.seed,
+                              handoff_width=config.handoff_width, progress=progress)
+        paths = write_outputs(folder, task.stem, scale, image, result, plain(config))
     except BlindSRError as exc:
         return _failed(task, str(exc), start)
     except Exception as exc:  # noqa: BLE001 - one image's crash must not stop the batch
@@ -146,6 +150,11 @@ def process(task: ImageTask, progress=None) -> ImageOutcome:
     write_json(folder / COMPLETE, {"fingerprint": task.fingerprint, "source": task.source,
                                    "seconds": seconds, "files": files, "record": record})
     return ImageOutcome(task.source, task.folder, "done", seconds=seconds, files=files, record=record)
+
+
+def lost_image(task: ImageTask, message: str) -> ImageOutcome:
+    """An executor's ``on_lost`` for image tasks: the worker died, the image failed."""
+    return ImageOutcome(task.source, task.folder, "failed", error=message)
 
 
 def _failed(task: ImageTask, message: str, start: float) -> ImageOutcome:

@@ -74,7 +74,7 @@ def help_text() -> str:
 
 def split_overrides(verb: str, args: Sequence[str]) -> tuple[list[str], dict[str, str]]:
     """Separate Hydra overrides from path values (kept verbatim) and check top-level keys."""
-    from blindsr.config import GROUP_SCHEMAS, PATH_KEYS, SCHEMAS
+    from blindsr.config import GROUPS, PATH_KEYS, SCHEMAS
 
     schema = SCHEMAS[verb]
     known = {f.name for f in fields(schema)}
@@ -90,10 +90,10 @@ def split_overrides(verb: str, args: Sequence[str]) -> tuple[list[str], dict[str
         top = bare.split(".", 1)[0]
         if top not in known:
             raise UsageError(f"unknown key {top!r}; valid keys: {', '.join(sorted(known))}")
-        if bare in GROUP_SCHEMAS and value.startswith("[") and f"{bare}s" in known:
+        if bare in GROUPS and value.startswith("[") and f"{bare}s" in known:
             overrides.append(f"{bare}s={value}")  # eval's Table-1 lists: estimator=[a,b] -> estimators
             continue
-        if bare in GROUP_SCHEMAS:
+        if bare in GROUPS:
             choices = sorted(p.stem for p in (conf_dir() / bare).glob("*.yaml"))
             if value not in choices:
                 raise UsageError(f"{bare}={value}: choose from {', '.join(choices)}")
@@ -108,7 +108,7 @@ def compose(verb: str, args: Sequence[str], require: bool = True) -> Any:
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    from blindsr.config import register_schemas
+    from blindsr.config import SCHEMAS, register_schemas, validate
 
     overrides, paths = split_overrides(verb, args)
     register_schemas()
@@ -123,6 +123,7 @@ def compose(verb: str, args: Sequence[str], require: bool = True) -> Any:
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing and require:
         raise UsageError(f"missing required key(s): {', '.join(missing)}")
+    validate(cfg, SCHEMAS[verb])
     return cfg
 
 

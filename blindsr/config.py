@@ -3,81 +3,143 @@
 The YAML files in ``conf/`` compose these (``defaults: [<verb>_schema, ...]``); the schemas give
 the types and defaults, so a typo or a wrong type fails before any work starts. Option names in
 the ``estimator``/``sr``/``executor`` groups equal the registry names in code.
+
+Where each default lives (once):
+
+* a stage's options (``estimator.*``, ``sr.*``, ``executor.*``): in the stage's own options
+  dataclass (``Options`` of the registered class, e.g. ``KernelGANSettings`` and its presets,
+  ``zssr.ZSSRSettings`` and its presets, ``SRMDOptions``, the executor dataclasses); the group
+  schemas here are derived from them (``stage_schema``);
+* a verb's own keys (``scale``, ``seed``, ``handoff_width``, ...): the verb dataclasses below,
+  with their range checks beside them (``checked``), applied once when the command line is composed.
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
+import types
+import typing
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from blindsr.errors import UsageError
 
 # Keys whose values are file or folder names: taken verbatim from the command line (spaces,
 # commas, '=', quotes, non-ASCII all allowed), never parsed by Hydra's override grammar.
 PATH_KEYS = ("input", "output", "dataset", "kernel", "gt")
+GROUPS = ("estimator", "sr", "executor")
 
 
-@dataclass
-class KernelGANConfig:
-    name: str = "kernelgan"
-    preset: str = "default"  # default | paper
-    iterations: Optional[int] = None
-    restarts: Optional[int] = None
-    workers: Optional[int] = None
-    crops_per_iteration: Optional[int] = None
-    threshold_rank: Optional[int] = None
-    bicubic_target: Optional[str] = None
-    g_crop: Optional[int] = None
-    edge_shave: Optional[int] = None
-    lr: Optional[float] = None
-    refine: Optional[str] = None  # affine (default preset) | none (paper preset)
+def _schema_type(annotation: Any) -> Any:
+    """An option's type as OmegaConf takes it: tuples become lists, ``X | None`` Optional[X]."""
+    args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+    if typing.get_origin(annotation) is tuple:
+        return List[args[0]]
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        inner = [a for a in args if a is not type(None)]
+        return Optional[_schema_type(inner[0])] if len(inner) == 1 else Any
+    return annotation
 
 
-@dataclass
-class BicubicEstimatorConfig:
-    name: str = "bicubic"
+def stage_schema(group: str, name: str, options: type, default_preset: str | None = None) -> type:
+    """The Hydra schema of option ``name`` of a stage group, derived from the stage's options
+    dataclass, so that each option and its default is written once, in the stage.
+
+    Without presets the schema is ``options``' fields and defaults plus ``name``. With presets
+    (``default_preset`` given) it is ``name``, ``preset`` and every field of ``options`` as an
+    override whose default None keeps the preset's value."""
+    hints = typing.get_type_hints(options)
+    specs: list[tuple[str, Any, Any]] = [("name", str, field(default=name))]
+    if default_preset is not None:
+        specs.append(("preset", str, field(default=default_preset)))
+    for f in dataclasses.fields(options):
+        kind = _schema_type(hints[f.name])
+        if default_preset is not None:
+            specs.append((f.name, Optional[kind], field(default=None)))
+        elif f.default is not dataclasses.MISSING:
+            specs.append((f.name, kind, field(default=f.default)))
+        else:
+            specs.append((f.name, kind, field(default_factory=f.default_factory)))
+    title = "".join(part.capitalize() for part in (group, *name.split("_")))
+    schema = dataclasses.make_dataclass(f"{title}Config", specs)
+    schema.__module__ = __name__
+    return schema
 
 
-@dataclass
-class GroundTruthEstimatorConfig:
-    """Only in ``eval``: the dataset's own ground-truth kernels (the upper bound)."""
+@functools.lru_cache(maxsize=1)
+def group_schemas() -> dict[str, dict[str, type]]:
+    """Every registered stage of each group -> its schema (named ``<Group><Name>Config`` in this
+    module, so that tasks carrying instances pickle by name)."""
+    from blindsr.backends import BACKENDS
+    from blindsr.estimators import ESTIMATORS
+    from blindsr.executors import EXECUTORS
 
-    name: str = "gt"
-
-
-@dataclass
-class ZSSRBackendConfig:
-    name: str = "zssr"
-    # fast (default: the paper's network at the input resolution, a short cosine schedule; docs/
-    # BENCHMARKS.md 'speed') | kernelgan (KernelGAN's DIV2KRK configuration) | original | real
-    preset: str = "fast"
-    max_iterations: Optional[int] = None
-    back_projection: Optional[int] = None
-    ensemble: Optional[bool] = None
-    precision: Optional[str] = None  # auto | fp32 | bf16
-
-
-@dataclass
-class SRMDBackendConfig:
-    name: str = "srmd"
-    variant: str = "srmd"  # srmd | srmdnf
-    noise: float = 0.0  # sigma of the input noise, 0-255 units
-    adapter: str = "fit"  # fit | naive
-    tile: int = 0  # 0: automatic
-    weights: Optional[str] = None
-    pca: Optional[str] = None
+    out: dict[str, dict[str, type]] = {}
+    for group, registry in (("estimator", ESTIMATORS), ("sr", BACKENDS)):
+        out[group] = {}
+        for name in registry.names():
+            stage = registry.factory(name)
+            out[group][name] = stage_schema(group, name, stage.Options, getattr(stage, "default_preset", None))
+    out["executor"] = {name: stage_schema("executor", name, cls) for name, cls in EXECUTORS.items()}
+    for options in out.values():
+        for schema in options.values():
+            globals()[schema.__name__] = schema
+    return out
 
 
-@dataclass
-class BicubicBackendConfig:
-    name: str = "bicubic"
+def __getattr__(name: str) -> Any:
+    """Derived stage schemas by name (what unpickling a task in a fresh worker asks for)."""
+    if name.endswith("Config") and any(name.startswith(g.capitalize()) for g in GROUPS):
+        group_schemas()
+        if name in globals():
+            return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-@dataclass
-class NoBackendConfig:
-    """Only in ``eval``: score kernels without super-resolving."""
+def checked(default: Any, check: Callable[[Any], str | None]) -> Any:
+    """A verb option with a range check: ``check(value)`` returns what is wrong, or None."""
+    return field(default=default, metadata={"check": check})
 
-    name: str = "none"
+
+def _scale(value: int) -> str | None:
+    return None if value in (2, 4) else "must be one of 2, 4"
+
+
+def _width(value: float) -> str | None:
+    return None if 0.0 < value <= 1.0 else "must be in (0, 1]"
+
+
+def _scales(value: list[int]) -> str | None:
+    return None if value and all(s in (2, 4) for s in value) else "choose from 2 and 4"
+
+
+def _positive(value: int) -> str | None:
+    return None if value > 0 else "must be positive"
+
+
+def validate(cfg: DictConfig, schema: type) -> None:
+    """Apply the range checks of ``schema``'s fields to a composed config (``UsageError``)."""
+    for f in dataclasses.fields(schema):
+        check = f.metadata.get("check")
+        if check is not None and not OmegaConf.is_missing(cfg, f.name):
+            value = cfg[f.name]
+            problem = check(list(value) if isinstance(value, typing.Sequence) and not isinstance(value, str)
+                            else value)
+            if problem:
+                raise UsageError(f"{f.name}={value}: {problem}")
+
+
+def plain(config: Any) -> dict[str, Any]:
+    """A verb's typed config (``OmegaConf.to_object``) as JSON-ready data for records and
+    fingerprints: the stage groups without their unset (None: the preset's value) overrides."""
+    values = dataclasses.asdict(config)
+    for group in GROUPS:
+        if isinstance(values.get(group), dict):
+            values[group] = {k: v for k, v in values[group].items() if v is not None}
+    return values
 
 
 # Estimated kernels are narrowed to this fraction of their width before SR (stages.handoff_kernels);
@@ -91,7 +153,7 @@ class CommonConfig:
     device: str = "auto"
     seed: int = 0
     overwrite: bool = False
-    max_pixels: int = 40_000_000
+    max_pixels: int = checked(40_000_000, _positive)
     log_level: str = "WARNING"
     debug: bool = False
 
@@ -99,7 +161,7 @@ class CommonConfig:
 @dataclass
 class EstimateConfig(CommonConfig):
     input: str = MISSING
-    scale: int = 2
+    scale: int = checked(2, _scale)
     estimator: Any = MISSING
 
 
@@ -107,12 +169,12 @@ class EstimateConfig(CommonConfig):
 class EvalConfig(CommonConfig):
     dataset: str = MISSING
     output: str = "blindsr_eval"
-    scale: int = 2
+    scale: int = checked(2, _scale)
     limit: int = 0
     # Table-1 mode: several options per stage (``estimator=[gt,kernelgan] sr=[zssr,srmd]`` sets these).
     estimators: List[str] = field(default_factory=list)
     srs: List[str] = field(default_factory=list)
-    handoff_width: float = HANDOFF_WIDTH
+    handoff_width: float = checked(HANDOFF_WIDTH, _width)
     estimator: Any = MISSING
     sr: Any = MISSING
     executor: Any = MISSING
@@ -123,14 +185,14 @@ class DegradeConfig(CommonConfig):
     input: str = MISSING
     output: str = MISSING
     seed: int = 1001
-    scales: List[int] = field(default_factory=lambda: [2, 4])
+    scales: List[int] = field(default_factory=lambda: [2, 4], metadata={"check": _scales})
 
 
 @dataclass
 class PipelineConfig(CommonConfig):
     input: str = MISSING
-    scale: int = 2
-    handoff_width: float = HANDOFF_WIDTH
+    scale: int = checked(2, _scale)
+    handoff_width: float = checked(HANDOFF_WIDTH, _width)
     estimator: Any = MISSING
     sr: Any = MISSING
 
@@ -139,8 +201,8 @@ class PipelineConfig(CommonConfig):
 class SRConfig(CommonConfig):
     input: str = MISSING
     kernel: str = MISSING  # PATH, or PATH,PATH for x2 and x4
-    scale: int = 2
-    handoff_width: float = 1.0  # given kernels are used as given unless this is set
+    scale: int = checked(2, _scale)
+    handoff_width: float = checked(1.0, _width)  # given kernels are used as given unless this is set
     sr: Any = MISSING
 
 
@@ -156,49 +218,14 @@ class WeightsConfig:
 
 
 @dataclass
-class SerialExecutorConfig:
-    name: str = "serial"
-
-
-@dataclass
-class LocalExecutorConfig:
-    name: str = "local"
-    workers: int = 2
-    threads_per_worker: int = 0
-
-
-@dataclass
-class SubmititExecutorConfig:
-    name: str = "submitit"
-    cluster: Optional[str] = None  # null: SLURM; local | debug: without SLURM
-    folder: str = ""
-    partition: Optional[str] = None
-    timeout_min: int = 60
-    cpus_per_task: int = 2
-    gpus_per_node: int = 0
-    mem_gb: int = 8
-    array_parallelism: int = 16
-    threads_per_task: int = 0
-
-
-@dataclass
-class RayExecutorConfig:
-    name: str = "ray"
-    address: Optional[str] = None
-    num_cpus: float = 1
-    num_gpus: float = 0
-    threads_per_task: int = 1
-
-
-@dataclass
 class BatchConfig(CommonConfig):
     input: str = MISSING
     output: str = MISSING
-    scale: int = 2
+    scale: int = checked(2, _scale)
     recursive: bool = False
     gt: Optional[str] = None  # folder of ground-truth HR images with the same relative names
     title: str = ""
-    handoff_width: float = HANDOFF_WIDTH
+    handoff_width: float = checked(HANDOFF_WIDTH, _width)
     estimator: Any = MISSING
     sr: Any = MISSING
     executor: Any = MISSING
@@ -223,20 +250,10 @@ SCHEMAS = {
     "degrade": DegradeConfig,
     "weights": WeightsConfig,
 }
-GROUP_SCHEMAS = {
-    "estimator": {"kernelgan": KernelGANConfig, "bicubic": BicubicEstimatorConfig,
-                  "gt": GroundTruthEstimatorConfig},
-    "sr": {"zssr": ZSSRBackendConfig, "srmd": SRMDBackendConfig, "bicubic": BicubicBackendConfig,
-           "none": NoBackendConfig},
-    "executor": {"serial": SerialExecutorConfig, "local": LocalExecutorConfig,
-                 "submitit": SubmititExecutorConfig, "ray": RayExecutorConfig},
-}
-
-
 def register_schemas() -> None:
     store = ConfigStore.instance()
     for verb, schema in SCHEMAS.items():
         store.store(name=f"{verb}_schema", node=schema)
-    for group, options in GROUP_SCHEMAS.items():
+    for group, options in group_schemas().items():
         for option, schema in options.items():
             store.store(group=group, name=f"{option}_schema", node=schema)

@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 from blindsr.backends import Backend
 from blindsr.datasets import BenchmarkImage
 from blindsr.degradation import bicubic_kernel, quantize
-from blindsr.errors import BlindSRError, InputError
+from blindsr.errors import BlindSRError
 from blindsr.estimators import Estimator
 from blindsr.images import read_image
 from blindsr.kernel import SRKernel, kernel_paths, load_kernel, save_kernel
@@ -45,15 +45,6 @@ def method_name(estimator: str, sr: str) -> str:
     if sr == "bicubic":
         return "bicubic interpolation"
     return f"{METHOD_NAMES.get(estimator, estimator)} + {SR_NAMES.get(sr, sr)}"
-
-
-def true_kernels(entry: BenchmarkImage, scale: int) -> dict[int, SRKernel]:
-    """The benchmark's own kernels: the target scale's, and x2 as well for x4 (gradual SR)."""
-    wanted = (2, 4) if scale == 4 else (scale,)
-    missing = [s for s in wanted if s not in entry.kernels]
-    if missing:
-        raise InputError(f"{entry.name}: no ground-truth kernel in gt_k_x{missing[0]}/")
-    return {s: load_kernel(entry.kernels[s], s) for s in wanted}
 
 
 def kernel_metrics(entry: BenchmarkImage, kernels: dict[int, SRKernel], scale: int) -> dict[str, float]:
@@ -86,7 +77,11 @@ def sr_metrics(entry: BenchmarkImage, kernels: dict[int, SRKernel], backend: Bac
 
 
 def estimate_kernels(entry: BenchmarkImage, estimator: Estimator, scale: int, seed: int,
-                     progress=None) -> tuple[dict[int, SRKernel], float]:
+                     progress=None) -> tuple[dict[int, SRKernel], float | None]:
+    """The entry's kernels and the seconds they took: the benchmark's own from an estimator that
+    reads them (``gt``: ``kernels_for``, no time), else estimated from the LR image."""
+    if hasattr(estimator, "kernels_for"):
+        return estimator.kernels_for(entry, scale), None
     start = time.perf_counter()
     kernels = estimator.estimate(read_image(entry.lr).rgb, scale, seed=seed, progress=progress).kernels
     return kernels, time.perf_counter() - start
@@ -98,8 +93,8 @@ class TableTask:
 
     entry: BenchmarkImage
     scale: int
-    estimator: dict
-    sr: dict | None
+    estimator: Any  # typed stage configs (blindsr.config.group_schemas)
+    sr: Any | None
     kernel_dir: str
     result: str
     device: str
@@ -108,11 +103,19 @@ class TableTask:
 
 
 @functools.lru_cache(maxsize=8)
-def _stage(kind: str, config_json: str, device: str):
+def _built(kind: str, config_json: str, device: str):
     from blindsr.stages import build_backend, build_estimator
 
     node = OmegaConf.create(json.loads(config_json))
-    return build_estimator(node, device) if kind == "estimator" else build_backend(node, device)
+    build = build_estimator if kind == "estimator" else build_backend
+    return build(node, device, benchmark=True)
+
+
+def _stage(kind: str, config: Any, device: str):
+    """A stage built once per worker process for its settings."""
+    from blindsr.stages import settings
+
+    return _built(kind, json.dumps(settings(config), sort_keys=True), device)
 
 
 def _saved_kernels(task: TableTask) -> dict[int, SRKernel]:
@@ -125,22 +128,21 @@ def run_table_task(task: TableTask) -> dict[str, Any]:
     result_path = Path(task.result)
     if result_path.is_file():
         return json.loads(result_path.read_text())
-    name = task.estimator["name"]
-    row: dict[str, Any] = {"image": task.entry.name, "estimator": name,
-                           "sr": task.sr["name"] if task.sr else None}
+    row: dict[str, Any] = {"image": task.entry.name, "estimator": task.estimator.name,
+                           "sr": task.sr.name if task.sr else None}
     try:
-        if task.sr is None and name == "gt":
-            row.update(kernel_metrics(task.entry, true_kernels(task.entry, task.scale), task.scale))
-        elif task.sr is None:
-            estimator = _stage("estimator", json.dumps(task.estimator, sort_keys=True), task.device)
+        if task.sr is None:
+            estimator = _stage("estimator", task.estimator, task.device)
             kernels, seconds = estimate_kernels(task.entry, estimator, task.scale, task.seed)
             Path(task.kernel_dir).mkdir(parents=True, exist_ok=True)
             for kernel in kernels.values():
                 save_kernel(kernel, Path(task.kernel_dir), task.entry.name)
-            row.update(kernel_metrics(task.entry, kernels, task.scale), estimate_s=seconds)
+            row.update(kernel_metrics(task.entry, kernels, task.scale))
+            if seconds is not None:
+                row["estimate_s"] = seconds
         else:
-            kernels = true_kernels(task.entry, task.scale) if name == "gt" else _saved_kernels(task)
-            backend = _stage("sr", json.dumps(task.sr, sort_keys=True), task.device)
+            kernels = _saved_kernels(task)
+            backend = _stage("sr", task.sr, task.device)
             from blindsr.stages import handoff_kernels
 
             kernels = handoff_kernels(kernels, task.handoff_width)
@@ -155,9 +157,14 @@ def run_table_task(task: TableTask) -> dict[str, Any]:
     return row
 
 
-def stage_key(config: dict) -> str:
-    """A stage config's cache folder name: its name and a hash of all its settings."""
-    return config["name"] + "-" + hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
+def stage_key(config: Any) -> str:
+    """A stage config's cache folder name: its name and a hash of the settings it sets (a typed
+    config or its ``settings`` dict; unset overrides do not count, so the key of a config stays
+    when the stage gains an option)."""
+    from blindsr.stages import settings
+
+    values = settings(config) if not isinstance(config, dict) else {k: v for k, v in config.items() if v is not None}
+    return values["name"] + "-" + hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def sr_combinations(est_names: list[str], sr_names: list[str]) -> list[tuple[str, str]]:
@@ -175,8 +182,8 @@ def sr_combinations(est_names: list[str], sr_names: list[str]) -> list[tuple[str
 
 
 def lost_task(task: TableTask, message: str) -> dict[str, Any]:
-    return {"image": task.entry.name, "estimator": task.estimator["name"],
-            "sr": task.sr["name"] if task.sr else None, "error": message}
+    return {"image": task.entry.name, "estimator": task.estimator.name,
+            "sr": task.sr.name if task.sr else None, "error": message}
 
 
 def merge(results: list[dict], est_names: list[str], sr_names: list[str],

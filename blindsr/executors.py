@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from blindsr.batch import ImageOutcome, ImageTask
 from blindsr.errors import UsageError
 
 OnDone = Callable[[Any], None]
@@ -38,15 +37,12 @@ def _run_in_worker(fn: Callable[[Any], Any], task: Any, threads: int) -> Any:
     return fn(task)
 
 
-def lost_image(task: ImageTask, message: str) -> ImageOutcome:
-    """``on_lost`` for batch image tasks."""
-    return ImageOutcome(task.source, task.folder, "failed", error=message)
-
-
 @dataclass
 class SerialExecutor:
+    """One task after another in this process (no options)."""
+
     def run(self, fn: Callable[[Any], Any], tasks: Sequence[Any], on_done: OnDone,
-            on_lost: OnLost = lost_image) -> list[Any]:
+            on_lost: OnLost) -> list[Any]:
         results = []
         for task in tasks:
             results.append(fn(task))
@@ -60,7 +56,7 @@ class LocalExecutor:
     threads_per_worker: int = 0  # 0: the machine's cores divided among the workers
 
     def run(self, fn: Callable[[Any], Any], tasks: Sequence[Any], on_done: OnDone,
-            on_lost: OnLost = lost_image) -> list[Any]:
+            on_lost: OnLost) -> list[Any]:
         workers = max(1, self.workers)
         threads = self.threads_per_worker or max(1, (os.cpu_count() or 1) // workers)
         results = []
@@ -91,7 +87,7 @@ class SubmititExecutor:
     threads_per_task: int = 0  # 0: cpus_per_task
 
     def run(self, fn: Callable[[Any], Any], tasks: Sequence[Any], on_done: OnDone,
-            on_lost: OnLost = lost_image) -> list[Any]:
+            on_lost: OnLost) -> list[Any]:
         try:
             import submitit
         except ImportError:
@@ -127,7 +123,7 @@ class RayExecutor:
     threads_per_task: int = 1
 
     def run(self, fn: Callable[[Any], Any], tasks: Sequence[Any], on_done: OnDone,
-            on_lost: OnLost = lost_image) -> list[Any]:
+            on_lost: OnLost) -> list[Any]:
         try:
             import ray
         except ImportError:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -15,30 +15,18 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from blindsr import __version__
-from blindsr.backends import Backend, adapt, get_backend
+from blindsr.backends import BACKENDS, Backend, adapt
 from blindsr.degradation import imresize
+from blindsr.config import plain
 from blindsr.errors import InputError, UsageError
-from blindsr.estimators import Estimator, get_estimator
+from blindsr.estimators import ESTIMATORS, Estimator
 from blindsr.estimators.confidence import UNTRUSTED
 from blindsr.images import LoadedImage, write_image
 from blindsr.kernel import SRKernel, kernel_paths, save_kernel
 from blindsr.outputs import write_json
 
-SCALES = (2, 4)
 log = logging.getLogger(__name__)
 Progress = Callable[[int], None]
-
-
-def check_scale(scale: int, allowed: tuple[int, ...] = SCALES) -> int:
-    if scale not in allowed:
-        raise UsageError(f"scale={scale}: must be one of {', '.join(map(str, allowed))}")
-    return scale
-
-
-def check_handoff_width(width: float) -> float:
-    if not 0.0 < width <= 1.0:
-        raise UsageError(f"handoff_width={width}: must be in (0, 1]")
-    return float(width)
 
 
 def handoff_kernels(kernels: dict[int, SRKernel], width: float) -> dict[int, SRKernel]:
@@ -52,24 +40,35 @@ def handoff_kernels(kernels: dict[int, SRKernel], width: float) -> dict[int, SRK
     return {s: k if k.provenance.get("fallback") else k.narrowed(width) for s, k in kernels.items()}
 
 
-def options(node: DictConfig) -> dict[str, Any]:
-    """A stage's config as keyword arguments: without ``name`` and without unset (None) values."""
-    values = OmegaConf.to_container(node, resolve=True)
-    return {k: v for k, v in values.items() if k != "name" and v is not None}
+def settings(node: DictConfig | Any) -> dict[str, Any]:
+    """A stage's config (a composed node or its typed object) as a dict of the options it sets:
+    without unset (None) values, so that a preset's own value applies."""
+    values = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else asdict(node)
+    return {k: v for k, v in values.items() if v is not None}
 
 
-def build_estimator(node: DictConfig, device: str) -> Estimator:
+def options(node: DictConfig | Any) -> dict[str, Any]:
+    """A stage's config as keyword arguments for its class: ``settings`` without ``name``."""
+    return {k: v for k, v in settings(node).items() if k != "name"}
+
+
+def _build(registry: Any, group: str, node: DictConfig | Any, device: str, benchmark: bool) -> Any:
     try:
-        return get_estimator(node.name, device=device, **options(node))
-    except (KeyError, ValueError) as exc:  # unknown setting, or a bad value for one
+        if getattr(registry.factory(node.name), "benchmark_only", False) and not benchmark:
+            raise UsageError(f"{group}={node.name} is for benchmarks only (the eval verb)")
+        return registry.get(node.name, device=device, **options(node))
+    except (KeyError, ValueError) as exc:  # unknown stage or setting, or a bad value for one
         raise UsageError(str(exc.args[0])) from None
 
 
-def build_backend(node: DictConfig, device: str) -> Backend:
-    try:
-        return get_backend(node.name, device=device, **options(node))
-    except KeyError as exc:
-        raise UsageError(str(exc.args[0])) from None
+def build_estimator(node: DictConfig | Any, device: str, benchmark: bool = False) -> Estimator:
+    """The estimator a config names; ``benchmark``: the eval verb, where ``gt`` is allowed."""
+    return _build(ESTIMATORS, "estimator", node, device, benchmark)
+
+
+def build_backend(node: DictConfig | Any, device: str, benchmark: bool = False) -> Backend:
+    """The SR back-end a config names; ``benchmark``: the eval verb, where ``none`` is allowed."""
+    return _build(BACKENDS, "sr", node, device, benchmark)
 
 
 def announce_untrusted(path: Path, warnings: list[str]) -> None:
@@ -177,6 +176,6 @@ def write_outputs(directory: Path, stem: str, scale: int, image: LoadedImage, re
                                             directory, stem)["npy"]
     record = dict(result.record)
     if config is not None:
-        record["config"] = OmegaConf.to_container(config, resolve=True) if isinstance(config, DictConfig) else config
+        record["config"] = plain(OmegaConf.to_object(config)) if isinstance(config, DictConfig) else config
     paths["record"] = write_json(directory / f"{stem}_x{scale}.json", record)
     return paths

@@ -50,3 +50,12 @@ def textured_image(rng: np.random.Generator, rows: int = 96, cols: int = 80) -> 
     edges = ((np.sin(xx / 3.0 + yy / 7.0) > 0) * 0.4 + (np.cos(yy / 5.0 - xx / 11.0) > 0.3) * 0.3)
     img = 0.5 * (base - base.min()) / (np.ptp(base) + 1e-12) + 0.5 * edges[:, :, None] * np.array([1.0, 0.8, 0.6])
     return np.clip(img, 0, 1)
+
+
+def batch_config(*overrides: str):
+    """A typed ``batch`` config as the command line composes it (what image tasks carry)."""
+    from omegaconf import OmegaConf
+
+    from blindsr.cli import compose
+
+    return OmegaConf.to_object(compose("batch", ["input=unused", "output=unused", "device=cpu", *overrides]))

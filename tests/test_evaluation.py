@@ -8,15 +8,19 @@ import math
 
 import pytest
 
+from blindsr.config import group_schemas
 from blindsr.evaluation import PUBLISHED_DIV2KRK, lost_task, merge, sr_combinations, stage_key, summary_row
 
 
 def test_stage_key_is_the_name_and_a_hash_of_every_setting():
-    config = {"name": "zssr", "preset": "fast", "max_iterations": 800}
-    digest = hashlib.sha256(b'{"max_iterations": 800, "name": "zssr", "preset": "fast"}').hexdigest()
+    config = {"name": "zssr", "preset": "fast", "max_iters": 800}
+    digest = hashlib.sha256(b'{"max_iters": 800, "name": "zssr", "preset": "fast"}').hexdigest()
     assert stage_key(config) == "zssr-" + digest[:8]
     assert stage_key(dict(reversed(list(config.items())))) == stage_key(config)  # order-free
-    assert stage_key({**config, "max_iterations": 801}) != stage_key(config)
+    assert stage_key({**config, "max_iters": 801}) != stage_key(config)
+    assert stage_key({**config, "schedule": None}) == stage_key(config)  # unset overrides do not count
+    typed = group_schemas()["sr"]["zssr"](max_iters=800)  # the typed config gives the same key
+    assert stage_key(typed) == stage_key(config)
 
 
 def test_bicubic_interpolation_is_one_row_and_none_scores_kernels_only():
@@ -70,7 +74,7 @@ def test_a_lost_task_becomes_an_error_row():
         name = "im_7"
 
     class Task:
-        entry, estimator, sr = Entry(), {"name": "kernelgan"}, None
+        entry, estimator, sr = Entry(), group_schemas()["estimator"]["kernelgan"](), None
 
     assert lost_task(Task(), "worker died") == {"image": "im_7", "estimator": "kernelgan", "sr": None,
                                                  "error": "worker died"}

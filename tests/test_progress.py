@@ -76,14 +76,13 @@ def test_a_batch_image_logs_its_stages_when_stderr_is_not_a_terminal(tmp_path, r
     from PIL import Image
 
     from blindsr.batch import ImageTask, process
-    from tests.conftest import textured_image
+    from tests.conftest import batch_config, textured_image
 
     monkeypatch.setattr("blindsr.progress.LOG_EVERY_S", 0.0)  # a line at every update
     source = tmp_path / "photo.png"
     Image.fromarray((textured_image(rng, 64, 64) * 255).astype(np.uint8)).save(source)
-    config = {"scale": 2, "seed": 0, "device": "cpu", "handoff_width": 0.95, "max_pixels": 40_000_000,
-              "estimator": {"name": "kernelgan", "iterations": 4, "restarts": 1},
-              "sr": {"name": "zssr", "max_iterations": 3, "crop_size": 16}}
+    config = batch_config("estimator.iterations=4", "estimator.restarts=1", "sr=zssr", "sr.max_iters=3",
+                          "sr.crop_size=16")
     outcome = process(ImageTask(str(source), str(tmp_path / "out" / "photo"), "photo", config, "test"))
     assert outcome.status == "done", outcome
     lines = capsys.readouterr().err.splitlines()

@@ -12,10 +12,7 @@ from PIL import Image
 
 from blindsr.batch import plan_tasks, process
 from blindsr.report import summary_rows, write_report, write_summary
-from tests.conftest import textured_image
-
-CONFIG = {"scale": 2, "seed": 0, "device": "cpu", "max_pixels": 40_000_000,
-          "estimator": {"name": "bicubic"}, "sr": {"name": "bicubic"}}
+from tests.conftest import batch_config, textured_image
 
 
 @pytest.fixture
@@ -25,7 +22,7 @@ def report(tmp_path, rng) -> tuple[Path, list]:
     for name in ("b cat.png", "a dog.png"):
         Image.fromarray((textured_image(rng, 48, 64) * 255).astype(np.uint8)).save(src / name)
     (src / "c broken.png").write_bytes(b"not a png")
-    tasks, _ = plan_tasks(src, tmp_path / "out", CONFIG)
+    tasks, _ = plan_tasks(src, tmp_path / "out", batch_config("estimator=bicubic", "sr=bicubic"))
     outcomes = [process(t) for t in tasks]
     gt = tmp_path / "gt"
     gt.mkdir()

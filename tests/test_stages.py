@@ -8,11 +8,10 @@ import pytest
 
 from blindsr.backends import get_backend
 from blindsr.degradation import bicubic_kernel, gaussian_kernel
-from blindsr.errors import UsageError
 from blindsr.estimators import get_estimator
 from blindsr.images import LoadedImage
 from blindsr.kernel import SRKernel
-from blindsr.stages import check_handoff_width, handoff_kernels, run_pipeline
+from blindsr.stages import handoff_kernels, run_pipeline
 
 
 def sigmas(kernel: SRKernel) -> np.ndarray:
@@ -28,12 +27,6 @@ def test_handoff_narrows_estimates_but_not_a_fallback():
     fallback = bicubic_kernel(2).with_provenance(fallback="kernelgan numerical fault")
     assert handoff_kernels({2: fallback}, 0.8)[2] is fallback
     assert handoff_kernels({2: k2}, 1.0)[2] is k2
-
-
-@pytest.mark.parametrize("width", [0.0, -1.0, 1.01])
-def test_handoff_width_range(width):
-    with pytest.raises(UsageError, match="handoff_width"):
-        check_handoff_width(width)
 
 
 def test_fixed_kernel_estimator_is_not_narrowed(rng):

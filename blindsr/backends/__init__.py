@@ -55,7 +55,7 @@ class Backend(Protocol):
         """Super-resolve an RGB image in [0, 1] by ``scale`` with kernels from ``adapt``."""
 
 
-BACKENDS = Registry("SR back-end", "blindsr.backends", ("bicubic", "zssr", "srmd"))
+BACKENDS = Registry("SR back-end", "blindsr.backends", ("bicubic", "zssr", "srmd", "none"))
 register_backend = BACKENDS.register
 get_backend = BACKENDS.get
 backend_names = BACKENDS.names

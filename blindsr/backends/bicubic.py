@@ -8,13 +8,15 @@ import numpy as np
 from blindsr.backends import KernelNeeds, Progress, SRResult, register_backend
 from blindsr.degradation import imresize
 from blindsr.kernel import SRKernel
+from blindsr.registry import NoOptions
 
 
 @register_backend("bicubic")
 class BicubicBackend:
+    Options = NoOptions
     needs = KernelNeeds(scales=(2, 3, 4), kernels="none")
 
-    def __init__(self, **_: object) -> None:
+    def __init__(self, device: str = "auto") -> None:
         pass
 
     def work(self, shape: tuple[int, int], scale: int) -> int:

@@ -189,49 +189,66 @@ def _centre_crop(array: np.ndarray, size: int) -> np.ndarray:
     return array[cut:cut + size, cut:cut + size]
 
 
-@register_backend("srmd")
-class SRMDBackend:
-    """SRMD (official weights) driven by the handoff kernel of the requested scale.
+@dataclass(frozen=True)
+class SRMDOptions:
+    """The SRMD back-end's options (``sr.<name>=...``; the Hydra schema is derived from these).
 
-    Keyword options:
+    Attributes:
         variant: "srmd" (noise-aware, 19 input channels) or "srmdnf" (noise-free, 18).
         noise: noise sigma of the LR image in 0-255 units (clamped to SRMD's [0, 75]); 0 for srmdnf.
         adapter: "fit" (bicubic-equivalent Gaussian) or "naive" (k_d cropped to 15 x 15).
         tile: LR tile side for inference (a 12-pixel halo is added); 0 = automatic (512).
-        device: "auto" (CUDA when usable) or a torch device name.
         weights: a ``.pth`` state dict or official ncnn ``.bin`` for the model of the scale used;
             None resolves it (``blindsr.weights``).
         pca: the official ``srmd_pca_matlab.mat``; None resolves it.
     """
 
-    name = "srmd"
+    variant: str = "srmd"
+    noise: float = 0.0
+    adapter: str = "fit"
+    tile: int = 0
+    weights: str | None = None
+    pca: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise UsageError(f"variant={self.variant}: choose from {', '.join(VARIANTS)}")
+        if self.adapter not in ADAPTERS:
+            raise UsageError(f"adapter={self.adapter}: choose from {', '.join(ADAPTERS)}")
+        if not self.noise >= 0:
+            raise UsageError(f"noise={self.noise}: must be a sigma >= 0 (0-255 units)")
+        if self.variant == "srmdnf" and self.noise > 0:
+            raise UsageError("noise: the noise-free variant srmdnf takes no noise level; use variant=srmd")
+        if self.tile < 0:
+            raise UsageError(f"tile={self.tile}: must be 0 (automatic) or a number of LR pixels")
+
+
+@register_backend("srmd")
+class SRMDBackend:
+    """SRMD (official weights) driven by the handoff kernel of the requested scale; options
+    ``SRMDOptions``, and ``device`` ("auto": CUDA when usable, or a torch device name)."""
+
+    Options = SRMDOptions
     needs = KernelNeeds(scales=(2, 3, 4), kernels="target")
 
-    def __init__(self, *, variant: str = "srmd", noise: float = 0.0, adapter: str = "fit",
-                 tile: int = 0, device: str = "auto", weights: str | None = None,
-                 pca: str | None = None) -> None:
+    def __init__(self, *, device: str = "auto", **options: Any) -> None:
         from blindsr.runtime import select_device
 
-        if variant not in VARIANTS:
-            raise UsageError(f"variant={variant}: choose from {', '.join(VARIANTS)}")
-        if adapter not in ADAPTERS:
-            raise UsageError(f"adapter={adapter}: choose from {', '.join(ADAPTERS)}")
-        if not noise >= 0:
-            raise UsageError(f"noise={noise}: must be a sigma >= 0 (0-255 units)")
-        if variant == "srmdnf" and noise > 0:
-            raise UsageError("noise: the noise-free variant srmdnf takes no noise level; use variant=srmd")
-        if tile < 0:
-            raise UsageError(f"tile={tile}: must be 0 (automatic) or a number of LR pixels")
-        if noise > TRAINING_NOISE[1]:
-            log.warning("noise=%s is above SRMD's training range; using %s", noise, TRAINING_NOISE[1])
-        self.variant = variant
-        self.noise = float(min(noise, TRAINING_NOISE[1]))
-        self.requested_noise = float(noise)
-        self.adapter = adapter
-        self.tile = tile or AUTO_TILE
+        try:
+            settings = SRMDOptions(**options)
+        except TypeError as exc:  # an option SRMD does not have
+            raise UsageError(f"SRMD: {exc}") from None
+        if settings.noise > TRAINING_NOISE[1]:
+            log.warning("noise=%s is above SRMD's training range; using %s", settings.noise, TRAINING_NOISE[1])
+        self.options = settings
+        self.variant = settings.variant
+        self.noise = float(min(settings.noise, TRAINING_NOISE[1]))
+        self.requested_noise = float(settings.noise)
+        self.adapter = settings.adapter
+        self.tile = settings.tile or AUTO_TILE
         self.device = select_device(device)
-        self.weights = weights
-        self.pca = pca
+        self.weights = settings.weights
+        self.pca = settings.pca
         self._networks: dict[int, Any] = {}
         self._pca_matrix: np.ndarray | None = None
 

@@ -24,16 +24,18 @@ log = logging.getLogger(__name__)
 
 @register_backend("zssr")
 class ZSSRBackend:
-    """Options: ``preset`` (fast, kernelgan, original, real), ``device`` (auto, cpu, cuda[:N]); the
-    config's overrides ``max_iterations`` (per stage), ``back_projection`` (iterations) and
-    ``ensemble``; and any other ``zssr.ZSSRSettings`` field. None keeps the preset's value."""
+    """Options: ``preset`` (fast, kernelgan, original, real), ``device`` (auto, cpu, cuda[:N]), and
+    any ``zssr.ZSSRSettings`` field by its own name (``sr.max_iters=...``, ``sr.precision=fp32``);
+    None keeps the preset's value."""
 
+    Options = zssr.ZSSRSettings
+    # The paper's network at the input resolution with a short cosine schedule (docs/BENCHMARKS.md,
+    # 'speed'); ``kernelgan`` and ``original`` reproduce the papers.
+    default_preset = "fast"
     needs = KernelNeeds(scales=(2, 4), kernels="stages")
 
-    def __init__(self, preset: str = "fast", device: str = "auto", max_iterations: int | None = None,
-                 back_projection: int | None = None, ensemble: bool | None = None, **overrides: Any) -> None:
-        self.settings = zssr.preset(preset, max_iters=max_iterations, back_projection_iters=back_projection,
-                                    self_ensemble=ensemble, **overrides)
+    def __init__(self, preset: str = default_preset, device: str = "auto", **overrides: Any) -> None:
+        self.settings = zssr.preset(preset, **overrides)
         self.preset = preset
         self.device = select_device(device)
 

@@ -42,7 +42,7 @@ class Estimator(Protocol):
         ...
 
 
-ESTIMATORS = Registry("estimator", "blindsr.estimators", ("bicubic", "kernelgan"))
+ESTIMATORS = Registry("estimator", "blindsr.estimators", ("bicubic", "kernelgan", "truth"))
 register_estimator = ESTIMATORS.register
 get_estimator = ESTIMATORS.get
 estimator_names = ESTIMATORS.names

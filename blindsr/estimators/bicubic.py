@@ -5,13 +5,15 @@ import numpy as np
 
 from blindsr.degradation import bicubic_kernel
 from blindsr.estimators import Estimate, Progress, register_estimator
+from blindsr.registry import NoOptions
 
 
 @register_estimator("bicubic")
 class BicubicEstimator:
+    Options = NoOptions
     learned = False
 
-    def __init__(self, **_: object) -> None:
+    def __init__(self, device: str = "auto") -> None:
         pass
 
     def iterations(self, scale: int) -> int:

@@ -13,18 +13,18 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from blindsr.batch import COMPLETE, ImageOutcome, plan_tasks, process
+from blindsr.config import plain
+from blindsr.batch import COMPLETE, ImageOutcome, lost_image, plan_tasks, process
 from blindsr.errors import InputError
 from blindsr.executors import get_executor
 from blindsr.outputs import prepare_output_dir
 from blindsr.progress import progress_bar
 from blindsr.report import summary_rows, write_report, write_summary
-from blindsr.stages import build_backend, build_estimator, check_handoff_width, check_scale, options
+from blindsr.stages import build_backend, build_estimator, options
 
 
 def run(cfg: DictConfig) -> int:
-    scale = check_scale(cfg.scale)
-    check_handoff_width(cfg.handoff_width)
+    scale = cfg.scale
     executor = get_executor(cfg.executor.name, **options(cfg.executor))
     build_estimator(cfg.estimator, cfg.device)  # fail fast on a bad stage config, before any work
     build_backend(cfg.sr, cfg.device)
@@ -34,7 +34,7 @@ def run(cfg: DictConfig) -> int:
     gt_dir = Path(cfg.gt) if cfg.gt else None
     if gt_dir is not None and not gt_dir.is_dir():
         raise InputError(f"gt={gt_dir}: not a folder")
-    config = OmegaConf.to_container(cfg, resolve=True)
+    config = OmegaConf.to_object(cfg)
     tasks, others = plan_tasks(input_dir, output_dir, config, cfg.recursive)
     if not tasks:
         raise InputError(f"{input_dir}: no images found")
@@ -49,10 +49,10 @@ def run(cfg: DictConfig) -> int:
             bar.set_postfix_str(f"{sum(o.status == 'failed' for o in outcomes)} failed")
             bar.update(1)
 
-        executor.run(process, tasks, on_done)
+        executor.run(process, tasks, on_done, lost_image)
     rows = summary_rows(outcomes, input_dir, output_dir, scale, gt_dir)
     meta = {"input": str(input_dir), "scale": scale, "executor": cfg.executor.name,
-            "estimator": config["estimator"], "sr": config["sr"], "seed": cfg.seed,
+            "estimator": plain(config)["estimator"], "sr": plain(config)["sr"], "seed": cfg.seed,
             "skipped_non_images": [str(p.relative_to(input_dir)) for p in others],
             "marker": COMPLETE}
     csv_path, _ = write_summary(rows, output_dir, meta)

@@ -14,7 +14,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from blindsr.degradation import degrade, random_kernels
-from blindsr.errors import InputError, UsageError
+from blindsr.errors import InputError
 from blindsr.images import list_images, read_image, write_image
 from blindsr.kernel import write_kernel_array
 from blindsr.outputs import prepare_output_dir, write_json
@@ -23,8 +23,6 @@ from blindsr.progress import progress_bar
 
 def run(cfg: DictConfig) -> int:
     scales = sorted(set(cfg.scales))
-    if not scales or any(s not in (2, 4) for s in scales):
-        raise UsageError(f"scales={list(cfg.scales)}: choose from 2 and 4")
     images, _ = list_images(cfg.input)
     if not images:
         raise InputError(f"{cfg.input}: no images found")

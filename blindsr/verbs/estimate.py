@@ -11,11 +11,11 @@ from blindsr.images import read_image
 from blindsr.kernel import kernel_paths, save_kernel
 from blindsr.outputs import prepare_output_dir, safe_stem
 from blindsr.progress import progress_bar
-from blindsr.stages import announce_untrusted, build_estimator, check_image, check_scale
+from blindsr.stages import announce_untrusted, build_estimator, check_image
 
 
 def run(cfg: DictConfig) -> int:
-    scale = check_scale(cfg.scale)
+    scale = cfg.scale
     estimator = build_estimator(cfg.estimator, cfg.device)
     image = read_image(cfg.input, cfg.max_pixels)
     check_image(image, estimator)

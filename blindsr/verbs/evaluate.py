@@ -14,12 +14,13 @@ import os
 import platform
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from blindsr import __version__
-from blindsr.config import GROUP_SCHEMAS
+from blindsr.config import group_schemas
 from blindsr.datasets import load_benchmark
 from blindsr.errors import UsageError
 from blindsr.evaluation import (TableTask, lost_task, merge, run_table_task, sr_combinations, stage_key,
@@ -28,7 +29,7 @@ from blindsr.executors import get_executor
 from blindsr.metrics import KERNEL_PSNR_FORMULA, LR_PSNR_FORMULA
 from blindsr.outputs import prepare_output_dir
 from blindsr.progress import progress_bar
-from blindsr.stages import build_backend, build_estimator, check_handoff_width, check_scale, options
+from blindsr.stages import build_backend, build_estimator, options, settings
 from blindsr.tables import markdown_table, mean_row, write_tables
 
 SR_FORMULA = ("Y-channel PSNR/SSIM (MATLAB rgb2ycbcr, border = scale, float64; SSIM 11x11 Gaussian, "
@@ -47,34 +48,32 @@ def machine() -> dict[str, str]:
             "cpu_count": str(os.cpu_count())}
 
 
-def stage_configs(cfg: DictConfig, group: str, names: list[str]) -> dict[str, dict]:
-    """Each listed option's config: the composed one for the option the command line selected
-    (it carries the user's ``group.key=value`` overrides), the schema defaults for the others."""
+def stage_configs(cfg: DictConfig, group: str, names: list[str]) -> dict[str, Any]:
+    """Each listed option's typed config: the composed one for the option the command line
+    selected (it carries the user's ``group.key=value`` overrides), the defaults for the others."""
+    schemas = group_schemas()[group]
     out = {}
     selected = cfg[group]
     for name in names:
-        if name not in GROUP_SCHEMAS[group]:
-            raise UsageError(f"{group}={name}: choose from {', '.join(GROUP_SCHEMAS[group])}")
-        node = selected if selected.name == name else OmegaConf.structured(GROUP_SCHEMAS[group][name])
-        out[name] = OmegaConf.to_container(node, resolve=True)
+        if name not in schemas:
+            raise UsageError(f"{group}={name}: choose from {', '.join(schemas)}")
+        node = selected if selected.name == name else OmegaConf.structured(schemas[name])
+        out[name] = OmegaConf.to_object(node)
     return out
 
 
 def run(cfg: DictConfig) -> int:
-    scale = check_scale(cfg.scale)
-    width = check_handoff_width(cfg.handoff_width)
+    scale, width = cfg.scale, cfg.handoff_width
     entries = load_benchmark(cfg.dataset, scale, cfg.limit)
     est_names = list(cfg.estimators) or [cfg.estimator.name]
     sr_names = list(cfg.srs) or [cfg.sr.name]
     estimators = stage_configs(cfg, "estimator", est_names)
     backends = stage_configs(cfg, "sr", sr_names)
-    learned = {"gt": False}
-    for name, config in estimators.items():  # fail fast on bad stage configs, before any work
-        if name != "gt":
-            learned[name] = build_estimator(OmegaConf.create(config), cfg.device).learned
-    for name, config in backends.items():
-        if name != "none":
-            build_backend(OmegaConf.create(config), cfg.device)
+    # Fail fast on bad stage configs, before any work.
+    learned = {name: build_estimator(config, cfg.device, benchmark=True).learned
+               for name, config in estimators.items()}
+    for config in backends.values():
+        build_backend(config, cfg.device, benchmark=True)
     executor = get_executor(cfg.executor.name, **options(cfg.executor))
     single = len(est_names) == 1 and len(sr_names) == 1
     stem = Path(cfg.output) / (f"eval_x{scale}_{est_names[0]}" + ("" if sr_names[0] == "none" else f"_{sr_names[0]}")
@@ -100,7 +99,9 @@ def run(cfg: DictConfig) -> int:
         for tasks in phases:
             results += executor.run(run_table_task, tasks, lambda _: bar.update(1), lost_task)
     rows_by_combo = merge(results, est_names, sr_names, sr_combos)
-    meta = {"dataset": str(cfg.dataset), "scale": scale, "estimators": estimators, "srs": backends,
+    meta = {"dataset": str(cfg.dataset), "scale": scale,
+            "estimators": {name: settings(config) for name, config in estimators.items()},
+            "srs": {name: settings(config) for name, config in backends.items()},
             "handoff_width": width,
             "seed": cfg.seed, "kernel_psnr": KERNEL_PSNR_FORMULA + " (canvas: the true kernel's size)",
             "lr_psnr": LR_PSNR_FORMULA, "psnr_ssim": SR_FORMULA, "version": __version__,

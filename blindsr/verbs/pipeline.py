@@ -6,13 +6,12 @@ from omegaconf import DictConfig
 from blindsr.images import read_image
 from blindsr.outputs import prepare_output_dir, safe_stem
 from blindsr.progress import progress_bar
-from blindsr.stages import (build_backend, build_estimator, check_handoff_width, check_image, check_scale,
-                            output_paths, run_pipeline, stage_work, write_outputs)
+from blindsr.stages import (build_backend, build_estimator, check_image, output_paths, run_pipeline, stage_work,
+                            write_outputs)
 
 
 def run(cfg: DictConfig) -> int:
-    scale = check_scale(cfg.scale)
-    width = check_handoff_width(cfg.handoff_width)
+    scale, width = cfg.scale, cfg.handoff_width
     estimator = build_estimator(cfg.estimator, cfg.device)
     backend = build_backend(cfg.sr, cfg.device)
     image = read_image(cfg.input, cfg.max_pixels)

@@ -10,8 +10,7 @@ from blindsr.images import read_image
 from blindsr.kernel import SRKernel, load_kernel
 from blindsr.outputs import prepare_output_dir, safe_stem
 from blindsr.progress import progress_bar
-from blindsr.stages import (build_backend, check_handoff_width, check_scale, output_paths, run_pipeline,
-                            write_outputs)
+from blindsr.stages import build_backend, output_paths, run_pipeline, write_outputs
 
 
 def kernel_files(value: str) -> list[Path]:
@@ -42,8 +41,7 @@ def load_kernels(value: str, scale: int) -> dict[int, SRKernel]:
 
 
 def run(cfg: DictConfig) -> int:
-    scale = check_scale(cfg.scale)
-    width = check_handoff_width(cfg.handoff_width)
+    scale, width = cfg.scale, cfg.handoff_width
     backend = build_backend(cfg.sr, cfg.device)
     kernels = load_kernels(cfg.kernel, scale)
     image = read_image(cfg.input, cfg.max_pixels)

@@ -25,9 +25,10 @@ def test_registered_with_stage_needs():
 
 
 def test_overrides_and_presets():
-    backend = get_backend("zssr", preset="real", device="cpu", max_iterations=7, noise_std=None)
+    backend = get_backend("zssr", preset="real", device="cpu", max_iters=7, noise_std=None)
     assert backend.settings.max_iters == 7 and backend.settings.noise_std == 0.0125
-    backend = get_backend("zssr", preset="kernelgan", device="cpu", back_projection=5, ensemble=True, crop_size=64)
+    backend = get_backend("zssr", preset="kernelgan", device="cpu", back_projection_iters=5, self_ensemble=True,
+                          crop_size=64)
     assert (backend.settings.back_projection_iters, backend.settings.self_ensemble) == (5, True)
     assert backend.settings.crop_size == 64
     with pytest.raises(KeyError):
@@ -35,7 +36,7 @@ def test_overrides_and_presets():
 
 
 def test_runs_with_adapted_kernels_and_without(rng):
-    backend = get_backend("zssr", device="cpu", max_iterations=3, crop_size=16)
+    backend = get_backend("zssr", device="cpu", max_iters=3, crop_size=16)
     lr = textured_image(rng, 20, 24)
     kernels = adapt({2: random_kernels(rng)[2]}, backend.needs, 4)  # x4 derived from x2
     result = backend.super_resolve(lr, 4, kernels, seed=1)

@@ -21,7 +21,7 @@ from blindsr import __version__
 from blindsr.degradation import bicubic_kernel
 from blindsr.estimators import Estimate, Progress, register_estimator
 from blindsr.estimators.confidence import LOW_SCORE, UNTRUSTED, assess
-from blindsr.estimators.kernelgan.settings import KernelGANSettings, settings_for
+from blindsr.estimators.kernelgan.settings import DEFAULT_PRESET, KernelGANSettings, settings_for
 from blindsr.estimators.kernelgan.train import ImageTooSmall, NumericalFault, prepare_image, soft_threshold, train
 from blindsr.estimators.likelihood import luma, luma_noise, refine_covariance, tile_evidence
 from blindsr.errors import InputError
@@ -142,9 +142,11 @@ class KernelGANEstimator:
     """``restarts`` independent runs (seeds seed, seed + 1000003, ...) trained side by side in
     one batched computation, combined into one kernel. CPU threads: see ``cpu_threads``."""
 
+    Options = KernelGANSettings  # every field can be overridden: ``estimator.<field>=...``
+    default_preset = DEFAULT_PRESET
     learned = True
 
-    def __init__(self, preset: str = "default", device: str = "auto", **overrides: Any) -> None:
+    def __init__(self, preset: str = DEFAULT_PRESET, device: str = "auto", **overrides: Any) -> None:
         self.settings = settings_for(preset, overrides)
         self.preset = preset
         self.device = select_device(device)

@@ -90,6 +90,10 @@ PRESETS: dict[str, KernelGANSettings] = {
 }
 
 
+# The preset ``estimator=kernelgan`` runs unless ``estimator.preset`` names another.
+DEFAULT_PRESET = "default"
+
+
 def settings_for(preset: str, overrides: Mapping[str, Any] | None = None) -> KernelGANSettings:
     if preset not in PRESETS:
         raise KeyError(f"unknown KernelGAN preset {preset!r}; choose from {sorted(PRESETS)}")
