@@ -77,6 +77,30 @@ def recentre(array: np.ndarray, order: int = 3, size: int | None = None) -> np.n
     return k if size is None else crop_or_pad(k, size)
 
 
+def warp(array: np.ndarray, log_scales: tuple[float, float] = (0.0, 0.0), angle: float = 0.0,
+         size: int | None = None) -> np.ndarray:
+    """The kernel under an affine map of its coordinates about its centre of mass c:
+    k'(x) = k(c + A^-1 x), A = R(angle) diag(e^a, e^b) R(angle)^T with (a, b) = ``log_scales``,
+    on an odd ``size`` canvas (default: the kernel's) whose centre pixel is x = 0, so the result's
+    centre of mass lands on it. Sampled from the cubic-spline interpolant of the taps: cardinal
+    cubic splines reproduce polynomials up to degree 3, so the second moments map exactly as
+    C' = A C A^T up to sampling error. Not renormalised; the spline's ringing can dip below zero
+    (callers clip it and record or renormalise). The one kernel warp of the package: the handoff's
+    narrowing (``SRKernel.narrowed``) and the likelihood refinement both use it."""
+    k = np.asarray(array, dtype=np.float64)
+    size = k.shape[0] if size is None else size
+    # A kernel is zero outside its canvas: two rings of zeros make that explicit to the spline, so
+    # a sample a rounding error outside the taps interpolates instead of reading as outside (0).
+    k = np.pad(k, max(0, (size - k.shape[0]) // 2) + 2)
+    centre = np.array(centre_of_mass(k))
+    rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    inverse = rotation @ np.diag([math.exp(-log_scales[0]), math.exp(-log_scales[1])]) @ rotation.T
+    offsets = np.arange(size, dtype=np.float64) - (size - 1) / 2
+    grid = np.stack(np.meshgrid(offsets, offsets, indexing="ij"))
+    source = np.einsum("ij,jab->iab", inverse, grid) + centre[:, None, None]
+    return ndimage.map_coordinates(k, source, order=3, mode="constant")
+
+
 def crop_or_pad(array: np.ndarray, size: int) -> np.ndarray:
     """Centre-crop or zero-pad an odd square array to an odd ``size`` (mass is not renormalised)."""
     if size % 2 == 0:
@@ -199,22 +223,15 @@ class SRKernel:
 
     def narrowed(self, width: float) -> "SRKernel":
         """The kernel shrunk about its centre of mass to ``width`` times its extent:
-        k'(x) proportional to k(c + (x - c) / width), sampled from the cubic-spline interpolant of
-        the taps. That interpolant has the taps' second moments (cardinal cubic splines reproduce
-        polynomials up to degree 3), so the covariance scales by ``width**2`` up to sampling error
-        (about 1% for the widths of real kernels; sharper ones are limited by the pixel grid).
-        Ringing of the spline is clipped and recorded like any re-centring. ``width == 1`` returns
-        the kernel unchanged."""
+        ``warp`` with both log-scales log(width), so the covariance scales by ``width**2`` up to
+        sampling error (about 1% for the widths of real kernels; sharper ones are limited by the
+        pixel grid). Ringing of the spline is clipped and recorded like any re-centring.
+        ``width == 1`` returns the kernel unchanged."""
         if not 0.0 < width <= 1.0:
             raise ValueError(f"width must be in (0, 1], got {width}")
         if width == 1.0:
             return self
-        k = self.array
-        centre = np.array(centre_of_mass(k))
-        taps = np.arange(k.shape[0], dtype=np.float64)
-        rows = centre[0] + (taps - centre[0]) / width
-        cols = centre[1] + (taps - centre[1]) / width
-        sampled = ndimage.map_coordinates(k, np.meshgrid(rows, cols, indexing="ij"), order=3, mode="constant")
+        sampled = warp(self.array, (math.log(width), math.log(width)))
         out = SRKernel.from_array(sampled, self.scale, order=1)
         return replace(out, allow_negative=self.allow_negative,
                        provenance={**self.provenance, "narrowed_to_width": width,

@@ -9,7 +9,8 @@ from scipy import ndimage
 
 from blindsr.degradation import degrade, gaussian_kernel
 from blindsr.errors import InputError
-from blindsr.kernel import SRKernel, centre_of_mass, crop_or_pad, dilate, load_kernel, recentre, save_kernel
+from blindsr.kernel import (SRKernel, centre_of_mass, crop_or_pad, dilate, load_kernel, recentre, save_kernel,
+                            warp)
 
 
 def gaussian(size: int, var_r: float, var_c: float, cov: float = 0.0) -> np.ndarray:
@@ -206,6 +207,34 @@ def test_narrowed_scales_covariance_by_width_squared(width):
     assert np.allclose(second_moments(out.array), width ** 2 * second_moments(kernel.array), rtol=0.01, atol=0.01)
     assert np.allclose(np.array(centre_of_mass(out.array)) - out.size // 2, 0, atol=1e-6)
     assert out.provenance["narrowed_to_width"] == width and out.provenance["estimator"] == "x"
+
+
+def test_warp_identity_reproduces_the_taps_even_at_the_canvas_edge():
+    """The identity map samples the cubic-spline interpolant at the knots, which returns the taps
+    exactly; the edge taps too, although the centre of mass carries rounding noise (a sample a
+    rounding error outside the canvas must not read as zero)."""
+    k = gaussian(11, 1.1, 0.7, 0.3)
+    k /= k.sum()
+    assert np.abs(np.array(centre_of_mass(k)) - 5).max() < 1e-12
+    assert np.allclose(warp(k), k, rtol=0, atol=1e-12)
+    assert np.allclose(warp(k, size=15)[2:-2, 2:-2], k, rtol=0, atol=1e-12)
+
+
+def test_warp_maps_second_moments_and_centres_on_the_canvas():
+    """k'(x) = k(c + A^-1 x): covariance A C A^T (hand-derived), centre of mass on the canvas
+    centre although the input's is off it."""
+    cov = np.array([[2.0, 0.5], [0.5, 1.2]])
+    a, b, angle = 0.3, -0.2, 0.7
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    matrix = rot @ np.diag(np.exp([a, b])) @ rot.T
+    k = np.roll(gaussian(31, cov[0, 0], cov[1, 1], cov[0, 1]), (1, -1), axis=(0, 1))  # centre off by a pixel
+    out = warp(k, (a, b), angle, size=41)
+    out /= out.sum()
+    assert np.abs(np.array(centre_of_mass(out)) - 20).max() < 1e-3
+    rows, cols = np.mgrid[-20:21, -20:21]
+    moments = np.array([[np.sum(out * rows * rows), np.sum(out * rows * cols)],
+                        [np.sum(out * rows * cols), np.sum(out * cols * cols)]])
+    assert np.allclose(moments, matrix @ cov @ matrix.T, rtol=0.01)
 
 
 def test_narrowed_identity_and_bad_width():

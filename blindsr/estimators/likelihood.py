@@ -36,10 +36,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 from scipy.optimize import minimize
 
-from blindsr.kernel import SRKernel, crop_or_pad, support_size
+from blindsr.kernel import SRKernel, crop_or_pad, support_size, warp
 
 LUMA = np.array([0.299, 0.587, 0.114])
 TILE = 256  # LR px; spectra of up to MAX_TILES tiles are averaged (Welch)
@@ -348,20 +347,10 @@ def tile_evidence(gray: np.ndarray, kernel: np.ndarray, scale: int, noise: float
 
 
 def affine_warp(kernel: np.ndarray, params: np.ndarray, size: int) -> np.ndarray:
-    """k'(x) proportional to k(c + A^-1 (x - c)) on an odd ``size`` canvas centred on the centre of
-    mass c; A = R(theta) diag(e^a, e^b) R(theta)^T with ``params`` = (a, b, theta). Sampled from
-    the cubic-spline interpolant, ringing clipped, normalised to sum 1."""
-    k = np.asarray(kernel, dtype=np.float64)
-    pad = max(0, (size - k.shape[0]) // 2)
-    k = np.pad(k, pad)
-    centre = np.array(ndimage.center_of_mass(k))
+    """``blindsr.kernel.warp`` of ``kernel`` with ``params`` = (a, b, theta) (log-scales and
+    angle) on an odd ``size`` canvas, ringing clipped, normalised to sum 1."""
     a, b, theta = params
-    rotation = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
-    inverse = rotation @ np.diag([math.exp(-a), math.exp(-b)]) @ rotation.T
-    offsets = np.arange(size, dtype=np.float64) - (size - 1) / 2
-    grid = np.stack(np.meshgrid(offsets, offsets, indexing="ij"))
-    source = np.einsum("ij,jab->iab", inverse, grid) + centre[:, None, None]
-    out = np.clip(ndimage.map_coordinates(k, source, order=3, mode="constant"), 0.0, None)
+    out = np.clip(warp(kernel, (a, b), theta, size), 0.0, None)
     total = out.sum()
     return out / total if total > 0 else out
 
