@@ -127,6 +127,15 @@ def main() -> int:
     lines += ["", f"**{len(before) - len(differ)} of {len(before)}** earlier outputs identical by sha256."]
     if differ:
         lines += ["", "Differing: " + ", ".join(f"`{k}`" for k in differ) + "."]
+        scores = [k for k in differ if k.startswith("eval-score/")]
+        if scores:
+            lines += ["", "How far the differing eval scores moved (before -> after):", "",
+                      "| method / image | kernel PSNR | LR-PSNR | Y-PSNR | SSIM |", "|---|---|---|---|---|"]
+            for key in scores:
+                old, new_ = json.loads(before[key]), json.loads(after[key])
+                cells = [f"{old[m]:.4f} -> {new_[m]:.4f}" for m in ("kernel_psnr", "lr_psnr", "psnr")]
+                cells.append(f"{old['ssim']:.5f} -> {new_['ssim']:.5f}")
+                lines.append(f"| {key.removeprefix('eval-score/')} | " + " | ".join(cells) + " |")
     if new:
         lines += ["", "New outputs (absent before): " + ", ".join(f"`{k}`" for k in new) + "."]
     body = "\n".join(lines)

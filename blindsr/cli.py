@@ -161,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if verb == "weights" and rest and "=" not in rest[0] and not rest[0].startswith("-"):
         rest = [f"action={rest[0]}", *rest[1:]]  # "weights list" reads better than "action=list"
     if any(a in ("-h", "--help") for a in rest):
-        return _verb_help(verb, usage)
+        return _verb_help(verb, usage, [a for a in rest if a not in ("-h", "--help")])
     debug = os.environ.get(DEBUG_ENV, "") not in ("", "0") or "debug=true" in rest
     if threading_main():
         signal.signal(signal.SIGTERM, _on_sigterm)
@@ -195,10 +195,22 @@ def threading_main() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def _verb_help(verb: str, usage: str) -> int:
+def _verb_help(verb: str, usage: str, overrides: Sequence[str] = ()) -> int:
+    """The verb's keys and defaults as composed with ``overrides`` (``sr=srmd --help`` shows
+    SRMD's), and the values of the stage presets they select."""
+    from dataclasses import asdict
+
     from omegaconf import OmegaConf
 
-    cfg = compose(verb, [], require=False)
-    print(f"usage: python -m blindsr {usage}\n\nkeys and defaults (??? = required):\n"
+    from blindsr.stages import build_backend, build_estimator
+
+    cfg = compose(verb, overrides, require=False)
+    print(f"usage: python -m blindsr {usage}\n\nkeys and defaults (??? = required; null: the preset's value):\n"
           + OmegaConf.to_yaml(cfg))
+    for group in ("estimator", "sr"):
+        if group in cfg and "preset" in cfg[group]:
+            build = build_estimator if group == "estimator" else build_backend
+            values = asdict(build(cfg[group], "cpu").settings)
+            print(f"{group}={cfg[group].name} preset {cfg[group].preset}:\n"
+                  + OmegaConf.to_yaml({k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}))
     return 0

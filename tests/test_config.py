@@ -107,3 +107,12 @@ def test_typed_task_configs_pickle_and_drop_unset_overrides():
     assert data["sr"] == {"name": "zssr", "preset": "fast", "max_iters": 5}
     assert data["estimator"] == {"name": "kernelgan", "preset": DEFAULT_PRESET}
     assert data["handoff_width"] == cfg.handoff_width and data["executor"]["workers"] == LocalExecutor().workers
+
+
+def test_help_shows_the_values_of_the_selected_presets(capsys):
+    from blindsr.cli import main
+
+    assert main(["pipeline", "sr=zssr", "sr.preset=kernelgan", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "sr=zssr preset kernelgan:" in out and f"max_iters: {zssr.PRESETS['kernelgan'].max_iters}" in out
+    assert f"estimator=kernelgan preset {DEFAULT_PRESET}:" in out

@@ -27,20 +27,24 @@ def die(_: int) -> int:
     os._exit(3)
 
 
+def never_lost(task: int, message: str) -> None:
+    raise AssertionError(f"task {task} lost: {message}")
+
+
 def test_serial_runs_in_order_and_reports_each_task():
     seen = []
-    assert SerialExecutor().run(square, [3, 1, 2], seen.append) == [9, 1, 4]
+    assert SerialExecutor().run(square, [3, 1, 2], seen.append, never_lost) == [9, 1, 4]
     assert seen == [9, 1, 4]
 
 
 def test_local_workers_return_every_result_once():
     seen = []
-    results = LocalExecutor(workers=2, threads_per_worker=1).run(square, list(range(6)), seen.append)
+    results = LocalExecutor(workers=2, threads_per_worker=1).run(square, list(range(6)), seen.append, never_lost)
     assert sorted(results) == [0, 1, 4, 9, 16, 25] and sorted(seen) == sorted(results)
 
 
 def test_local_workers_get_their_thread_budget():
-    assert LocalExecutor(workers=1, threads_per_worker=3).run(threads, [0, 1], lambda _: None) == [3, 3]
+    assert LocalExecutor(workers=1, threads_per_worker=3).run(threads, [0, 1], lambda _: None, never_lost) == [3, 3]
 
 
 def test_a_dead_worker_is_reported_not_raised():

@@ -23,7 +23,8 @@ def run(cfg: DictConfig) -> int:
     scales = (2, 4) if scale == 4 else (2,)
     targets = [p for s in scales for p in kernel_paths(cfg.output, stem, s).values()]
     out = prepare_output_dir(cfg.output, targets, cfg.overwrite)
-    with progress_bar(estimator.iterations(scale), f"estimate {stem}", [(f"estimate {estimator.name}", estimator.iterations(scale))]) as bar:
+    work = estimator.iterations(scale)
+    with progress_bar(work, f"estimate {stem}", [(f"estimate {estimator.name}", work)]) as bar:
         result = estimator.estimate(image.rgb, scale, seed=cfg.seed, progress=bar.update)
     announce_untrusted(image.path, result.warnings)
     for s in scales:
