@@ -32,9 +32,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-from scipy import io as sio
 from scipy import ndimage
-from scipy.signal import convolve2d
 
 from blindsr.errors import InputError
 from blindsr.outputs import atomic_write_bytes, jsonable
@@ -202,6 +200,8 @@ class SRKernel:
         to the support holding all but 1e-6 of its mass (lost energy recorded)."""
         if self.scale != 2:
             raise ValueError("x4 derivation starts from an x2 kernel")
+        from scipy.signal import convolve2d  # imported here: scipy.signal costs ~0.4 s at start-up
+
         k4 = convolve2d(self.array, dilate(self.array, 2))
         k4 /= k4.sum()
         size = support_size(k4)
@@ -280,6 +280,8 @@ def write_kernel_array(path: Path, array: np.ndarray) -> Path:
     """Atomically write a bare kernel array as ``.npy`` or ``.mat`` (variable ``Kernel``)."""
     buf = io.BytesIO()
     if Path(path).suffix == ".mat":
+        from scipy import io as sio  # imported here: only .mat files need it
+
         sio.savemat(buf, {"Kernel": np.asarray(array)})
     else:
         np.save(buf, np.asarray(array))
@@ -311,6 +313,8 @@ def load_kernel(path: str | Path, scale: int | None = None) -> SRKernel:
         raise InputError(f"{path}: kernel file not found")
     try:
         if path.suffix.lower() == ".mat":
+            from scipy import io as sio  # imported here: only .mat files need it
+
             data = sio.loadmat(str(path))
             if "Kernel" not in data:
                 raise InputError(f"{path}: .mat file has no variable 'Kernel'")

@@ -20,7 +20,6 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.signal import convolve2d
 
 from zssr.geometry import TRANSFORMS, transform
 from zssr.settings import ZSSRSettings
@@ -38,6 +37,8 @@ def gradient_loss_map(image: np.ndarray) -> np.ndarray:
     [0, 255], normalised to mean 1. (H, W) float64; all ones where the image has no gradient."""
     gray = image[..., :3] @ LUMA if image.shape[-1] >= 3 else image.mean(axis=-1)
     d_rows, d_cols = np.gradient(gray)
+    from scipy.signal import convolve2d  # imported here: scipy.signal costs ~0.4 s at start-up
+
     boxed = convolve2d(np.hypot(d_rows, d_cols), np.ones((GRADIENT_WINDOW,) * 2), mode="same")
     weights = np.zeros_like(boxed)
     b = GRADIENT_BORDER
