@@ -12,6 +12,7 @@
 #   make bench-batch     resume after kill -9 and executor equivalence on the real photos, by hash
 #   make bench-handoff   the handoff width, chosen on held-out BSD100RK images with SRMD
 #   make bench-speed     the default pipeline's speed in seconds and units; the fast ZSSR preset vs kernelgan
+#   make bench-kernel-budget  KernelGAN training budgets: cost vs kernel accuracy (tuning and held-out images)
 #   make bench-hashes BEFORE=REV [AFTER=HEAD]   outputs of pipeline, batch and eval by hash at two revisions
 #   make bench-robust    kernel estimates on held-out photos (hard set, BSD100RK 21-100) vs paper, bicubic, baseline
 #   make bench-table1    the paper's Table 1 on BSD100RK (x2, x4) and the pipeline on the real photos
@@ -35,11 +36,13 @@ ESTIMATORS ?= [gt,kernelgan,bicubic]
 SRS ?= [bicubic,zssr,srmd]
 # The default kernel estimate before the robustness work (bench-robust runs it side by side).
 BASELINE ?= 02761fc
+# bench-kernel-budget: the KernelGAN training budgets compared (names in benchmarks/kernel_budget.py).
+BUDGETS ?= today (1000 x 4),500 x 4,500 x 4 compressed,350 x 4 compressed,400 x 5 compressed,350 x 6 compressed,1000 x 2
 # bench-hashes: the revisions compared (results must not change across a change of structure).
 BEFORE ?= d5a51cf
 AFTER ?= HEAD
 
-.PHONY: install test test-fast demo bench-kernel bench-speed bench-zssr bench-srmd bench-memory bench-table1 bench-batch bench-handoff bench-hashes bench-robust batch eval report clean
+.PHONY: install test test-fast demo bench-kernel bench-speed bench-zssr bench-srmd bench-memory bench-table1 bench-batch bench-handoff bench-hashes bench-kernel-budget bench-robust batch eval report clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
@@ -96,6 +99,9 @@ clean:
 
 bench-speed: $(STAMP)
 	$(BIN)/python -m benchmarks.speed --data $(DATA)
+
+bench-kernel-budget: $(STAMP)
+	$(BIN)/python -m benchmarks.kernel_budget --set tune=$(DATA):1-20 --candidates "$(BUDGETS)"
 
 bench-hashes: $(STAMP)
 	BLINDSR_WEIGHTS_SRMD_PCA=$(SHARED)/srmd/srmd_pca_matlab.mat $(BIN)/python -m benchmarks.hashes \

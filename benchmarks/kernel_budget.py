@@ -1,0 +1,146 @@
+"""KernelGAN's cost against its accuracy (make bench-kernel-budget) -> the 'kernel-budget' section
+of docs/BENCHMARKS.md.
+
+Candidate training budgets of the default estimate (iterations, restarts, and a schedule
+compressed to the iterations) run side by side, one job at a time, on tuning images (where the
+shipped budget is chosen) and on reporting images that no choice touched. Per set: kernel PSNR
+(mean, p10, worst), LR-reconstruction PSNR (mean, worst), low-confidence fallbacks, seconds and
+units (one fp32 ZSSR training step, ``benchmarks.common.unit_seconds``, timed in the same run).
+Every estimate is cached under ``--work`` (by candidate, set and image), so a stopped run resumes.
+
+    python -m benchmarks.kernel_budget --set tune=../shared/data/BSD100RK:1-20 \\
+        --set tune=hard_set/tune:1-20 --set report=../shared/data/Urban100RK:9-20
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import native_bf16, unit_seconds, write_section
+from blindsr.datasets import load_benchmark
+from blindsr.estimators import get_estimator
+from blindsr.evaluation import estimate_kernels, kernel_metrics
+from blindsr.tables import markdown_table
+
+ROOT = Path(__file__).resolve().parents[1]
+# name -> KernelGAN overrides of the default preset, explicit so that they do not depend on it.
+# "compressed" scales the schedule's clock (bicubic-weight decay, learning-rate drop) with the
+# iterations, so every phase still happens.
+TODAY = "today (1000 x 4)"
+CANDIDATES: dict[str, dict[str, Any]] = {
+    TODAY: {"iterations": 1000, "restarts": 4, "schedule_every": 200, "lr_decay_every": 750},
+    "500 x 4": {"iterations": 500, "restarts": 4, "schedule_every": 200, "lr_decay_every": 750},
+    "500 x 4 compressed": {"iterations": 500, "restarts": 4, "schedule_every": 100, "lr_decay_every": 375},
+    "350 x 4 compressed": {"iterations": 350, "restarts": 4, "schedule_every": 70, "lr_decay_every": 260},
+    "1000 x 2": {"iterations": 1000, "restarts": 2, "schedule_every": 200, "lr_decay_every": 750},
+    "700 x 3": {"iterations": 700, "restarts": 3, "schedule_every": 200, "lr_decay_every": 750},
+    "400 x 5 compressed": {"iterations": 400, "restarts": 5, "schedule_every": 80, "lr_decay_every": 300},
+    "350 x 6 compressed": {"iterations": 350, "restarts": 6, "schedule_every": 70, "lr_decay_every": 260},
+}
+
+
+def numbers(spec: str) -> list[int]:
+    first, _, last = spec.partition("-")
+    return list(range(int(first), int(last or first) + 1))
+
+
+def parse_set(text: str) -> tuple[str, Path, list[int]]:
+    """``part=FOLDER:1-20`` -> (part, folder, image numbers)."""
+    part, _, rest = text.partition("=")
+    folder, _, span = rest.rpartition(":")
+    if part not in ("tune", "report") or not folder:
+        raise SystemExit(f"--set {text!r}: expected tune=FOLDER:A-B or report=FOLDER:A-B")
+    return part, Path(folder), numbers(span)
+
+
+def set_label(folder: Path, wanted: list[int]) -> str:
+    name = folder.name if folder.parent.name != "hard_set" else f"hard {folder.name}"
+    return f"{name} {wanted[0]}-{wanted[-1]}"
+
+
+def run_candidate(name: str, overrides: dict[str, Any], folder: Path, wanted: list[int],
+                  work: Path) -> list[dict[str, Any]]:
+    entries = [e for e in load_benchmark(folder, 2) if int(e.name.split("_")[-1]) in wanted]
+    estimator = get_estimator("kernelgan", device="cpu", **overrides)
+    rows = []
+    for entry in entries:
+        path = work / name.replace(" ", "_").replace(",", "") / set_label(folder, wanted).replace(" ", "_") \
+            / f"{entry.name}.json"
+        if path.is_file():
+            rows.append(json.loads(path.read_text()))
+            continue
+        kernels, seconds = estimate_kernels(entry, estimator, 2, seed=0)
+        row = {"image": entry.name, "seconds": seconds, **kernel_metrics(entry, kernels, 2),
+               "fallback": bool(kernels[2].provenance.get("fallback"))}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(row))
+        rows.append(row)
+        print(f"{name} | {set_label(folder, wanted)} | {entry.name}: {row['kernel_psnr']:.2f} dB, "
+              f"{seconds:.1f} s", flush=True)
+    return rows
+
+
+def summarise(rows: list[dict[str, Any]], unit: float) -> dict[str, Any]:
+    kp = np.array([r["kernel_psnr"] for r in rows])
+    lp = np.array([r["lr_psnr"] for r in rows])
+    seconds = statistics.mean(r["seconds"] for r in rows)
+    return {"images": len(rows), "kernel PSNR mean": kp.mean(), "p10": np.percentile(kp, 10), "worst": kp.min(),
+            "LR-PSNR mean": lp.mean(), "LR worst": lp.min(), "fallbacks": sum(r["fallback"] for r in rows),
+            "seconds": seconds, "units": seconds / unit}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--set", action="append", required=True, type=parse_set, dest="sets",
+                        help="tune=FOLDER:A-B or report=FOLDER:A-B (DIV2KRK layout, x2)")
+    parser.add_argument("--candidates", default=",".join(CANDIDATES),
+                        help="comma-separated names from CANDIDATES (default: all)")
+    parser.add_argument("--report-candidates", default=None,
+                        help="candidates run on the report sets (default: the same as --candidates)")
+    parser.add_argument("--work", type=Path, default=ROOT / "bench_out" / "kernel_budget")
+    parser.add_argument("--remark", default="", help="a paragraph for the section")
+    args = parser.parse_args()
+    chosen = [c.strip() for c in args.candidates.split(",") if c.strip()]
+    reported = [c.strip() for c in (args.report_candidates or args.candidates).split(",") if c.strip()]
+    unknown = [c for c in chosen + reported if c not in CANDIDATES]
+    if unknown:
+        raise SystemExit(f"unknown candidate(s) {unknown}; choose from {list(CANDIDATES)}")
+    unit_start = unit_seconds()
+    results: dict[tuple[str, str, str], list[dict]] = {}
+    for part, folder, wanted in args.sets:
+        for name in (chosen if part == "tune" else reported):
+            results[(part, set_label(folder, wanted), name)] = run_candidate(
+                name, CANDIDATES[name], folder, wanted, args.work)
+    unit_end = unit_seconds()
+    unit = unit_start
+    tables = []
+    for part in ("tune", "report"):
+        rows = []
+        for (p, label, name), found in results.items():
+            if p == part:
+                rows.append({"set": label, "budget": name, **summarise(found, unit)})
+        if rows:
+            title = ("Tuning images (the budget is chosen here)" if part == "tune"
+                     else "Reporting images (no choice touched them)")
+            tables.append(f"### {title}\n\n" + markdown_table(
+                rows, ["set", "budget", "images", "kernel PSNR mean", "p10", "worst", "LR-PSNR mean", "LR worst",
+                       "fallbacks", "seconds", "units"], {"images": 0, "fallbacks": 0, "seconds": 1, "units": 0}))
+    overrides = "; ".join(f"{n}: {CANDIDATES[n]}" for n in dict.fromkeys(chosen + reported))
+    body = (f"Default KernelGAN estimate (x2, seed 0, the process's torch threads: one per batched restart "
+            f"within the budget) under each budget; kernel PSNR on the true kernel's canvas. Speed unit "
+            f"(one fp32 ZSSR training step on 1x3x128x128): {unit_start:.4f} s at the start, {unit_end:.4f} s "
+            f"at the end of this run ({'native' if native_bf16() else 'no native'} bf16); units use the first. "
+            f"Seconds are each estimate's own, including its KernelGAN set-up and refinement. "
+            f"Overrides of the default preset: {overrides}.\n\n"
+            + (args.remark + "\n\n" if args.remark else "") + "\n\n".join(tables))
+    print(body)
+    write_section("kernel-budget", "KernelGAN: cost against accuracy", body, "bench-kernel-budget")
+
+
+if __name__ == "__main__":
+    main()
