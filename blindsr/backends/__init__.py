@@ -14,7 +14,7 @@ import numpy as np
 
 from blindsr.errors import UsageError
 from blindsr.kernel import SRKernel
-from blindsr.registry import Registry
+from blindsr.registry import NoOptions, Registry
 
 Progress = Callable[[int], None]
 
@@ -53,6 +53,19 @@ class Backend(Protocol):
     def super_resolve(self, rgb: np.ndarray, scale: int, kernels: dict[int, SRKernel], *,
                       seed: int = 0, progress: Progress | None = None) -> SRResult:
         """Super-resolve an RGB image in [0, 1] by ``scale`` with kernels from ``adapt``."""
+
+
+class KernelFree:
+    """Base of the back-ends that use no kernel: no options, no progress to report."""
+
+    Options = NoOptions
+    needs = KernelNeeds(scales=(2, 3, 4), kernels="none")
+
+    def __init__(self, device: str = "auto") -> None:
+        pass
+
+    def work(self, shape: tuple[int, int], scale: int) -> int:
+        return 0
 
 
 BACKENDS = Registry("SR back-end", "blindsr.backends", ("bicubic", "zssr", "srmd", "none"))

@@ -5,23 +5,13 @@ import time
 
 import numpy as np
 
-from blindsr.backends import KernelNeeds, Progress, SRResult, register_backend
+from blindsr.backends import KernelFree, Progress, SRResult, register_backend
 from blindsr.degradation import imresize
 from blindsr.kernel import SRKernel
-from blindsr.registry import NoOptions
 
 
 @register_backend("bicubic")
-class BicubicBackend:
-    Options = NoOptions
-    needs = KernelNeeds(scales=(2, 3, 4), kernels="none")
-
-    def __init__(self, device: str = "auto") -> None:
-        pass
-
-    def work(self, shape: tuple[int, int], scale: int) -> int:
-        return 0
-
+class BicubicBackend(KernelFree):
     def super_resolve(self, rgb: np.ndarray, scale: int, kernels: dict[int, SRKernel], *,
                       seed: int = 0, progress: Progress | None = None) -> SRResult:
         start = time.perf_counter()

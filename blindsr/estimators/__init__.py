@@ -11,7 +11,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from blindsr.kernel import SRKernel
-from blindsr.registry import Registry
+from blindsr.registry import NoOptions, Registry
 
 Progress = Callable[[int], None]
 
@@ -40,6 +40,22 @@ class Estimator(Protocol):
     def estimate(self, rgb: np.ndarray, scale: int, *, seed: int = 0,
                  progress: Progress | None = None) -> Estimate:
         ...
+
+
+class FixedKernels:
+    """Base of the estimators that learn nothing from the image: no options, no work, any size."""
+
+    Options = NoOptions
+    learned = False
+
+    def __init__(self, device: str = "auto") -> None:
+        pass
+
+    def iterations(self, scale: int) -> int:
+        return 0
+
+    def check(self, shape: tuple[int, int]) -> None:
+        pass
 
 
 ESTIMATORS = Registry("estimator", "blindsr.estimators", ("bicubic", "kernelgan", "truth"))

@@ -9,9 +9,8 @@ import numpy as np
 
 from blindsr.datasets import BenchmarkImage
 from blindsr.errors import InputError, UsageError
-from blindsr.estimators import Estimate, Progress, register_estimator
+from blindsr.estimators import Estimate, FixedKernels, Progress, register_estimator
 from blindsr.kernel import SRKernel, load_kernel
-from blindsr.registry import NoOptions
 
 ONLY_EVAL = "estimator=gt reads a benchmark's ground-truth kernels: use it with eval"
 
@@ -26,16 +25,8 @@ def true_kernels(entry: BenchmarkImage, scale: int) -> dict[int, SRKernel]:
 
 
 @register_estimator("gt")
-class GroundTruthEstimator:
-    Options = NoOptions
-    learned = False
+class GroundTruthEstimator(FixedKernels):
     benchmark_only = True
-
-    def __init__(self, device: str = "auto") -> None:
-        pass
-
-    def iterations(self, scale: int) -> int:
-        return 0
 
     def kernels_for(self, entry: BenchmarkImage, scale: int) -> dict[int, SRKernel]:
         return true_kernels(entry, scale)
