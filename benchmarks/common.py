@@ -95,6 +95,25 @@ def revision() -> str:
     return rev + ("+changes" if dirty else "")
 
 
+def numbers(spec: str) -> list[int]:
+    """Image numbers: '1-5,9' -> [1, 2, 3, 4, 5, 9]."""
+    out: list[int] = []
+    for part in filter(None, spec.split(",")):
+        lo, _, hi = part.partition("-")
+        out += list(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def worktree(revision: str, work: Path) -> Path:
+    """A git worktree of ``revision`` (made once, kept in ``work`` for resumed runs), so that a
+    benchmark runs the same code whatever happens to the checkout meanwhile."""
+    tree = work / f"code-{revision}"
+    if not tree.exists():
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), revision], cwd=BENCHMARKS_MD.parents[1],
+                       check=True, capture_output=True)
+    return tree
+
+
 def write_section(name: str, title: str, body: str, make_target: str) -> None:
     """Replace (or append) the section ``name`` of docs/BENCHMARKS.md."""
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")

@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import write_section
+from benchmarks.common import worktree, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 HASHED = (".npy", ".png")
@@ -80,18 +80,12 @@ def normalised(found: dict[str, str]) -> dict[str, str]:
 
 
 def hashes_at(revision: str, data: Path, images: list[int], work: Path) -> dict[str, str]:
-    """The outputs of ``revision`` by hash (computed once, then read from ``work``)."""
-    full = subprocess.run(["git", "rev-parse", "--short", revision], cwd=ROOT, capture_output=True, text=True,
-                          check=True).stdout.strip()
-    cached = work / f"{full}-{'-'.join(map(str, images))}.json"
+    """The outputs of ``revision`` (a short hash) by hash (computed once, then read from ``work``)."""
+    cached = work / f"{revision}-{'-'.join(map(str, images))}.json"
     if cached.is_file():
         return json.loads(cached.read_text())
-    tree = work / f"code-{full}"
-    if not tree.is_dir():
-        subprocess.run(["git", "worktree", "add", "--detach", str(tree), full], cwd=ROOT, check=True,
-                       capture_output=True)
     with tempfile.TemporaryDirectory() as tmp:
-        found = run_all(tree, data, images, Path(tmp))
+        found = run_all(worktree(revision, work), data, images, Path(tmp))
     cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n")
     return found

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import native_bf16, unit_seconds, write_section
+from benchmarks.common import native_bf16, numbers, unit_seconds, write_section
 from blindsr.datasets import load_benchmark
 from blindsr.estimators import get_estimator
 from blindsr.evaluation import estimate_kernels, kernel_metrics
@@ -42,11 +42,6 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "400 x 5 compressed": {"iterations": 400, "restarts": 5, "schedule_every": 80, "lr_decay_every": 300},
     "350 x 6 compressed": {"iterations": 350, "restarts": 6, "schedule_every": 70, "lr_decay_every": 260},
 }
-
-
-def numbers(spec: str) -> list[int]:
-    first, _, last = spec.partition("-")
-    return list(range(int(first), int(last or first) + 1))
 
 
 def parse_set(text: str) -> tuple[str, Path, list[int]]:

@@ -64,16 +64,6 @@ def run_job(code_root: Path, lr: Path, method: str, out: Path) -> None:
                    env=env, check=True, cwd=code_root)
 
 
-def worktree(revision: str, work: Path) -> Path:
-    """A git worktree of ``revision`` (made once, kept in ``work`` for resumed runs), so every
-    estimate of a method runs on the same code whatever happens to the checkout meanwhile."""
-    tree = work / f"code-{revision}"
-    if not tree.exists():
-        subprocess.run(["git", "worktree", "add", "--detach", str(tree), revision], cwd=ROOT, check=True,
-                       capture_output=True)
-    return tree
-
-
 def images(data: Path, hard: Path) -> list[tuple[str, object]]:
     from blindsr.datasets import load_benchmark
 
@@ -177,7 +167,7 @@ def main() -> None:
     parser.add_argument("--remark", action="append", default=[],
                         help="a line added to the section (e.g. how an interrupted run was completed)")
     args = parser.parse_args()
-    from benchmarks.common import write_section
+    from benchmarks.common import worktree, write_section
     from blindsr.tables import markdown_table
 
     measured = subprocess.run(["git", "rev-parse", "--short", args.revision], cwd=ROOT, check=True,

@@ -32,7 +32,7 @@ from typing import Any, Callable
 import torch
 from omegaconf import OmegaConf
 
-from benchmarks.common import machine_line, native_bf16, unit_seconds, write_section
+from benchmarks.common import machine_line, native_bf16, numbers, unit_seconds, write_section
 from blindsr.backends import get_backend
 from blindsr.config import HANDOFF_WIDTH
 from blindsr.datasets import BenchmarkImage, load_benchmark
@@ -56,15 +56,6 @@ TODAY, NEW = "kernelgan", "fast"
 SPEEDUP_GOAL = 8.0
 PSNR_TOLERANCE = 0.1
 KERNELGAN_UNITS_GOAL = 100
-
-
-def numbers(spec: str) -> list[int]:
-    """'1-5,9' -> [1, 2, 3, 4, 5, 9]."""
-    out: list[int] = []
-    for part in filter(None, spec.split(",")):
-        lo, _, hi = part.partition("-")
-        out += list(range(int(lo), int(hi or lo) + 1))
-    return out
 
 
 class Cache:

@@ -94,24 +94,10 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-_BUILT: dict[str, tuple] = {}
-
-
-def _stages(config: BatchConfig):
-    """Estimator and back-end for a config, built once per worker process."""
-    from blindsr.stages import build_backend, build_estimator
-
-    key = json.dumps([plain(config)[k] for k in ("estimator", "sr", "device")], sort_keys=True)
-    if key not in _BUILT:
-        _BUILT.clear()
-        _BUILT[key] = build_estimator(config.estimator, config.device), build_backend(config.sr, config.device)
-    return _BUILT[key]
-
-
 def process(task: ImageTask, progress=None) -> ImageOutcome:
     """Run the pipeline on one image into its folder; never raises."""
     from blindsr.progress import LogLines, on_terminal
-    from blindsr.stages import run_pipeline, stage_work, write_outputs
+    from blindsr.stages import built_stage, run_pipeline, stage_work, write_outputs
 
     info = completed(task)
     if info is not None:
@@ -124,7 +110,8 @@ def process(task: ImageTask, progress=None) -> ImageOutcome:
             shutil.rmtree(folder)  # an interrupted or failed earlier attempt: redo from scratch
         folder.mkdir(parents=True)
         config = task.config
-        estimator, backend = _stages(config)
+        estimator = built_stage("estimator", config.estimator, config.device)
+        backend = built_stage("sr", config.sr, config.device)
         scale = config.scale
         image = read_image(task.source, config.max_pixels)
         if progress is None and not on_terminal():

@@ -132,13 +132,23 @@ def validate(cfg: DictConfig, schema: type) -> None:
                 raise UsageError(f"{f.name}={value}: {problem}")
 
 
+def stage_settings(config: DictConfig | dict | Any) -> dict[str, Any]:
+    """A stage's config (a composed node, its typed object, or a dict of either) as the options it
+    sets: without unset (None) overrides, so that a preset's own value applies."""
+    if isinstance(config, DictConfig):
+        values = OmegaConf.to_container(config, resolve=True)
+    else:
+        values = config if isinstance(config, dict) else dataclasses.asdict(config)
+    return {k: v for k, v in values.items() if v is not None}
+
+
 def plain(config: Any) -> dict[str, Any]:
     """A verb's typed config (``OmegaConf.to_object``) as JSON-ready data for records and
-    fingerprints: the stage groups without their unset (None: the preset's value) overrides."""
+    fingerprints, its stage groups as ``stage_settings``."""
     values = dataclasses.asdict(config)
     for group in GROUPS:
         if isinstance(values.get(group), dict):
-            values[group] = {k: v for k, v in values[group].items() if v is not None}
+            values[group] = stage_settings(values[group])
     return values
 
 

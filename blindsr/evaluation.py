@@ -7,7 +7,6 @@ a re-run skips tasks whose result is there.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import time
@@ -16,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import OmegaConf
 
 from blindsr.backends import Backend
+from blindsr.config import stage_settings
 from blindsr.datasets import BenchmarkImage
 from blindsr.degradation import bicubic_kernel, quantize
 from blindsr.errors import BlindSRError
@@ -27,6 +26,7 @@ from blindsr.images import read_image
 from blindsr.kernel import SRKernel, kernel_paths, load_kernel, save_kernel
 from blindsr.metrics import kernel_psnr, lr_psnr, y_psnr_ssim
 from blindsr.outputs import write_json
+from blindsr.stages import built_stage, handoff_kernels, super_resolve
 
 METHOD_NAMES = {"gt": "GT kernel", "kernelgan": "KernelGAN", "bicubic": "bicubic kernel"}
 SR_NAMES = {"zssr": "ZSSR", "srmd": "SRMD", "bicubic": "bicubic interpolation", "none": "(kernel only)"}
@@ -64,8 +64,6 @@ def kernel_metrics(entry: BenchmarkImage, kernels: dict[int, SRKernel], scale: i
 def sr_metrics(entry: BenchmarkImage, kernels: dict[int, SRKernel], backend: Backend, scale: int,
                seed: int, progress=None) -> dict[str, float]:
     """Y-PSNR/SSIM of the back-end's result (rounded to 8 bits) against the ground truth."""
-    from blindsr.stages import super_resolve
-
     lr = read_image(entry.lr)
     hr = read_image(entry.gt).rgb
     start = time.perf_counter()
@@ -102,22 +100,6 @@ class TableTask:
     handoff_width: float = 1.0  # applied to the kernels before SR (stages.handoff_kernels)
 
 
-@functools.lru_cache(maxsize=8)
-def _built(kind: str, config_json: str, device: str):
-    from blindsr.stages import build_backend, build_estimator
-
-    node = OmegaConf.create(json.loads(config_json))
-    build = build_estimator if kind == "estimator" else build_backend
-    return build(node, device, benchmark=True)
-
-
-def _stage(kind: str, config: Any, device: str):
-    """A stage built once per worker process for its settings."""
-    from blindsr.stages import settings
-
-    return _built(kind, json.dumps(settings(config), sort_keys=True), device)
-
-
 def _saved_kernels(task: TableTask) -> dict[int, SRKernel]:
     wanted = (2, 4) if task.scale == 4 else (task.scale,)
     return {s: load_kernel(kernel_paths(task.kernel_dir, task.entry.name, s)["npy"]) for s in wanted}
@@ -132,7 +114,7 @@ def run_table_task(task: TableTask) -> dict[str, Any]:
                            "sr": task.sr.name if task.sr else None}
     try:
         if task.sr is None:
-            estimator = _stage("estimator", task.estimator, task.device)
+            estimator = built_stage("estimator", task.estimator, task.device, benchmark=True)
             kernels, seconds = estimate_kernels(task.entry, estimator, task.scale, task.seed)
             Path(task.kernel_dir).mkdir(parents=True, exist_ok=True)
             for kernel in kernels.values():
@@ -142,9 +124,7 @@ def run_table_task(task: TableTask) -> dict[str, Any]:
                 row["estimate_s"] = seconds
         else:
             kernels = _saved_kernels(task)
-            backend = _stage("sr", task.sr, task.device)
-            from blindsr.stages import handoff_kernels
-
+            backend = built_stage("sr", task.sr, task.device, benchmark=True)
             kernels = handoff_kernels(kernels, task.handoff_width)
             row.update(sr_metrics(task.entry, kernels, backend, task.scale, task.seed))
     except BlindSRError as exc:
@@ -161,9 +141,7 @@ def stage_key(config: Any) -> str:
     """A stage config's cache folder name: its name and a hash of the settings it sets (a typed
     config or its ``settings`` dict; unset overrides do not count, so the key of a config stays
     when the stage gains an option)."""
-    from blindsr.stages import settings
-
-    values = settings(config) if not isinstance(config, dict) else {k: v for k, v in config.items() if v is not None}
+    values = stage_settings(config)
     return values["name"] + "-" + hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:8]
 
 

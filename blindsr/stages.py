@@ -5,9 +5,11 @@ sr, batch and eval verbs share; ``write_outputs`` writes its files (all atomical
 """
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from blindsr import __version__
 from blindsr.backends import BACKENDS, Backend, adapt
 from blindsr.degradation import imresize
-from blindsr.config import plain
+from blindsr.config import plain, stage_settings
 from blindsr.errors import InputError, UsageError
 from blindsr.estimators import ESTIMATORS, Estimator
 from blindsr.estimators.confidence import UNTRUSTED
@@ -40,16 +42,9 @@ def handoff_kernels(kernels: dict[int, SRKernel], width: float) -> dict[int, SRK
     return {s: k if k.provenance.get("fallback") else k.narrowed(width) for s, k in kernels.items()}
 
 
-def settings(node: DictConfig | Any) -> dict[str, Any]:
-    """A stage's config (a composed node or its typed object) as a dict of the options it sets:
-    without unset (None) values, so that a preset's own value applies."""
-    values = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else asdict(node)
-    return {k: v for k, v in values.items() if v is not None}
-
-
 def options(node: DictConfig | Any) -> dict[str, Any]:
-    """A stage's config as keyword arguments for its class: ``settings`` without ``name``."""
-    return {k: v for k, v in settings(node).items() if k != "name"}
+    """A stage's config as keyword arguments for its class: ``stage_settings`` without ``name``."""
+    return {k: v for k, v in stage_settings(node).items() if k != "name"}
 
 
 def _build(registry: Any, group: str, node: DictConfig | Any, device: str, benchmark: bool) -> Any:
@@ -69,6 +64,18 @@ def build_estimator(node: DictConfig | Any, device: str, benchmark: bool = False
 def build_backend(node: DictConfig | Any, device: str, benchmark: bool = False) -> Backend:
     """The SR back-end a config names; ``benchmark``: the eval verb, where ``none`` is allowed."""
     return _build(BACKENDS, "sr", node, device, benchmark)
+
+
+@functools.lru_cache(maxsize=8)
+def _built_once(group: str, settings_json: str, device: str, benchmark: bool) -> Any:
+    build = build_estimator if group == "estimator" else build_backend
+    return build(OmegaConf.create(json.loads(settings_json)), device, benchmark)
+
+
+def built_stage(group: str, config: Any, device: str, benchmark: bool = False) -> Any:
+    """``build_estimator`` (group "estimator") or ``build_backend`` (group "sr"), once per process
+    for the same settings: the worker of a batch or an evaluation reuses it from task to task."""
+    return _built_once(group, json.dumps(stage_settings(config), sort_keys=True), device, benchmark)
 
 
 def announce_untrusted(path: Path, warnings: list[str]) -> None:

@@ -20,7 +20,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from blindsr import __version__
-from blindsr.config import group_schemas
+from blindsr.config import group_schemas, stage_settings
 from blindsr.datasets import load_benchmark
 from blindsr.errors import UsageError
 from blindsr.evaluation import (TableTask, lost_task, merge, run_table_task, sr_combinations, stage_key,
@@ -29,7 +29,7 @@ from blindsr.executors import get_executor
 from blindsr.metrics import KERNEL_PSNR_FORMULA, LR_PSNR_FORMULA
 from blindsr.outputs import prepare_output_dir
 from blindsr.progress import progress_bar
-from blindsr.stages import build_backend, build_estimator, options, settings
+from blindsr.stages import build_backend, build_estimator, options
 from blindsr.tables import markdown_table, mean_row, write_tables
 
 SR_FORMULA = ("Y-channel PSNR/SSIM (MATLAB rgb2ycbcr, border = scale, float64; SSIM 11x11 Gaussian, "
@@ -100,8 +100,8 @@ def run(cfg: DictConfig) -> int:
             results += executor.run(run_table_task, tasks, lambda _: bar.update(1), lost_task)
     rows_by_combo = merge(results, est_names, sr_names, sr_combos)
     meta = {"dataset": str(cfg.dataset), "scale": scale,
-            "estimators": {name: settings(config) for name, config in estimators.items()},
-            "srs": {name: settings(config) for name, config in backends.items()},
+            "estimators": {name: stage_settings(config) for name, config in estimators.items()},
+            "srs": {name: stage_settings(config) for name, config in backends.items()},
             "handoff_width": width,
             "seed": cfg.seed, "kernel_psnr": KERNEL_PSNR_FORMULA + " (canvas: the true kernel's size)",
             "lr_psnr": LR_PSNR_FORMULA, "psnr_ssim": SR_FORMULA, "version": __version__,
