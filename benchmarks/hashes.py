@@ -8,7 +8,7 @@ that a change of structure left the results alone:
 Each revision runs from a git worktree of it (kept under ``--work``, with its hashes, so a
 revision runs once). Eval's cache folders are named by a hash of the stage config; the comparison
 ignores that name. SRMD needs its weights and ``BLINDSR_WEIGHTS_SRMD_PCA`` (see ``make bench-srmd``).
-Writes the 'hashes' section of docs/BENCHMARKS.md.
+Writes the section 'hashes-BEFORE-AFTER' of docs/BENCHMARKS.md (one per pair of revisions).
 """
 from __future__ import annotations
 
@@ -134,7 +134,9 @@ def main() -> int:
         lines += ["", "New outputs (absent before): " + ", ".join(f"`{k}`" for k in new) + "."]
     body = "\n".join(lines)
     print(body)
-    write_section("hashes", "Results by hash across a change of structure", body, "bench-hashes")
+    write_section(f"hashes-{revisions[0]}-{revisions[1]}",
+                  f"Results by hash across a change of structure: {revisions[0]} -> {revisions[1]}", body,
+                  "bench-hashes")
     return 0
 
 
