@@ -133,7 +133,7 @@ def process(task: ImageTask, progress=None) -> ImageOutcome:
               "kernel_file": paths[f"kernel_x{min(result.kernels)}"].name, "image_file": paths["image"].name,
               "kernel_provenance": {k: v for k, v in result.kernels[min(result.kernels)].provenance.items()
                                     if k in ("restart_agreement_db", "restarts", "fallback", "seconds",
-                                             "confidence")}}
+                                             "confidence", "noise")}}
     write_json(folder / COMPLETE, {"fingerprint": task.fingerprint, "source": task.source,
                                    "seconds": seconds, "files": files, "record": record})
     return ImageOutcome(task.source, task.folder, "done", seconds=seconds, files=files, record=record)

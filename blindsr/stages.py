@@ -158,7 +158,8 @@ def run_pipeline(image: LoadedImage, estimator: Estimator | None, backend: Backe
               "grayscale": image.grayscale, "alpha": image.alpha is not None, "scale": scale,
               "seed": seed, "stages": stages, "warnings": warnings,
               "kernels": {f"x{s}": k.describe() for s, k in kernels.items()},
-              "kernel_confidence": kernels[min(kernels)].provenance.get("confidence")}
+              "kernel_confidence": kernels[min(kernels)].provenance.get("confidence"),
+              "noise": kernels[min(kernels)].provenance.get("noise")}
     return PipelineResult(rgb, alpha, kernels, record)
 
 

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 SRMD_SUPPORT = 15
 TRAINING_EIGENVALUES = (0.1, 10.0)
 TRAINING_NOISE = (0.0, 75.0)
+AUTO_NOISE = "auto"  # sr.noise=auto: the estimated sigma
 VARIANTS = ("srmd", "srmdnf")
 ADAPTERS = ("fit", "naive")
 # Frequency samples per axis on [-pi, pi): the responses are evaluated exactly (DTFT), so this is
@@ -195,7 +196,9 @@ class SRMDOptions:
 
     Attributes:
         variant: "srmd" (noise-aware, 19 input channels) or "srmdnf" (noise-free, 18).
-        noise: noise sigma of the LR image in 0-255 units (clamped to SRMD's [0, 75]); 0 for srmdnf.
+        noise: noise sigma of the LR image in 0-255 units (clamped to SRMD's [0, 75]); 0 for srmdnf;
+            "auto": the sigma the kernel estimate recorded (``blindsr.estimators.noise``), or, for a
+            kernel without one, the sigma fitted here to the LR image with that kernel.
         adapter: "fit" (bicubic-equivalent Gaussian) or "naive" (k_d cropped to 15 x 15).
         tile: LR tile side for inference (a 12-pixel halo is added); 0 = automatic (512).
         weights: a ``.pth`` state dict or official ncnn ``.bin`` for the model of the scale used;
@@ -204,7 +207,7 @@ class SRMDOptions:
     """
 
     variant: str = "srmd"
-    noise: float = 0.0
+    noise: float | str = 0.0
     adapter: str = "fit"
     tile: int = 0
     weights: str | None = None
@@ -215,9 +218,9 @@ class SRMDOptions:
             raise UsageError(f"variant={self.variant}: choose from {', '.join(VARIANTS)}")
         if self.adapter not in ADAPTERS:
             raise UsageError(f"adapter={self.adapter}: choose from {', '.join(ADAPTERS)}")
-        if not self.noise >= 0:
-            raise UsageError(f"noise={self.noise}: must be a sigma >= 0 (0-255 units)")
-        if self.variant == "srmdnf" and self.noise > 0:
+        if self.noise != AUTO_NOISE and not (isinstance(self.noise, (int, float)) and self.noise >= 0):
+            raise UsageError(f"noise={self.noise}: must be a sigma >= 0 (0-255 units) or {AUTO_NOISE}")
+        if self.variant == "srmdnf" and self.noise != 0:
             raise UsageError("noise: the noise-free variant srmdnf takes no noise level; use variant=srmd")
         if self.tile < 0:
             raise UsageError(f"tile={self.tile}: must be 0 (automatic) or a number of LR pixels")
@@ -238,12 +241,9 @@ class SRMDBackend:
             settings = SRMDOptions(**options)
         except TypeError as exc:  # an option SRMD does not have
             raise UsageError(f"SRMD: {exc}") from None
-        if settings.noise > TRAINING_NOISE[1]:
-            log.warning("noise=%s is above SRMD's training range; using %s", settings.noise, TRAINING_NOISE[1])
         self.options = settings
         self.variant = settings.variant
-        self.noise = float(min(settings.noise, TRAINING_NOISE[1]))
-        self.requested_noise = float(settings.noise)
+        self.requested_noise = settings.noise
         self.adapter = settings.adapter
         self.tile = settings.tile or AUTO_TILE
         self.device = select_device(device)
@@ -279,6 +279,21 @@ class SRMDBackend:
 
         return srmd.tile_count(shape[0], shape[1], self.tile)
 
+    def noise_level(self, rgb: np.ndarray, scale: int, kernel: SRKernel) -> tuple[float, str]:
+        """The noise sigma fed to SRMD (clamped to its training range) and where it came from."""
+        if self.requested_noise != AUTO_NOISE:
+            sigma, source = float(self.requested_noise), "given"
+        elif "noise" in kernel.provenance:
+            sigma, source = float(kernel.provenance["noise"]["sigma"]), "kernel estimate"
+        else:
+            from blindsr.estimators.noise import estimate_noise
+
+            sigma, source = estimate_noise(rgb, kernel.array, scale)["sigma"], "fitted with the kernel"
+        if sigma > TRAINING_NOISE[1]:
+            log.warning("noise sigma %s (%s) is above SRMD's training range; using %s", sigma, source,
+                        TRAINING_NOISE[1])
+        return float(min(sigma, TRAINING_NOISE[1])), source
+
     def super_resolve(self, rgb: np.ndarray, scale: int, kernels: dict[int, SRKernel], *,
                       seed: int = 0, progress: Progress | None = None) -> SRResult:
         """Super-resolve ``rgb`` (h, w, 3) in [0, 1] by ``scale`` with ``kernels[scale]`` (from
@@ -292,10 +307,12 @@ class SRMDBackend:
         start = time.perf_counter()
         k_b = srmd_kernel(kernels[scale], self.adapter)
         code = srmd.kernel_code(k_b.array, self.pca_matrix())
-        vector = srmd.degradation_vector(code, self.noise, noise_free=self.variant == "srmdnf")
+        noise, noise_source = self.noise_level(rgb, scale, kernels[scale])
+        vector = srmd.degradation_vector(code, noise, noise_free=self.variant == "srmdnf")
         image = srmd.upscale(self.network(scale), rgb, vector, tile=self.tile, device=self.device,
                              progress=progress)
         return SRResult(image.astype(np.float64), time.perf_counter() - start, diagnostics={
-            "model": self.model_name(scale), "noise": self.noise, "requested_noise": self.requested_noise,
+            "model": self.model_name(scale), "noise": noise, "noise_source": noise_source,
+            "requested_noise": self.requested_noise,
             "kernel_adapter": k_b.diagnostics, "srmd_kernel": k_b.array.tolist(),
             "pca_code": code.tolist(), "tile": self.tile, "device": str(self.device)})

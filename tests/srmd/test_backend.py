@@ -40,7 +40,21 @@ def test_bad_options(options, needle):
 
 
 def test_noise_clamped_to_training_range():
-    assert get_backend("srmd", device="cpu", noise=120).noise == 75.0
+    k = SRKernel(gaussian_kernel(11, np.eye(2)), 2)
+    assert get_backend("srmd", device="cpu", noise=120).noise_level(np.zeros((8, 8, 3)), 2, k) == (75.0, "given")
+
+
+def test_auto_noise_reads_the_estimate_or_fits_one():
+    from tests.estimators.test_noise import KERNEL, noisy_lr
+
+    backend = get_backend("srmd", device="cpu", noise="auto")
+    lr, noise = noisy_lr(7, 6.0)
+    recorded = SRKernel(KERNEL, 2, provenance={"noise": {"sigma": 4.25}})
+    assert backend.noise_level(lr, 2, recorded) == (4.25, "kernel estimate")
+    sigma, source = backend.noise_level(lr, 2, SRKernel(KERNEL, 2))
+    assert source == "fitted with the kernel" and sigma == pytest.approx(255.0 * noise.std(), rel=0.08)
+    with pytest.raises(UsageError, match="auto"):
+        get_backend("srmd", device="cpu", noise="loud")
 
 
 @pytest.mark.parametrize("scale", [2, 4])

@@ -24,6 +24,7 @@ from blindsr.estimators.confidence import LOW_SCORE, UNTRUSTED, assess
 from blindsr.estimators.kernelgan.settings import DEFAULT_PRESET, KernelGANSettings, settings_for
 from blindsr.estimators.kernelgan.train import ImageTooSmall, NumericalFault, prepare_image, soft_threshold, train
 from blindsr.estimators.likelihood import luma, luma_noise, refine_covariance, tile_evidence
+from blindsr.estimators.noise import estimate_noise
 from blindsr.errors import InputError
 from blindsr.kernel import SRKernel, crop_or_pad
 from blindsr.metrics import kernel_psnr
@@ -204,7 +205,9 @@ class KernelGANEstimator:
             fallback = "kernelgan numerical fault" if not natives else f"kernelgan: {why}"
             k2 = bicubic_kernel(2).with_provenance(fallback=fallback, rejected_estimate=rejected,
                                                    diagnostics=provenance["diagnostics"], warnings=list(warnings))
-        k2 = k2.with_provenance(confidence=confidence)
+        # The LR noise under the kernel handed over (``sr.noise=auto`` reads it).
+        k2 = k2.with_provenance(confidence=confidence,
+                                noise=estimate_noise(prepare_image(rgb, self.settings), k2.array, 2))
         kernels = {2: k2}
         if scale == 4:
             kernels[4] = k2.derive_x4()
