@@ -116,6 +116,10 @@ def _scales(value: list[int]) -> str | None:
     return None if value and all(s in (2, 4) for s in value) else "choose from 2 and 4"
 
 
+def _sigma(value: float) -> str | None:
+    return None if 0.0 <= value <= 75.0 else "must be a sigma in [0, 75] (8-bit units)"
+
+
 def _positive(value: int) -> str | None:
     return None if value > 0 else "must be positive"
 
@@ -196,6 +200,8 @@ class DegradeConfig(CommonConfig):
     output: str = MISSING
     seed: int = 1001
     scales: List[int] = field(default_factory=lambda: [2, 4], metadata={"check": _scales})
+    shared_kernel: bool = False  # one kernel draw for every image: a one-camera set
+    noise: float = checked(0.0, _sigma)  # Gaussian noise sigma added to every LR image (8-bit units)
 
 
 @dataclass

@@ -116,3 +116,35 @@ def test_degrade_then_eval_with_ground_truth_and_bicubic(tmp_path, rng):
     assert bic.returncode == 0, bic.stderr
     assert "| im_1 |" in bic.stdout and "**mean**" in bic.stdout
     assert (tmp_path / "ev" / "eval_x4_bicubic.csv").read_text().count("\n") == 2
+
+
+def test_degrade_one_camera_set_with_noise(tmp_path, rng):
+    """shared_kernel: one kernel pair for every image; noise: the LR images differ from the
+    noise-free ones (same seed, so the same kernels) by Gaussian noise of that sigma."""
+    hr_dir = tmp_path / "hr"
+    hr_dir.mkdir()
+    for i in range(3):
+        Image.fromarray((textured_image(rng, 120, 128) * 255).astype(np.uint8)).save(hr_dir / f"{i}.png")
+    for name, extra in (("clean", []), ("noisy", ["noise=8"]), ("own", ["shared_kernel=false"])):
+        shared = [] if name == "own" else ["shared_kernel=true"]
+        made = blindsr("degrade", "input=hr", f"output={name}", "seed=9", "scales=[2]", *shared, *extra,
+                       cwd=tmp_path)
+        assert made.returncode == 0, made.stderr
+
+    def kernels(name):
+        return [np.load(tmp_path / name / "gt_k_x2" / f"kernel_{i}.npy") for i in (1, 2, 3)]
+
+    clean, noisy, own = kernels("clean"), kernels("noisy"), kernels("own")
+    assert all(np.array_equal(k, clean[0]) for k in clean + noisy)
+    assert not np.allclose(own[0], own[1])
+    manifest = json.loads((tmp_path / "noisy" / "manifest.json").read_text())
+    assert manifest["shared_kernel"] is True and manifest["noise_sigma"] == 8.0
+    difference = np.concatenate([
+        np.asarray(Image.open(tmp_path / "noisy" / "lr_x2" / f"im_{i}.png"), dtype=np.float64)
+        - np.asarray(Image.open(tmp_path / "clean" / "lr_x2" / f"im_{i}.png"), dtype=np.float64)
+        for i in (1, 2, 3)])
+    # Both were rounded to 8 bits: the difference is the noise plus at most one rounding step.
+    assert abs(difference.mean()) < 0.2
+    assert difference.std() == pytest.approx(np.sqrt(8.0 ** 2 + 1.0 / 6.0), rel=0.05)
+    bad = blindsr("degrade", "input=hr", "output=x", "noise=-1", cwd=tmp_path)
+    assert "noise" in one_line_error(bad, 2)

@@ -5,6 +5,11 @@ numbered: ``gt/im_N.png``; one random x2/x4 kernel pair is drawn per image from
 ``numpy.random.default_rng(seed)`` (``blindsr.degradation.random_kernels``) and saved as
 ``gt_k_x{s}/kernel_N.{npy,mat}``; ``lr_x{s}/im_N.png`` is the reference degradation rounded to
 8 bits. ``manifest.json`` maps numbers to source files.
+
+``shared_kernel=true`` draws one kernel pair for the whole folder (a one-camera set: the optics
+are the same for every image); ``noise=SIGMA`` adds independent Gaussian noise of that sigma
+(8-bit units, per channel and pixel) to every LR image before the rounding, from a generator of
+its own, so the kernels of a seed are the same with and without noise.
 """
 from __future__ import annotations
 
@@ -20,6 +25,8 @@ from blindsr.kernel import write_kernel_array
 from blindsr.outputs import prepare_output_dir, write_json
 from blindsr.progress import progress_bar
 
+NOISE_STREAM = 1  # the noise generator is default_rng([seed, NOISE_STREAM])
+
 
 def run(cfg: DictConfig) -> int:
     scales = sorted(set(cfg.scales))
@@ -31,8 +38,11 @@ def run(cfg: DictConfig) -> int:
     for folder in folders:
         (out / folder).mkdir(exist_ok=True)
     rng = np.random.default_rng(cfg.seed)
+    noise_rng = np.random.default_rng([cfg.seed, NOISE_STREAM])
+    shared = random_kernels(rng) if cfg.shared_kernel else None
     manifest = {"protocol": "DIV2KRK (blindsr.degradation.random_kernels)", "seed": cfg.seed,
-                "scales": scales, "images": []}
+                "scales": scales, "shared_kernel": bool(cfg.shared_kernel), "noise_sigma": float(cfg.noise),
+                "images": []}
     with progress_bar(len(images), "degrade", unit="image") as bar:
         for number, path in enumerate(images, start=1):
             hr = read_image(path, cfg.max_pixels).rgb
@@ -41,13 +51,16 @@ def run(cfg: DictConfig) -> int:
             if min(rows, cols) < 4:
                 raise InputError(f"{path}: too small to degrade ({hr.shape[1]}x{hr.shape[0]})")
             hr = hr[:rows, :cols]
-            kernels = random_kernels(rng)
+            kernels = shared or random_kernels(rng)
             write_image(out / "gt" / f"im_{number}.png", hr)
             for s in scales:
                 k = np.asarray(kernels[s].array)
                 for suffix in ("npy", "mat"):
                     write_kernel_array(out / f"gt_k_x{s}" / f"kernel_{number}.{suffix}", k)
-                write_image(out / f"lr_x{s}" / f"im_{number}.png", degrade(hr, k, s))
+                lr = degrade(hr, k, s)
+                if cfg.noise:
+                    lr = lr + noise_rng.normal(0.0, cfg.noise / 255.0, lr.shape)
+                write_image(out / f"lr_x{s}" / f"im_{number}.png", lr)
             manifest["images"].append({"number": number, "source": str(path),
                                        "size": [cols, rows], **kernels[2].provenance})
             bar.update(1)
