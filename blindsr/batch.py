@@ -35,6 +35,7 @@ class ImageTask:
     stem: str
     config: BatchConfig  # typed, with the stage configs (blindsr.config), as the command line composed it
     fingerprint: str
+    group: str | None = None  # the folder of its group's shared kernel (blindsr.groups), if any
 
 
 @dataclass
@@ -110,15 +111,16 @@ def process(task: ImageTask, progress=None) -> ImageOutcome:
             shutil.rmtree(folder)  # an interrupted or failed earlier attempt: redo from scratch
         folder.mkdir(parents=True)
         config = task.config
-        estimator = built_stage("estimator", config.estimator, config.device)
+        estimator = None if task.group else built_stage("estimator", config.estimator, config.device)
         backend = built_stage("sr", config.sr, config.device)
         scale = config.scale
         image = read_image(task.source, config.max_pixels)
+        kernels = None if task.group is None else group_kernels(task.group, image, scale)
         if progress is None and not on_terminal():
             # A log shows each image's stages; a terminal shows the batch bar alone.
             stages = stage_work(estimator, backend, image.shape, scale)
             progress = LogLines(sum(units for _, units in stages), f"{task.stem} x{scale}", stages).update
-        result = run_pipeline(image, estimator, backend, scale, seed=config.seed,
+        result = run_pipeline(image, estimator, backend, scale, seed=config.seed, kernels=kernels,
                               handoff_width=config.handoff_width, progress=progress)
         paths = write_outputs(folder, task.stem, scale, image, result, plain(config))
     except BlindSRError as exc:
@@ -133,10 +135,22 @@ def process(task: ImageTask, progress=None) -> ImageOutcome:
               "kernel_file": paths[f"kernel_x{min(result.kernels)}"].name, "image_file": paths["image"].name,
               "kernel_provenance": {k: v for k, v in result.kernels[min(result.kernels)].provenance.items()
                                     if k in ("restart_agreement_db", "restarts", "fallback", "seconds",
-                                             "confidence", "noise")}}
+                                             "confidence", "noise")},
+              "kernel_group": (result.kernels[min(result.kernels)].provenance.get("group") or {}).get("name")}
     write_json(folder / COMPLETE, {"fingerprint": task.fingerprint, "source": task.source,
                                    "seconds": seconds, "files": files, "record": record})
     return ImageOutcome(task.source, task.folder, "done", seconds=seconds, files=files, record=record)
+
+
+def group_kernels(folder: str, image, scale: int) -> dict:
+    """A group's shared kernels for one of its images, with that image's own noise level fitted
+    under the x2 kernel (``sr.noise=auto`` reads it)."""
+    from blindsr.estimators.noise import estimate_noise
+    from blindsr.groups import shared_kernels
+
+    kernels = shared_kernels(folder, scale)
+    noise = estimate_noise(image.rgb, kernels[2].array, 2)
+    return {s: k.with_provenance(noise=noise) for s, k in kernels.items()}
 
 
 def lost_image(task: ImageTask, message: str) -> ImageOutcome:

@@ -116,6 +116,10 @@ def _scales(value: list[int]) -> str | None:
     return None if value and all(s in (2, 4) for s in value) else "choose from 2 and 4"
 
 
+def _scope(value: str) -> str | None:
+    return None if value in ("image", "folder", "camera") else "choose from image, folder, camera"
+
+
 def _sigma(value: float) -> str | None:
     return None if 0.0 <= value <= 75.0 else "must be a sigma in [0, 75] (8-bit units)"
 
@@ -189,6 +193,8 @@ class EvalConfig(CommonConfig):
     estimators: List[str] = field(default_factory=list)
     srs: List[str] = field(default_factory=list)
     handoff_width: float = checked(HANDOFF_WIDTH, _width)
+    # One kernel per image, or one shared by each folder or each camera (blindsr.groups).
+    kernel_scope: str = checked("image", _scope)
     estimator: Any = MISSING
     sr: Any = MISSING
     executor: Any = MISSING
@@ -242,6 +248,8 @@ class BatchConfig(CommonConfig):
     gt: Optional[str] = None  # folder of ground-truth HR images with the same relative names
     title: str = ""
     handoff_width: float = checked(HANDOFF_WIDTH, _width)
+    # One kernel per image, or one shared by each folder or each camera (blindsr.groups).
+    kernel_scope: str = checked("image", _scope)
     estimator: Any = MISSING
     sr: Any = MISSING
     executor: Any = MISSING

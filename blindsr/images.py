@@ -28,6 +28,8 @@ DEFAULT_MAX_PIXELS = 40_000_000
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F", "La"}
 _EXIF_ORIENTATION = 0x0112
+_EXIF_MAKE, _EXIF_MODEL, _EXIF_IFD = 0x010F, 0x0110, 0x8769
+_EXIF_FOCAL_LENGTH, _EXIF_LENS_MODEL = 0x920A, 0xA434
 
 Image.MAX_IMAGE_PIXELS = None  # our own limit below applies before decoding
 
@@ -137,6 +139,32 @@ def _exif_orientation(path: Path) -> int:
             return int(im.getexif().get(_EXIF_ORIENTATION, 1))
     except Exception:  # noqa: BLE001 - a broken EXIF block means "no orientation"
         return 1
+
+
+def camera_identity(path: str | Path) -> dict[str, str] | None:
+    """The optics an image was taken with, from its EXIF: camera (make and model), lens model and
+    focal length; None when the file has no camera make or model (scans, renders, stripped files).
+    Only the header is read."""
+    try:
+        with Image.open(path) as im:
+            exif = im.getexif()
+            lens_ifd = exif.get_ifd(_EXIF_IFD)
+    except Exception:  # noqa: BLE001 - an unreadable header has no identity; reading fails later
+        return None
+
+    def text(value) -> str:
+        return " ".join(str(value or "").replace("\x00", " ").split())
+
+    make, model = text(exif.get(_EXIF_MAKE)), text(exif.get(_EXIF_MODEL))
+    if not (make or model):
+        return None
+    camera = model if make and model.lower().startswith(make.lower()) else f"{make} {model}".strip()
+    focal = lens_ifd.get(_EXIF_FOCAL_LENGTH)
+    try:
+        focal_text = f"{float(focal):g} mm" if focal is not None else ""
+    except (TypeError, ValueError, ZeroDivisionError):
+        focal_text = ""
+    return {"camera": camera, "lens": text(lens_ifd.get(_EXIF_LENS_MODEL)), "focal_length": focal_text}
 
 
 def orient(image: np.ndarray, orientation: int) -> np.ndarray:

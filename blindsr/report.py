@@ -21,7 +21,7 @@ from blindsr.metrics import y_psnr_ssim
 from blindsr.outputs import atomic_write_bytes
 from blindsr.tables import write_tables
 
-SUMMARY_COLUMNS = ["image", "status", "error", "estimate_s", "sr_s", "total_s", "kernel", "sigma_major",
+SUMMARY_COLUMNS = ["image", "status", "error", "estimate_s", "sr_s", "total_s", "kernel", "kernel_group", "sigma_major",
                    "sigma_minor", "angle_deg", "restart_agreement_db", "confidence", "confidence_level", "noise_sigma",
                    "fallback", "warnings", "psnr", "ssim"]
 CROP = 96  # LR pixels shown in the report
@@ -52,6 +52,7 @@ def summary_rows(outcomes: Sequence[ImageOutcome], input_dir: Path, output_dir: 
             confidence = provenance.get("confidence") or {}
             row["confidence"], row["confidence_level"] = confidence.get("score"), confidence.get("level")
             row["noise_sigma"] = (provenance.get("noise") or {}).get("sigma")
+            row["kernel_group"] = rec.get("kernel_group")
             row["fallback"] = provenance.get("fallback")
             row["warnings"] = "; ".join(rec.get("warnings", [])) or None
             if gt_dir is not None:
@@ -120,6 +121,8 @@ def write_report(rows: list[dict[str, Any]], outcomes: Sequence[ImageOutcome], o
             level = "bad" if row["confidence_level"] == "low" else "good"
             facts.append(f"<span class='{level}'>kernel confidence {row['confidence']:.2f} "
                          f"({html.escape(row['confidence_level'])})</span>")
+        if row.get("kernel_group"):
+            facts.append(f"shared kernel: {html.escape(row['kernel_group'])}")
         if row.get("noise_sigma") is not None:
             facts.append(f"noise &sigma; {row['noise_sigma']:.1f} (8-bit)")
         if row.get("fallback"):

@@ -122,3 +122,44 @@ def test_executors_give_identical_kernels(reference, executor):
             subprocess.run([*ray_cli, "stop", "--force"], capture_output=True, timeout=120)
     assert len(kernel_hashes(reference / "serial")) == 3
     assert kernel_hashes(reference / name) == kernel_hashes(reference / "serial")
+
+
+def test_shared_kernels_resume_after_kill(tmp_path):
+    """kernel_scope=folder: one group task per folder runs before its images; killed with -9 once
+    a group is finished, the re-run resumes that group (and every finished image) and ends with
+    the outputs of an uninterrupted run. Every image of a group gets the group's kernel and its
+    own noise level."""
+    root = make_folder(tmp_path, np.random.default_rng(11))
+    shared = [*FAST, "kernel_scope=folder"]
+    reference = blindsr("batch", "input=in", "output=whole", *shared, cwd=root)
+    assert reference.returncode == 0, reference.stderr
+    assert "shared kernel for the input folder: 2 image(s), done" in reference.stdout
+    out = root / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "blindsr", "batch", "input=in", "output=killed", *shared],
+                            cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not list(out.glob("shared_kernels/*/COMPLETE.json")) and time.time() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = len(list(out.glob("shared_kernels/*/COMPLETE.json")))
+    assert finished >= 1
+    resumed = blindsr("batch", "input=in", "output=killed", *shared, cwd=root)
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.count(", resumed") >= finished
+    assert kernel_hashes(out) == kernel_hashes(root / "whole")
+    summary = json.loads((out / "summary.json").read_text())
+    groups = {g["label"]: g for g in summary["groups"]}
+    assert set(groups) == {"the input folder", "folder nested"}
+    assert groups["the input folder"]["images"] == 2 and groups["the input folder"]["used"] == ["img 0.png", "img 1.png"]
+    rows = {r["image"]: r for r in summary["rows"]}
+    assert rows["nested/deep.png"]["kernel_group"] == groups["folder nested"]["group"]
+    for folder, names in (("the input folder", ["img 0", "img 1"]), ("folder nested", ["nested/deep"])):
+        shared_k = np.load(out / "shared_kernels" / groups[folder]["group"] / "shared_kernel_x2.npy")
+        for name in names:
+            own = np.load(out / name / f"{Path(name).name}_kernel_x2.npy")
+            assert np.array_equal(own, shared_k)
+            sidecar = json.loads((out / name / f"{Path(name).name}_kernel_x2.json").read_text())
+            assert sidecar["provenance"]["noise"]["sigma"] >= 0.0
+    assert "kernel_group" in (out / "summary.csv").read_text().splitlines()[0]
+    assert "shared kernel:" in (out / "report.html").read_text()

@@ -53,6 +53,7 @@ ROUNDING_NOISE = (1.0 / 255.0) ** 2 / 12.0  # variance of 8-bit rounding, on [0,
 MAX_LOG_SCALE = 1.2  # the affine map stretches each axis by at most e^1.2 = 3.3x either way
 SELECT_TILE = 64  # LR px: tiles scored one by one, to find the in-focus, textured part of a photo
 MAX_SELECT_TILES = 96
+MIN_GROUP_TILES = 4  # a group's images share MAX_SELECT_TILES, but each lends at least this many
 TILE_STRIDE = 0.5  # of the tile size: tiles overlap by half
 WIDTH_GRID = np.linspace(-MAX_LOG_SCALE, MAX_LOG_SCALE, 13)  # isotropic log-scales tried per tile
 PROFILE_STEPS = 16  # Newton steps of a tile's (contrast, noise) fit; half when warm-started
@@ -61,6 +62,14 @@ SHARP_QUANTILE = 0.25  # the sharp end of the informative tiles (information-wei
 SHARP_MARGIN = 0.25  # tiles within this log-scale of it count as in focus
 WHOLE_IMAGE_SHARE = 0.8  # in focus on this share of the tiles: the whole image is scored
 MAX_TRUSTED_LOG_SCALE = 0.8  # a whole-image fit stretching an axis further is redone on the in-focus tiles
+
+
+Images = np.ndarray | list[np.ndarray]  # one image, or a group of images of one camera
+
+
+def first(rgb: Images) -> np.ndarray:
+    """The image, or a group's first (the groups' images share their colour layout)."""
+    return rgb if isinstance(rgb, np.ndarray) else rgb[0]
 
 
 def luma(rgb: np.ndarray) -> np.ndarray:
@@ -94,11 +103,12 @@ def periodic_component(u: np.ndarray) -> np.ndarray:
     return u - np.real(np.fft.ifft2(smooth))
 
 
-def tiles(gray: np.ndarray, size: int = TILE, most: int = MAX_TILES) -> list[np.ndarray]:
-    """Non-overlapping ``size`` x ``size`` tiles (the whole image when it is smaller), at most
-    ``most`` of them, spread evenly over the image."""
+def tiles(gray: np.ndarray, size: int = TILE, most: int = MAX_TILES,
+          shape: tuple[int, int] | None = None) -> list[np.ndarray]:
+    """Non-overlapping ``size`` x ``size`` tiles (the whole image when it is smaller; ``shape``
+    fixes the tile's (rows, cols) instead), at most ``most`` of them, spread evenly over the image."""
     rows, cols = gray.shape
-    th, tw = min(size, rows), min(size, cols)
+    th, tw = shape or (min(size, rows), min(size, cols))
     corners = [(i, j) for i in range(0, rows - th + 1, th) for j in range(0, cols - tw + 1, tw)]
     pick = np.unique(np.linspace(0, len(corners) - 1, min(most, len(corners))).round().astype(int))
     return [gray[i:i + th, j:j + tw] for i, j in (corners[p] for p in pick)]
@@ -146,11 +156,19 @@ class LRLikelihood:
         self.observed = self.power[self.mask]
 
     @classmethod
-    def from_image(cls, rgb: np.ndarray, scale: int, exponent: float = SPECTRUM_EXPONENT,
+    def from_image(cls, rgb: Images, scale: int, exponent: float = SPECTRUM_EXPONENT,
                    noise: float = ROUNDING_NOISE, fit_noise: bool = True, scene_blur: float = 0.0) -> "LRLikelihood":
-        parts = tiles(luma(rgb))
+        """From one image's tiles, or the tiles of a group of images of one camera (a list; the
+        tile is then the largest that fits every image, and the group shares one image's budget
+        of tiles)."""
+        if isinstance(rgb, np.ndarray):
+            parts = tiles(luma(rgb))
+        else:
+            grays = [luma(x) for x in rgb]
+            shape = (min(TILE, *(g.shape[0] for g in grays)), min(TILE, *(g.shape[1] for g in grays)))
+            parts = [t for g in grays for t in tiles(g, most=max(1, MAX_TILES // len(grays)), shape=shape)]
         power = sum(tile_power(t) for t in parts) / len(parts)
-        return cls.from_power(power, scale, luma_noise(rgb, noise), exponent, fit_noise, scene_blur)
+        return cls.from_power(power, scale, luma_noise(first(rgb), noise), exponent, fit_noise, scene_blur)
 
     @classmethod
     def from_power(cls, power: np.ndarray, scale: int, noise: float, exponent: float = SPECTRUM_EXPONENT,
@@ -321,15 +339,20 @@ def tile_spectra(gray: np.ndarray, size: int, most: int) -> tuple[list[tuple[int
     return corners, np.stack([tile_power(gray[i:i + size, j:j + size]) for i, j in corners])
 
 
-def tile_evidence(gray: np.ndarray, kernel: np.ndarray, scale: int, noise: float,
+def tile_evidence(gray: np.ndarray | list[np.ndarray], kernel: np.ndarray, scale: int, noise: float,
                   size: int = SELECT_TILE, most: int = MAX_SELECT_TILES,
                   scene_blur: float = 0.0) -> TileEvidence | None:
-    """Score every ``size`` tile of a luma image against isotropic stretches of ``kernel``
-    (``TileEvidence``; ``scene_blur``: see ``frequency_prior``); None when the image holds no
-    whole tile."""
-    if min(gray.shape) < size:
+    """Score every ``size`` tile of a luma image (or of a group's luma images, which share the
+    budget of ``most`` tiles, at least ``MIN_GROUP_TILES`` each) against isotropic stretches of
+    ``kernel`` (``TileEvidence``; ``scene_blur``: see ``frequency_prior``); None when no image
+    holds a whole tile."""
+    grays = [g for g in ([gray] if isinstance(gray, np.ndarray) else gray) if min(g.shape) >= size]
+    if not grays:
         return None
-    corners, spectra = tile_spectra(gray, size, most)
+    each = most if len(grays) == 1 else max(MIN_GROUP_TILES, most // len(grays))
+    found = [tile_spectra(g, size, each) for g in grays]
+    corners = [c for f in found for c in f[0]]
+    spectra = found[0][1] if len(found) == 1 else np.concatenate([f[1] for f in found])
     keep, weights = conjugate_half(size, size)
     template = LRLikelihood(spectra[0], frequency_prior(size, size, scale, scene_blur=scene_blur), scale,
                             noise, keep)
@@ -392,7 +415,7 @@ def fit_affine(kernel: np.ndarray, score: LRLikelihood, size: int) -> dict[str, 
             "nll_after": float(min(best.fun, identity)), "evaluations": evaluations, "size": size}
 
 
-def refine_covariance(kernel: SRKernel, rgb: np.ndarray, scale: int = 2, fit_noise: bool = True) -> SRKernel:
+def refine_covariance(kernel: SRKernel, rgb: Images, scale: int = 2, fit_noise: bool = True) -> SRKernel:
     """``kernel`` with the affine map of its coordinates that maximises the LR image's marginal
     likelihood (module docstring); the fit is recorded in the provenance under ``refinement``.
     The kernel comes back unchanged if no map scores better than the identity.
@@ -410,7 +433,10 @@ def refine_covariance(kernel: SRKernel, rgb: np.ndarray, scale: int = 2, fit_noi
     softness as kernel blur and the fit comes out too wide (on the tuning images; wider kernels
     were fitted without that bias). A fit whose mean principal
     variance is below ``NARROW_VARIANCE`` is therefore redone with a prior that includes a
-    Gaussian scene blur of variance ``SCENE_BLUR``; the first fit is kept in the provenance."""
+    Gaussian scene blur of variance ``SCENE_BLUR``; the first fit is kept in the provenance.
+
+    ``rgb`` may be a group of images of one camera (a list): their tiles are pooled, so the
+    likelihood is summed over every image's in-focus tiles."""
     first = _fit_covariance(kernel, rgb, scale, fit_noise, 0.0)
     variance = mean_variance(first)
     if variance >= NARROW_VARIANCE:
@@ -429,15 +455,17 @@ def mean_variance(kernel: SRKernel) -> float:
     return (described["sigma_major"] ** 2 + described["sigma_minor"] ** 2) / 2
 
 
-def _fit_covariance(kernel: SRKernel, rgb: np.ndarray, scale: int, fit_noise: bool, scene_blur: float) -> SRKernel:
+def _fit_covariance(kernel: SRKernel, rgb: Images, scale: int, fit_noise: bool, scene_blur: float) -> SRKernel:
     """``refine_covariance`` with the prior's scene blur ``scene_blur`` (``frequency_prior``)."""
     start = time.perf_counter()
-    evidence = tile_evidence(luma(rgb), kernel.array, scale, luma_noise(rgb), scene_blur=scene_blur)
+    grays = luma(rgb) if isinstance(rgb, np.ndarray) else [luma(x) for x in rgb]
+    noise = luma_noise(first(rgb))
+    evidence = tile_evidence(grays, kernel.array, scale, noise, scene_blur=scene_blur)
     sharp = evidence.sharp() if evidence is not None else None
     tiles_info = tile_summary(evidence, sharp)
     in_focus = None
     if tiles_info["in_focus"]:
-        in_focus = LRLikelihood.from_power(evidence.spectra[sharp].mean(axis=0), scale, luma_noise(rgb),
+        in_focus = LRLikelihood.from_power(evidence.spectra[sharp].mean(axis=0), scale, noise,
                                            fit_noise=fit_noise, scene_blur=scene_blur)
     size = 2 * math.ceil(kernel.size * math.exp(MAX_LOG_SCALE) / 2) + 1
     if in_focus is not None and tiles_info["in_focus"] < WHOLE_IMAGE_SHARE * tiles_info["count"]:

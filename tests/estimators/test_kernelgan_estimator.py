@@ -46,7 +46,7 @@ def fake_train(kernels: list[np.ndarray], failing: set[int] = frozenset(), calls
     """A stand-in for ``train``: returns the given native kernels, one per seed, in order."""
     supply = iter(kernels)
 
-    def run(rgb, settings, seeds, device, progress=None, layerwise=False):
+    def run(rgb, settings, seeds, device, progress=None, layerwise=False, shares=None):
         if calls is not None:
             calls.append(list(seeds))
         if progress:

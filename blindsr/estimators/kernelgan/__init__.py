@@ -23,7 +23,8 @@ from blindsr.estimators import Estimate, Progress, register_estimator
 from blindsr.estimators.confidence import LOW_SCORE, UNTRUSTED, assess
 from blindsr.estimators.kernelgan.settings import DEFAULT_PRESET, KernelGANSettings, settings_for
 from blindsr.estimators.kernelgan.train import ImageTooSmall, NumericalFault, prepare_image, soft_threshold, train
-from blindsr.estimators.likelihood import luma, luma_noise, refine_covariance, tile_evidence
+from blindsr.estimators.likelihood import (MAX_SELECT_TILES, MIN_GROUP_TILES, Images, luma, luma_noise,
+                                          refine_covariance, tile_evidence)
 from blindsr.estimators.noise import estimate_noise
 from blindsr.errors import InputError
 from blindsr.kernel import SRKernel, crop_or_pad
@@ -104,19 +105,33 @@ def combine(kernels: list[SRKernel], trim: int, provenance: dict[str, Any]) -> S
     return SRKernel.from_array(mean, 2, order=1, provenance=info)
 
 
-def refine(kernel: SRKernel, rgb: np.ndarray, settings: KernelGANSettings, fit_noise: bool = True) -> SRKernel:
-    """The x2 kernel's covariance refitted on the image KernelGAN trained on (same shaved crop)."""
-    return refine_covariance(kernel, prepare_image(rgb, settings), 2, fit_noise=fit_noise)
+def refine(kernel: SRKernel, rgb: Images, settings: KernelGANSettings, fit_noise: bool = True) -> SRKernel:
+    """The x2 kernel's covariance refitted on the image KernelGAN trained on (same shaved crop),
+    or on a group's images together."""
+    prepared = prepare_image(rgb, settings) if isinstance(rgb, np.ndarray) else [prepare_image(x, settings) for x in rgb]
+    return refine_covariance(kernel, prepared, 2, fit_noise=fit_noise)
 
 
-def texture_evidence(rgb: np.ndarray, settings: KernelGANSettings) -> dict[str, int]:
-    """How many small tiles of the image say anything about a blur's width, scored against the
-    bicubic kernel (``TileEvidence.informative``); a nearly uniform or noise-only tile does not."""
+def texture_evidence(rgb: np.ndarray, settings: KernelGANSettings, most: int = MAX_SELECT_TILES) -> dict[str, int]:
+    """How many small tiles of the image (at most ``most``) say anything about a blur's width,
+    scored against the bicubic kernel (``TileEvidence.informative``); a nearly uniform or
+    noise-only tile does not."""
     evidence = tile_evidence(luma(prepare_image(rgb, settings)), bicubic_kernel(2).array, 2,
-                             luma_noise(rgb))
+                             luma_noise(rgb), most=most)
     if evidence is None:
         return {"informative": 0, "count": 0}
     return {"informative": int(evidence.informative.sum()), "count": len(evidence.best)}
+
+
+def group_texture(images: list[np.ndarray], settings: KernelGANSettings) -> tuple[dict[str, int], np.ndarray]:
+    """A group's pooled texture evidence, and each image's share of the training crops: in
+    proportion to its informative tiles (at least one each), so that a poor witness - a sky, a
+    defocused background, a blank page - lends the group little."""
+    most = max(MIN_GROUP_TILES, MAX_SELECT_TILES // len(images))  # one image's budget, shared
+    each = [texture_evidence(x, settings, most) for x in images]
+    shares = np.array([max(t["informative"], 1) for t in each], dtype=np.float64)
+    pooled = {"informative": sum(t["informative"] for t in each), "count": sum(t["count"] for t in each)}
+    return pooled, shares / shares.sum()
 
 
 def texture_reason(texture: dict[str, int]) -> str | None:
@@ -163,23 +178,37 @@ class KernelGANEstimator:
 
     def estimate(self, rgb: np.ndarray, scale: int, *, seed: int = 0,
                  progress: Progress | None = None) -> Estimate:
+        return self._estimate(rgb, scale, seed, progress)
+
+    def estimate_group(self, images: list[np.ndarray], scale: int, *, seed: int = 0,
+                       progress: Progress | None = None) -> Estimate:
+        """One kernel from a group of images of one camera, the evidence pooled: KernelGAN's
+        crops are drawn across the images (``group_texture`` shares) and the refinement's
+        likelihood sums over every image's tiles. Costs about one image's estimate. No noise is
+        recorded: each image has its own (``blindsr.estimators.noise``)."""
+        if len(images) == 1:
+            return self._estimate(images[0], scale, seed, progress)
+        return self._estimate(list(images), scale, seed, progress)
+
+    def _estimate(self, rgb: Images, scale: int, seed: int, progress: Progress | None) -> Estimate:
         if scale not in (2, 4):
             raise InputError(f"KernelGAN estimates x2 and x4 kernels, not x{scale}")
         start = time.perf_counter()
         warnings: list[str] = []
         seeds = [seed + r * RESTART_SEED_STRIDE for r in range(self.settings.restarts)]
+        single = isinstance(rgb, np.ndarray)
         try:
+            texture, shares = (texture_evidence(rgb, self.settings), None) if single else group_texture(rgb, self.settings)
             with torch_threads(cpu_threads(self.device, len(seeds))):
-                natives, runs_info = self._train_with_retry(rgb, seeds, progress, warnings)
+                natives, runs_info = self._train_with_retry(rgb, seeds, progress, warnings, shares)
                 guarded = self.settings.drop_collapsed
-                texture = texture_evidence(rgb, self.settings)
                 textureless = texture_reason(texture)
                 if guarded and natives and not textureless and all(i["unphysical"] for i in runs_info):
                     warnings.append("every KernelGAN run collapsed to a non-physical kernel; "
                                     "training a new set of runs")
                     log.warning(warnings[-1])
                     natives, runs_info = self._train_with_retry(
-                        rgb, [s + DEGENERATE_RESEED for s in seeds], None, warnings)
+                        rgb, [s + DEGENERATE_RESEED for s in seeds], None, warnings, shares)
         except ImageTooSmall as exc:
             raise InputError(str(exc)) from None
         physical = [n for n, i in zip(natives, runs_info) if not (guarded and i["unphysical"])]
@@ -192,6 +221,8 @@ class KernelGANEstimator:
         provenance = {"estimator": "kernelgan", "preset": self.preset, "version": __version__, "seed": seed,
                       "iterations": self.settings.iterations, "restarts": len(natives), "device": str(self.device),
                       "diagnostics": {"runs": runs_info, "physical_runs": len(runs), "texture": texture}}
+        if not single:
+            provenance["group"] = {"images": len(rgb), "crop_shares": [round(float(v), 4) for v in shares]}
         k2 = combine(runs, self.settings.trim, provenance) if runs else None
         if k2 is not None and self.settings.refine == "affine":
             k2 = refine(k2, rgb, self.settings)
@@ -205,22 +236,22 @@ class KernelGANEstimator:
             fallback = "kernelgan numerical fault" if not natives else f"kernelgan: {why}"
             k2 = bicubic_kernel(2).with_provenance(fallback=fallback, rejected_estimate=rejected,
                                                    diagnostics=provenance["diagnostics"], warnings=list(warnings))
-        # The LR noise under the kernel handed over (``sr.noise=auto`` reads it).
-        k2 = k2.with_provenance(confidence=confidence,
-                                noise=estimate_noise(prepare_image(rgb, self.settings), k2.array, 2))
+        k2 = k2.with_provenance(confidence=confidence)
+        if single:  # the LR noise under the kernel handed over (``sr.noise=auto`` reads it)
+            k2 = k2.with_provenance(noise=estimate_noise(prepare_image(rgb, self.settings), k2.array, 2))
         kernels = {2: k2}
         if scale == 4:
             kernels[4] = k2.derive_x4()
         return Estimate(kernels, time.perf_counter() - start,
                         diagnostics=k2.provenance.get("diagnostics", {}), warnings=warnings)
 
-    def _train_with_retry(self, rgb: np.ndarray, seeds: list[int], progress: Progress | None,
-                          warnings: list[str]) -> tuple[list[np.ndarray], list[dict]]:
+    def _train_with_retry(self, rgb: Images, seeds: list[int], progress: Progress | None,
+                          warnings: list[str], shares: np.ndarray | None = None) -> tuple[list[np.ndarray], list[dict]]:
         """Native kernels of the runs that stayed finite; runs that failed are retried once with
         another seed, then dropped."""
         natives, info = [], []
         for attempt in range(2):
-            result = train(rgb, self.settings, seeds, self.device, progress)
+            result = train(rgb, self.settings, seeds, self.device, progress, shares=shares)
             failed = []
             for r, seed in enumerate(seeds):
                 kernel_ok = bool(result.finite[r])

@@ -82,12 +82,15 @@ def probability_map(loss_map: np.ndarray, crop: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class CropPlan:
-    """Top-left corners (iterations, 2) of G's and D's crops, and their sizes."""
+    """Top-left corners (iterations, 2) of G's and D's crops, their sizes, and for a group of
+    images which image each crop comes from (None: the one image)."""
 
     g_corners: np.ndarray
     d_corners: np.ndarray
     g_size: int
     d_size: int
+    g_images: np.ndarray | None = None
+    d_images: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -123,3 +126,36 @@ def _corners(centres: np.ndarray, size: int, rows: int, cols: int) -> np.ndarray
     top = np.clip(r - size // 2, 0, rows - size)
     left = np.clip(c - size // 2, 0, cols - size)
     return np.stack([top - top % 2, left - left % 2], axis=1)
+
+
+def plan_group_crops(maps: list[CropMaps], shares: np.ndarray, iterations: int,
+                     rng: np.random.Generator) -> CropPlan:
+    """Crops across a group of images of one camera: each crop's image is drawn with probability
+    ``shares`` (summing to 1), its corner from that image's map as in ``plan_crops``."""
+    g_images = rng.choice(len(maps), size=iterations, p=shares)
+    d_images = rng.choice(len(maps), size=iterations, p=shares)
+    g_corners = np.zeros((iterations, 2), dtype=np.int64)
+    d_corners = np.zeros((iterations, 2), dtype=np.int64)
+    for i, m in enumerate(maps):
+        rows, cols = m.shape
+        for images, corners, prob, size in ((g_images, g_corners, m.g_prob, m.g_size),
+                                            (d_images, d_corners, m.d_prob, m.d_size)):
+            pick = images == i
+            centres = rng.choice(prob.size, size=int(pick.sum()), p=prob)
+            corners[pick] = _corners(centres, size, rows, cols)
+    return CropPlan(g_corners, d_corners, maps[0].g_size, maps[0].d_size, g_images, d_images)
+
+
+def densest_window(rgb: np.ndarray, size: int) -> np.ndarray:
+    """The ``size`` x ``size`` part of an image holding most of its strongest gradients (the whole
+    image when it is no larger): where a large photo of a group shows its kernel best. The corner
+    is even, so the window keeps the image's 2x2 blocks."""
+    rows, cols = rgb.shape[:2]
+    if rows <= size and cols <= size:
+        return rgb
+    h, w = min(rows, size), min(cols, size)
+    cum = np.pad(gradient_map(rgb).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    sums = cum[h:, w:] - cum[:-h, w:] - cum[h:, :-w] + cum[:-h, :-w]  # every window's total
+    top, left = np.unravel_index(np.argmax(sums), sums.shape)
+    top, left = top - top % 2, left - left % 2
+    return rgb[top:top + h, left:left + w]

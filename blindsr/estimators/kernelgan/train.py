@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from blindsr.degradation import bicubic_taps
-from blindsr.estimators.kernelgan.crops import crop_maps, plan_crops
+from blindsr.estimators.kernelgan.crops import crop_maps, plan_crops, plan_group_crops
 from blindsr.estimators.kernelgan.networks import DeepLinearGenerator, PatchDiscriminator
 from blindsr.estimators.kernelgan.settings import KernelGANSettings
 
@@ -137,17 +137,21 @@ def prepare_image(rgb: np.ndarray, settings: KernelGANSettings) -> np.ndarray:
 
 
 class KernelGANRun:
-    """Networks, optimisers and fixed tensors for R runs; ``step`` is one iteration of all."""
+    """Networks, optimisers and fixed tensors for R runs; ``step`` is one iteration of all.
 
-    def __init__(self, rgb: np.ndarray, settings: KernelGANSettings, seeds: Sequence[int],
-                 device: torch.device, layerwise: bool = False):
+    ``rgb`` is one image, or a list: a group of images of one camera, whose crops are drawn
+    across the group, image by image with probability ``shares`` (default: equal)."""
+
+    def __init__(self, rgb: np.ndarray | Sequence[np.ndarray], settings: KernelGANSettings, seeds: Sequence[int],
+                 device: torch.device, layerwise: bool = False, shares: Sequence[float] | None = None):
         self.settings = settings
         self.device = device
         self.layerwise = layerwise
         self.runs = len(seeds)
         self.batch = settings.crops_per_iteration
-        image = prepare_image(rgb, settings)
-        g_size = min(settings.g_crop, min(image.shape[:2]) // 2 * 2)
+        group = not isinstance(rgb, np.ndarray)
+        images = [prepare_image(x, settings) for x in rgb] if group else [prepare_image(rgb, settings)]
+        g_size = min(settings.g_crop, min(min(x.shape[:2]) for x in images) // 2 * 2)
         torch_gen = torch.Generator().manual_seed(int(seeds[0]))
         self.G = DeepLinearGenerator(self.runs, settings.g_structure, settings.g_channels, 2,
                                      settings.g_init_gain, torch_gen).to(device)
@@ -155,18 +159,27 @@ class KernelGANRun:
                                     generator=torch_gen).to(device)
         self.g_size = g_size
         self.d_size = (g_size - self.G.kernel_size) // 2 + 1
-        maps = crop_maps(image, g_size, self.d_size)
-        plans = [plan_crops(maps, settings.iterations * self.batch, np.random.default_rng(int(s))) for s in seeds]
+        maps = [crop_maps(x, g_size, self.d_size) for x in images]
+        crops = settings.iterations * self.batch
+        if group:
+            weights = np.ones(len(images)) if shares is None else np.asarray(shares, dtype=np.float64)
+            plans = [plan_group_crops(maps, weights / weights.sum(), crops, np.random.default_rng(int(s)))
+                     for s in seeds]
+        else:
+            plans = [plan_crops(maps[0], crops, np.random.default_rng(int(s))) for s in seeds]
         self.g_corners = np.stack([p.g_corners for p in plans])  # (R, iterations * batch, 2)
         self.d_corners = np.stack([p.d_corners for p in plans])
-        self.image = torch.as_tensor(image.transpose(2, 0, 1) * 2.0 - 1.0, dtype=torch.float32,
-                                     device=device).contiguous()
+        # Which image each crop comes from, (R, iterations * batch).
+        self.g_images = np.stack([p.g_images if group else np.zeros(crops, int) for p in plans])
+        self.d_images = np.stack([p.d_images if group else np.zeros(crops, int) for p in plans])
+        self.images = [torch.as_tensor(x.transpose(2, 0, 1) * 2.0 - 1.0, dtype=torch.float32,
+                                       device=device).contiguous() for x in images]
         self.noise_gen = torch.Generator(device=device).manual_seed(int(seeds[0]) + 1)
         kw = {"lr": settings.lr, "betas": (settings.beta1, 0.999)}
         fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
         self.opt_g = torch.optim.Adam(self.G.parameters(), **kw, **fused)
         self.opt_d = torch.optim.Adam(self.D.parameters(), **kw, **fused)
-        self.bicubic_full = self._bicubic_downscale(settings.bicubic_target)
+        self.bicubic_full = [self._bicubic_downscale(x, settings.bicubic_target) for x in self.images]
         self.mask = torch.as_tensor(penalty_mask(self.G.kernel_size, settings.boundaries_scale),
                                     dtype=torch.float32, device=device)
         k = self.G.kernel_size
@@ -176,7 +189,7 @@ class KernelGANRun:
         self.schedule = Schedule(settings, self.runs)
         self.last_losses: dict[str, np.ndarray] = {}
 
-    def _bicubic_downscale(self, target: str) -> torch.Tensor:
+    def _bicubic_downscale(self, image: torch.Tensor, target: str) -> torch.Tensor:
         """The bicubic-imitation target for every possible G crop at once, (3, h', w').
 
         The authors downscale each G crop with MATLAB's x1/2 bicubic filter (8 taps, stride 2,
@@ -185,7 +198,7 @@ class KernelGANRun:
         gives the same numbers; a crop's target is then a slice (``bicubic_target``).
         """
         taps = torch.as_tensor(bicubic_taps(2), dtype=torch.float32, device=self.device)
-        down = F.conv2d(self.image[:, 1:, 1:].unsqueeze(1), torch.outer(taps, taps)[None, None],
+        down = F.conv2d(image[:, 1:, 1:].unsqueeze(1), torch.outer(taps, taps)[None, None],
                         stride=2)[:, 0]
         if target == "channel_sum":
             # The authors expand their 8x8 filter to 3x3 channels, so every output channel is
@@ -200,8 +213,10 @@ class KernelGANRun:
 
     def bicubic_target(self, i: int, size: int) -> torch.Tensor:
         """(R, crops, 3, size, size): the bicubic targets of iteration ``i``'s G crops."""
-        corners = self.g_corners[:, self._span(i)].reshape(-1, 2) // 2 + 1
-        slices = [self.bicubic_full[:, t:t + size, l:l + size] for t, l in corners]
+        span = self._span(i)
+        corners = self.g_corners[:, span].reshape(-1, 2) // 2 + 1
+        slices = [self.bicubic_full[k][:, t:t + size, l:l + size]
+                  for (t, l), k in zip(corners, self.g_images[:, span].reshape(-1))]
         return torch.stack(slices).view(self.runs, self.batch, 3, size, size)
 
     def crops(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -209,8 +224,10 @@ class KernelGANRun:
         noisy real crops (R, crops, 3, d, d) of iteration ``i``."""
         g, d = self.g_size, self.d_size
         span = self._span(i)
-        g_in = torch.stack([self.image[:, t:t + g, l:l + g] for t, l in self.g_corners[:, span].reshape(-1, 2)])
-        d_real = torch.stack([self.image[:, t:t + d, l:l + d] for t, l in self.d_corners[:, span].reshape(-1, 2)])
+        g_in = torch.stack([self.images[k][:, t:t + g, l:l + g] for (t, l), k in
+                            zip(self.g_corners[:, span].reshape(-1, 2), self.g_images[:, span].reshape(-1))])
+        d_real = torch.stack([self.images[k][:, t:t + d, l:l + d] for (t, l), k in
+                              zip(self.d_corners[:, span].reshape(-1, 2), self.d_images[:, span].reshape(-1))])
         noise = torch.randn(d_real.shape, generator=self.noise_gen, device=self.device)
         d_real = d_real + noise * self.settings.real_noise
         g_in = g_in.view(self.runs, self.batch * 3, g, g).transpose(0, 1).contiguous()
@@ -279,11 +296,13 @@ class KernelGANRun:
             return self.G.kernel().double().cpu().numpy()
 
 
-def train(rgb: np.ndarray, settings: KernelGANSettings, seeds: Sequence[int], device: torch.device,
-          progress: Callable[[int], None] | None = None, layerwise: bool = False) -> RunResult:
-    """Train ``len(seeds)`` KernelGAN runs side by side on an RGB image in [0, 1]."""
+def train(rgb: np.ndarray | Sequence[np.ndarray], settings: KernelGANSettings, seeds: Sequence[int],
+          device: torch.device, progress: Callable[[int], None] | None = None, layerwise: bool = False,
+          shares: Sequence[float] | None = None) -> RunResult:
+    """Train ``len(seeds)`` KernelGAN runs side by side on an RGB image in [0, 1] (or a group of
+    images of one camera, ``KernelGANRun``)."""
     start = time.perf_counter()
-    run = KernelGANRun(rgb, settings, seeds, device, layerwise)
+    run = KernelGANRun(rgb, settings, seeds, device, layerwise, shares)
     finite = np.ones(run.runs, dtype=bool)
     failed_at = [None] * run.runs
     for i in range(settings.iterations):
