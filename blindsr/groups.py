@@ -134,10 +134,29 @@ def completed_group(folder: str | Path, fingerprint: str | None = None) -> dict 
     return info
 
 
+def group_images(sources: Sequence[str], estimator: Any, max_pixels: int) -> tuple[list[np.ndarray], list[str], list[dict]]:
+    """What a group's estimate reads: each image's most textured ``GROUP_WINDOW`` square, the
+    images read, and those skipped (unreadable, or too small for the estimator) with the reason."""
+    from blindsr.estimators.kernelgan.crops import densest_window
+    from blindsr.images import read_image
+
+    images, read, skipped = [], [], []
+    for source in sources:
+        try:
+            image = read_image(source, max_pixels)
+            estimator.check(image.shape)
+        except BlindSRError as exc:
+            skipped.append({"image": source, "error": str(exc)})
+            continue
+        images.append(densest_window(image.rgb, GROUP_WINDOW))
+        read.append(source)
+    if not images:
+        raise BlindSRError("none of the group's images could be used: " + "; ".join(s["error"] for s in skipped))
+    return images, read, skipped
+
+
 def process_group(task: GroupTask, progress=None) -> GroupOutcome:
     """Estimate a group's shared kernel into its folder; never raises."""
-    from blindsr.images import read_image
-    from blindsr.estimators.kernelgan.crops import densest_window
     from blindsr.kernel import save_kernel
     from blindsr.stages import announce_untrusted, built_stage
 
@@ -153,19 +172,7 @@ def process_group(task: GroupTask, progress=None) -> GroupOutcome:
         folder.mkdir(parents=True)
         config = task.config
         estimator = built_stage("estimator", config.estimator, config.device)
-        images, read, skipped = [], [], []
-        for source in task.used:
-            try:
-                image = read_image(source, config.max_pixels)
-                estimator.check(image.shape)
-            except BlindSRError as exc:
-                skipped.append({"image": source, "error": str(exc)})
-                continue
-            images.append(densest_window(image.rgb, GROUP_WINDOW))
-            read.append(source)
-        if not images:
-            raise BlindSRError("none of the group's images could be used: "
-                               + "; ".join(s["error"] for s in skipped))
+        images, read, skipped = group_images(task.used, estimator, config.max_pixels)
         estimate = estimator.estimate_group(images, config.scale, seed=config.seed, progress=progress)
         announce_untrusted(Path(f"shared kernel of {task.label}"), estimate.warnings)
         files = []
