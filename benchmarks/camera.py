@@ -157,7 +157,7 @@ def sr_psnr(lr: np.ndarray, hr: np.ndarray, kernel: np.ndarray, sigma: float | s
     sr = backend.super_resolve(lr, 2, kernels).image
     value = y_psnr_ssim(sr, hr[:sr.shape[0], :sr.shape[1]], 2)[0]
     cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(repr(value))
+    cache.write_text(repr(float(value)))
     return value
 
 
