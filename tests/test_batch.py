@@ -163,3 +163,21 @@ def test_shared_kernels_resume_after_kill(tmp_path):
             assert sidecar["provenance"]["noise"]["sigma"] >= 0.0
     assert "kernel_group" in (out / "summary.csv").read_text().splitlines()[0]
     assert "shared kernel:" in (out / "report.html").read_text()
+
+
+def test_a_failed_group_fails_its_images_only(tmp_path):
+    """kernel_scope=folder where one folder holds only an unreadable image: that group fails (in
+    the output and summary.json), its image fails naming the missing shared kernel, the other
+    folder's group and images finish; exit 1."""
+    root = make_folder(tmp_path, np.random.default_rng(12))
+    (root / "in" / "bad").mkdir()
+    (root / "in" / "bad" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    run = blindsr("batch", "input=in", "output=out", *FAST, "kernel_scope=folder", cwd=root)
+    assert run.returncode == 1 and "1 image(s) failed" in run.stderr and "Traceback" not in run.stderr
+    assert "shared kernel for folder bad: 1 image(s), none of the group's images could be used" in run.stdout
+    summary = json.loads((root / "out" / "summary.json").read_text())
+    status = {g["label"]: g["status"] for g in summary["groups"]}
+    assert status == {"folder bad": "failed", "the input folder": "done", "folder nested": "done"}
+    rows = {r["image"]: r for r in summary["rows"]}
+    assert rows["bad/broken.png"]["status"] == "failed" and "shared kernel" in rows["bad/broken.png"]["error"]
+    assert all(rows[name]["status"] == "done" for name in ("img 0.png", "img 1.png", "nested/deep.png"))

@@ -48,7 +48,7 @@ def fake_train(kernels: list[np.ndarray], failing: set[int] = frozenset(), calls
 
     def run(rgb, settings, seeds, device, progress=None, layerwise=False, shares=None):
         if calls is not None:
-            calls.append(list(seeds))
+            calls.append(list(seeds) if shares is None else (list(seeds), list(shares), len(rgb)))
         if progress:
             progress(settings.iterations)
         natives = np.stack([next(supply) for _ in seeds])
@@ -226,3 +226,24 @@ def test_batched_restarts_use_the_cores_without_changing_the_kernel(monkeypatch)
             natives.append(train(lr, settings, [0, 1000003, 2000006], cpu).kernels)
     assert natives[0].shape == (3, 13, 13) and np.isfinite(natives[0]).all()
     assert np.array_equal(natives[0], natives[1])
+
+
+def test_group_estimate_pools_the_images(monkeypatch, rng):
+    """One training for the whole group, its crops shared by informative tiles (a blank page lends
+    the minimum), one kernel with the group's provenance and no noise record (each image has its
+    own); a group of one is the single-image estimate."""
+    calls: list = []
+    monkeypatch.setattr(kg, "train", fake_train([native_kernel(1.3)] * 4, calls=calls))
+    est = get_estimator("kernelgan", device="cpu", restarts=2, refine="none")
+    textured, blank = textured_image(rng, 160, 160), np.full((160, 160, 3), 0.5)
+    out = est.estimate_group([textured, blank, textured], 2, seed=1)
+    (seeds, shares, images), = calls
+    assert images == 3 and seeds == [1, 1 + kg.RESTART_SEED_STRIDE]
+    assert shares[0] == shares[2] > shares[1] and sum(shares) == pytest.approx(1.0)
+    k2 = out.kernels[2]
+    assert k2.provenance["group"]["images"] == 3 and "noise" not in k2.provenance
+    texture = k2.provenance["diagnostics"]["texture"]
+    assert texture["count"] == 3 * kg.texture_evidence(textured, est.settings, 32)["count"]
+    calls.clear()
+    single = est.estimate_group([textured], 2, seed=1)
+    assert calls == [[1, 1 + kg.RESTART_SEED_STRIDE]] and "noise" in single.kernels[2].provenance
