@@ -166,12 +166,12 @@ def test_shared_kernels_resume_after_kill(tmp_path):
 
 
 def test_a_failed_group_fails_its_images_only(tmp_path):
-    """kernel_scope=folder where one folder holds only an unreadable image: that group fails (in
-    the output and summary.json), its image fails naming the missing shared kernel, the other
-    folder's group and images finish; exit 1."""
+    """kernel_scope=folder where one folder holds only an image too small to estimate a kernel
+    from (8x8): that group fails (in the output and summary.json), its image fails naming the
+    missing shared kernel, the other folders' groups and images finish; exit 1."""
     root = make_folder(tmp_path, np.random.default_rng(12))
     (root / "in" / "bad").mkdir()
-    (root / "in" / "bad" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    Image.fromarray(np.full((8, 8, 3), 128, np.uint8)).save(root / "in" / "bad" / "broken.png")
     run = blindsr("batch", "input=in", "output=out", *FAST, "kernel_scope=folder", cwd=root)
     assert run.returncode == 1 and "1 image(s) failed" in run.stderr and "Traceback" not in run.stderr
     assert "shared kernel for folder bad: 1 image(s), none of the group's images could be used" in run.stdout
@@ -179,5 +179,6 @@ def test_a_failed_group_fails_its_images_only(tmp_path):
     status = {g["label"]: g["status"] for g in summary["groups"]}
     assert status == {"folder bad": "failed", "the input folder": "done", "folder nested": "done"}
     rows = {r["image"]: r for r in summary["rows"]}
-    assert rows["bad/broken.png"]["status"] == "failed" and "shared kernel" in rows["bad/broken.png"]["error"]
+    assert rows["bad/broken.png"]["status"] == "failed"
+    assert "group's shared kernel was not estimated" in rows["bad/broken.png"]["error"]
     assert all(rows[name]["status"] == "done" for name in ("img 0.png", "img 1.png", "nested/deep.png"))
