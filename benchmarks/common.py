@@ -77,7 +77,9 @@ def command_line() -> str:
     spec = getattr(sys.modules["__main__"], "__spec__", None)
     program = ["-m", spec.name] if spec is not None else [Path(sys.argv[0]).as_posix().split("/")[-2] + "/"
                                                           + Path(sys.argv[0]).name]
-    return "python " + " ".join(shlex.quote(a) for a in program + sys.argv[1:])
+    # Paths beside the checkout are written relative to it, as the Makefile gives them (../shared).
+    beside = str(BENCHMARKS_MD.parents[2]) + "/"
+    return "python " + " ".join(shlex.quote(a.replace(beside, "../")) for a in program + sys.argv[1:])
 
 
 def revision() -> str:
