@@ -141,11 +141,12 @@ def averaged(kernels: list[np.ndarray]) -> np.ndarray:
     return SRKernel.from_array(sum(crop_or_pad(k, size) for k in kernels) / len(kernels), 2, order=1).array
 
 
-def sr_psnr(lr: np.ndarray, hr: np.ndarray, kernel: np.ndarray, sigma: float | str, cache: Path,
-            noise_record: dict | None = None) -> float:
-    """Y-PSNR of SRMD x2 with ``kernel`` handed over as the pipeline does, cached."""
+def sr_scores(lr: np.ndarray, hr: np.ndarray, kernel: np.ndarray, sigma: float | str, cache: Path,
+              noise_record: dict | None = None) -> tuple[float, float]:
+    """Y-PSNR and SSIM of SRMD x2 with ``kernel`` handed over as the pipeline does, cached."""
+    cache = cache.with_suffix(".json")
     if cache.exists():
-        return float(cache.read_text())
+        return tuple(json.loads(cache.read_text()))
     from blindsr.backends import adapt, get_backend
     from blindsr.config import HANDOFF_WIDTH
     from blindsr.kernel import SRKernel
@@ -156,10 +157,10 @@ def sr_psnr(lr: np.ndarray, hr: np.ndarray, kernel: np.ndarray, sigma: float | s
     backend = get_backend("srmd", device="cpu", noise=sigma)
     kernels = adapt(handoff_kernels({2: k}, HANDOFF_WIDTH), backend.needs, 2)
     sr = backend.super_resolve(lr, 2, kernels).image
-    value = y_psnr_ssim(sr, hr[:sr.shape[0], :sr.shape[1]], 2)[0]
+    values = tuple(float(v) for v in y_psnr_ssim(sr, hr[:sr.shape[0], :sr.shape[1]], 2))
     cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(repr(float(value)))
-    return value
+    cache.write_text(json.dumps(values))
+    return values
 
 
 def stats(values) -> str:
@@ -201,20 +202,21 @@ def run_set(name: str, spec: CameraSet, shared: Path, work: Path) -> dict:
         lr, hr = read_image(lr_path).rgb, read_image(folder / "gt" / lr_path.name).rgb
         row = {"image": lr_path.stem, "own_s": own[i]["seconds"], "own_fallback": own[i]["fallback"] or "",
                "sigma_auto": (own[i]["noise"] or {}).get("sigma")}
+        def score(key: str, kernel: np.ndarray, sigma: float | str, noise: dict | None = None) -> None:
+            row[key], row[f"{key}_ssim"] = sr_scores(lr, hr, kernel, sigma, results / "sr" / f"{lr_path.stem}_{key}",
+                                                     noise)
+
         for kind, ks in kernels.items():
             row[f"{kind}_kernel_psnr"] = kernel_psnr(ks[i], truth, size=truth.size)
-            row[f"{kind}_sr"] = sr_psnr(lr, hr, ks[i], spec.sigma, results / "sr" / f"{lr_path.stem}_{kind}_true.txt")
+            score(f"{kind}_sr", ks[i], spec.sigma)
         # SRMD with the true kernel: a kernel estimate can beat it on one image, never on average.
-        row["true_sr"] = sr_psnr(lr, hr, truth.array, spec.sigma, results / "sr" / f"{lr_path.stem}_truth_true.txt")
-        row["own_sr_sigma0"] = (row["own_sr"] if not spec.sigma else
-                                sr_psnr(lr, hr, own_k[i], 0.0, results / "sr" / f"{lr_path.stem}_own_0.txt"))
-        row["own_sr_auto"] = sr_psnr(lr, hr, own_k[i], "auto", results / "sr" / f"{lr_path.stem}_own_auto.txt",
-                                     own[i]["noise"])
+        score("true_sr", truth.array, spec.sigma)
+        score("own_sr_sigma0", own_k[i], 0.0)
+        score("own_sr_auto", own_k[i], "auto", own[i]["noise"])
         # What batch kernel_scope=folder sr.noise=auto gives: the image's own noise under the joint kernel.
         joint_noise = estimate_noise(lr, kernels["joint"][i], 2)
         row["joint_sigma_auto"] = joint_noise["sigma"]
-        row["joint_sr_auto"] = sr_psnr(lr, hr, kernels["joint"][i], "auto",
-                                       results / "sr" / f"{lr_path.stem}_joint_auto.txt", joint_noise)
+        score("joint_sr_auto", kernels["joint"][i], "auto", joint_noise)
         rows.append(row)
     print(f"{name}: scored", flush=True)
     return {"name": name, "spec": spec, "rows": rows, "joint": joint, "ceiling": smooth_ceiling(spec, truth)}
@@ -247,6 +249,8 @@ def section(results: list[dict]) -> str:
             "SR own mean/p10/worst": stats([r["own_sr"] for r in rows]),
             "SR averaged": stats([r["averaged_sr"] for r in rows]), "SR joint": stats([r["joint_sr"] for r in rows]),
             "SR true kernel": stats([r["true_sr"] for r in rows]),
+            "SSIM own / joint / true kernel": " / ".join(f"{np.mean([r[k] for r in rows]):.4f}"
+                                                        for k in ("own_sr_ssim", "joint_sr_ssim", "true_sr_ssim")),
             "worst image, joint - own SR (dB)": f"{worst_sr:+.3f}",
             "worst image, joint - true kernel SR (dB)": f"{min(r['joint_sr'] - r['true_sr'] for r in rows):+.3f}",
             "own s/image": f"{own_s:.1f}", "joint s": f"{joint['seconds']:.1f}", "joint s/image": f"{per_image:.2f}",
@@ -269,7 +273,11 @@ def section(results: list[dict]) -> str:
                       "joint kernel, auto": stats([r["joint_sr_auto"] for r in rows]),
                       "auto - true, mean (worst)": f"{np.mean([r['own_sr_auto'] - r['own_sr'] for r in rows]):+.3f} "
                                                    f"({min(r['own_sr_auto'] - r['own_sr'] for r in rows):+.3f})",
-                      "auto - sigma 0, mean": f"{np.mean([r['own_sr_auto'] - r['own_sr_sigma0'] for r in rows]):+.2f}"})
+                      "auto - sigma 0, mean": f"{np.mean([r['own_sr_auto'] - r['own_sr_sigma0'] for r in rows]):+.2f}",
+                      "SSIM sigma 0 / auto / true sigma": " / ".join(
+                          f"{np.mean([r[k] for r in rows]):.4f}" for k in ("own_sr_sigma0_ssim", "own_sr_auto_ssim",
+                                                                           "own_sr_ssim")),
+                      "SSIM auto - sigma 0, worst": f"{min(r['own_sr_auto_ssim'] - r['own_sr_sigma0_ssim'] for r in rows):+.4f}"})
         if spec.role == "report" and spec.sigma:
             checks.append(f"- {res['name']}: SRMD auto - true sigma {noise[-1]['auto - true, mean (worst)']} dB "
                           f"(goal within 0.3), auto - sigma 0 {noise[-1]['auto - sigma 0, mean']} dB"
