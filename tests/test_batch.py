@@ -45,6 +45,20 @@ def reference(tmp_path_factory):
     return root
 
 
+def killed_batch(root: Path, output: str, args: list[str], marker: str) -> int:
+    """Start a batch, kill it with -9 as soon as a file matching ``marker`` (a glob under the output)
+    exists, and return how many match then."""
+    out = root / output
+    proc = subprocess.Popen([sys.executable, "-m", "blindsr", "batch", "input=in", f"output={output}", *args],
+                            cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not list(out.glob(marker)) and time.time() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return len(list(out.glob(marker)))
+
+
 def kernel_hashes(out: Path) -> dict[str, str]:
     return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(out.rglob("*_kernel_x2.npy"))}
@@ -81,14 +95,7 @@ def test_batch_isolates_failures_and_resumes(tmp_path, rng):
 
 def test_interrupted_batch_resumes_to_identical_outputs(reference):
     out = reference / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "blindsr", "batch", "input=in", "output=killed", *FAST],
-                            cwd=reference, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not list(out.rglob("COMPLETE.json")) and time.time() < deadline:
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    finished = len(list(out.rglob("COMPLETE.json")))
+    finished = killed_batch(reference, "killed", FAST, "**/COMPLETE.json")
     assert 1 <= finished < 3
     resumed = blindsr("batch", "input=in", "output=killed", *FAST, cwd=reference)
     assert resumed.returncode == 0, resumed.stderr
@@ -135,14 +142,7 @@ def test_shared_kernels_resume_after_kill(tmp_path):
     assert reference.returncode == 0, reference.stderr
     assert "shared kernel for the input folder: 2 image(s), done" in reference.stdout
     out = root / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "blindsr", "batch", "input=in", "output=killed", *shared],
-                            cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not list(out.glob("shared_kernels/*/COMPLETE.json")) and time.time() < deadline:
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    finished = len(list(out.glob("shared_kernels/*/COMPLETE.json")))
+    finished = killed_batch(root, "killed", shared, "shared_kernels/*/COMPLETE.json")
     assert finished >= 1
     resumed = blindsr("batch", "input=in", "output=killed", *shared, cwd=root)
     assert resumed.returncode == 0, resumed.stderr
