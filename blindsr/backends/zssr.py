@@ -42,6 +42,20 @@ class ZSSRBackend:
     def work(self, shape: tuple[int, int], scale: int) -> int:
         return zssr.work(shape, scale, self.settings)
 
+    @staticmethod
+    def noise_level(rgb: np.ndarray, kernels: dict[int, SRKernel]) -> dict[str, Any]:
+        """``noise_std=auto``: the sons get the LR image's own noise (8-bit sigma), as the kernel
+        estimate recorded it, or fitted here with the x2 kernel (the bicubic one without kernels),
+        so that the network learns to leave that noise out of its output."""
+        from blindsr.degradation import bicubic_kernel
+        from blindsr.estimators.noise import estimate_noise
+
+        kernel = kernels[min(kernels)] if kernels else bicubic_kernel(2)
+        if "noise" in kernel.provenance:
+            return {"sigma": float(kernel.provenance["noise"]["sigma"]), "source": "kernel estimate"}
+        fitted = estimate_noise(rgb, kernel.array, kernel.scale)
+        return {"sigma": fitted["sigma"], "source": "fitted with the kernel"}
+
     def super_resolve(self, rgb: np.ndarray, scale: int, kernels: dict[int, SRKernel], *,
                       seed: int = 0, progress: Progress | None = None) -> SRResult:
         start = time.perf_counter()
@@ -55,9 +69,13 @@ class ZSSRBackend:
         else:
             arrays = None
         warnings: list[str] = []
+        settings, noise = self.settings, None
+        if settings.noise_std == zssr.AUTO:
+            noise = self.noise_level(rgb, kernels)
+            settings = settings.updated({"noise_std": noise["sigma"] / 255.0})
         for run_seed in (seed, seed + FAULT_RESEED):
             try:
-                result = zssr.super_resolve(rgb, scale, arrays, settings=self.settings, device=self.device,
+                result = zssr.super_resolve(rgb, scale, arrays, settings=settings, device=self.device,
                                             seed=run_seed, progress=progress)
             except zssr.NumericalFault as exc:
                 warnings.append(f"ZSSR with seed {run_seed} failed numerically ({exc})")
@@ -65,6 +83,8 @@ class ZSSRBackend:
                 continue
             diagnostics = {"preset": self.preset, "downscaling": "kernels" if arrays else "bicubic",
                            **result.diagnostics}
+            if noise is not None:
+                diagnostics["son_noise"] = noise
             return SRResult(result.image, time.perf_counter() - start, diagnostics, warnings)
         # Never a silent garbage output: bicubic interpolation, and the record says so.
         warnings.append("ZSSR failed twice; the output is bicubic interpolation")

@@ -69,3 +69,33 @@ def test_numerical_fault_retries_then_falls_back_to_bicubic(monkeypatch):
     assert calls == [3, 3 + FAULT_RESEED]
     assert np.allclose(result.image, np.clip(imresize(rgb, 2.0), 0, 1))
     assert result.diagnostics["fallback"] == "bicubic interpolation" and len(result.warnings) == 3
+
+
+def test_son_noise_auto_is_the_images_own(monkeypatch):
+    """noise_std=auto: the sons get the LR's noise level (the kernel estimate's record, else fitted
+    with the kernel) in [0, 1] units; zssr itself refuses an unresolved auto."""
+    import zssr
+
+    from blindsr.kernel import SRKernel
+    from tests.estimators.test_noise import KERNEL, noisy_lr
+
+    seen = []
+    real = zssr.super_resolve
+
+    def spy(lr, scale, kernels=None, settings=None, **kw):
+        seen.append(settings.noise_std)
+        return real(lr, scale, kernels, settings=settings.updated({"max_iters": 2, "crop_size": 16}), **kw)
+
+    monkeypatch.setattr(zssr, "super_resolve", spy)
+    backend = get_backend("zssr", preset="real", device="cpu", noise_std="auto")
+    lr, noise = noisy_lr(8, 6.0)
+    recorded = backend.super_resolve(lr, 2, {2: SRKernel(KERNEL, 2, provenance={"noise": {"sigma": 4.5}})})
+    fitted = backend.super_resolve(lr, 2, {2: SRKernel(KERNEL, 2)})
+    assert seen[0] == pytest.approx(4.5 / 255.0)
+    assert seen[1] == pytest.approx(noise.std(), rel=0.08)
+    assert recorded.diagnostics["son_noise"]["source"] == "kernel estimate"
+    assert fitted.diagnostics["son_noise"]["source"] == "fitted with the kernel"
+    with pytest.raises(ValueError, match="auto"):
+        real(lr, 2, None, settings=zssr.preset("real", noise_std="auto"))
+    with pytest.raises(ValueError, match="noise_std"):
+        zssr.preset("real", noise_std="loud")

@@ -30,7 +30,7 @@ from zssr.fathers import FatherSampler, gradient_loss_map
 from zssr.geometry import allowed_transforms
 from zssr.network import build_network
 from zssr.output import final_output
-from zssr.settings import PRESETS, ZSSRSettings, preset
+from zssr.settings import AUTO, PRESETS, ZSSRSettings, preset
 from zssr.train import NumericalFault, StageReport, train_stage
 
 __all__ = ["PRESETS", "NumericalFault", "ZSSRResult", "ZSSRSettings", "preset", "stages", "super_resolve", "work"]
@@ -78,6 +78,8 @@ def super_resolve(lr: np.ndarray, scale: int, kernels: Sequence[np.ndarray] | No
         ``ZSSRResult`` with the float64 (H * s, W * s, C) image and the diagnostics.
     """
     settings = settings or preset()
+    if settings.noise_std == AUTO:
+        raise ValueError("noise_std='auto' is the caller's to resolve: pass the image's noise level")
     image = _check_image(lr)
     device = torch.device(device)
     device = device if device.type == "cuda" else torch.device("cpu")

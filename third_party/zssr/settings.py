@@ -41,7 +41,9 @@ class ZSSRSettings:
     min_scale: float = 0.5  # "full": affine fathers are scaled by U(min_scale, 1) ...
     scale_diff_sigma: float = 0.25  # ... with an anisotropy N(0, sigma) split between the axes
     shear_sigma: float = 0.1
-    noise_std: float = 0.0  # Gaussian noise on the sons (KernelGAN: 0.0125 x its --noise_scale)
+    # Gaussian noise on the sons (KernelGAN: 0.0125 x its --noise_scale), or "auto": the LR image's
+    # own noise level, which the caller measures and substitutes before training (blindsr does).
+    noise_std: float | str = 0.0
     gradient_loss_map: bool = True  # weight the L1 by the input's gradient magnitude (KernelGAN)
     # Optimiser and learning-rate policy.
     learning_rate: float = 1e-3
@@ -90,8 +92,10 @@ class ZSSRSettings:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.back_projection_iters < 0 or self.noise_std < 0:
-            raise ValueError("back_projection_iters and noise_std must be non-negative")
+        if self.back_projection_iters < 0:
+            raise ValueError("back_projection_iters must be non-negative")
+        if self.noise_std != AUTO and not (isinstance(self.noise_std, (int, float)) and self.noise_std >= 0):
+            raise ValueError(f"noise_std must be a non-negative number or {AUTO!r}, got {self.noise_std!r}")
 
     def updated(self, overrides: Mapping[str, Any]) -> "ZSSRSettings":
         """A copy with the non-None ``overrides`` applied (unknown names raise ``KeyError``)."""
@@ -102,6 +106,8 @@ class ZSSRSettings:
         values = {k: (tuple(v) if k == "adam_betas" else v) for k, v in overrides.items() if v is not None}
         return replace(self, **values)
 
+
+AUTO = "auto"  # noise_std measured from the image by the caller
 
 PRESETS: dict[str, ZSSRSettings] = {
     "kernelgan": ZSSRSettings(),
