@@ -6,8 +6,8 @@ image of a set is degraded with the same random DIV2KRK-protocol x2 kernel; in s
 ``defocus_every``-th scene first gets a defocused background (benchmarks/hard_set.py's generator:
 a sharp subject, 50-80 % of the frame blurred by a disk or a Gaussian), and some get Gaussian noise
 of sigma 5 or 10 (8-bit units) before the 8-bit rounding. The sets use images no choice of this
-project was made on (BSD100RK 21-100, Urban100RK 9-20), except the ``tune`` set (BSD100RK 1-10),
-which is for choosing and is reported apart.
+project was made on (BSD100RK 21-100, Urban100RK 9-20), except the ``tune`` sets (BSD100RK 1-10,
+clean, and 11-20, sigma 5), which are for choosing and are reported apart.
 
 Per image: the default KernelGAN estimate of that image alone ("own"); per set: the mean of the own
 kernels ("averaged", each centred, averaged on a common canvas) and the joint estimate from all the
@@ -16,10 +16,12 @@ set's images at once (``KernelGANEstimator.estimate_group``, reading exactly wha
 each kernel as the pipeline hands it over (``handoff_width``), given the true sigma; and on every
 set SRMD with the own kernel and sigma 0, the sigma its estimate recorded ("auto") and the true
 sigma, and with the joint kernel and each image's own sigma fitted under it (what a batch with
-``kernel_scope=folder sr.noise=auto`` does). Seconds: each own estimate, and the joint estimate (its cost per image is its time
+``kernel_scope=folder sr.noise=auto`` does). On ``tune_noise`` and ``noise5`` also ZSSR with the own
+kernel: the default preset, and without back-projection with noise on its training sons, the
+image's own level (``sr.noise_std=auto``) or KernelGAN's fixed 0.0125 (``ZSSR_VARIANTS``). Seconds: each own estimate, and the joint estimate (its cost per image is its time
 divided by the set's size). Every result is cached in ``--work``; an interrupted run resumes.
 
-    python -m benchmarks.camera --shared ../shared/data [--sets clean,defocus,noise5,noise10]
+    python -m benchmarks.camera --shared ../shared/data [--sets tune,clean,defocus,noise5,noise10]
 """
 from __future__ import annotations
 
@@ -44,13 +46,15 @@ class CameraSet:
     sigma: float
     defocus_every: int  # 0: none; n: images 1, 1 + n, ... of the set get a defocused background
     role: str  # tune or report
+    zssr: bool = False  # also ZSSR with and without noise on its sons (ZSSR_VARIANTS)
 
 
 SETS = {
     "tune": CameraSet("BSD100RK", tuple(range(1, 11)), 5101, 0.0, 3, "tune"),
+    "tune_noise": CameraSet("BSD100RK", tuple(range(11, 21)), 5106, 5.0, 3, "tune", zssr=True),
     "clean": CameraSet("BSD100RK", tuple(range(21, 33)), 5102, 0.0, 0, "report"),
     "defocus": CameraSet("BSD100RK", tuple(range(33, 45)), 5103, 0.0, 2, "report"),
-    "noise5": CameraSet("BSD100RK", tuple(range(45, 57)), 5104, 5.0, 3, "report"),
+    "noise5": CameraSet("BSD100RK", tuple(range(45, 57)), 5104, 5.0, 3, "report", zssr=True),
     "noise10": CameraSet("Urban100RK", tuple(range(9, 21)), 5105, 10.0, 3, "report"),
 }
 
@@ -163,6 +167,34 @@ def sr_scores(lr: np.ndarray, hr: np.ndarray, kernel: np.ndarray, sigma: float |
     return values
 
 
+# ZSSR on noisy images: the default (fast) preset, and the same without back-projection (it would
+# re-inject the noise) with noise on its training sons: the image's own level, or KernelGAN's fixed
+# 0.0125 (its ``real`` setting).
+ZSSR_VARIANTS = {"fast": {}, "fast, sons noise auto": {"noise_std": "auto", "back_projection_iters": 0},
+                 "fast, sons noise 0.0125": {"noise_std": 0.0125, "back_projection_iters": 0}}
+
+
+def zssr_scores(lr: np.ndarray, hr: np.ndarray, kernel: np.ndarray, noise_record: dict | None,
+                variant: str, cache: Path) -> tuple[float, float]:
+    """Y-PSNR and SSIM of ZSSR x2 (a ``ZSSR_VARIANTS`` entry) with the kernel handed over as the
+    pipeline does, cached."""
+    if cache.exists():
+        return tuple(json.loads(cache.read_text()))
+    from blindsr.backends import adapt, get_backend
+    from blindsr.config import HANDOFF_WIDTH
+    from blindsr.kernel import SRKernel
+    from blindsr.metrics import y_psnr_ssim
+    from blindsr.stages import handoff_kernels
+
+    k = SRKernel(kernel, 2, provenance={"noise": noise_record} if noise_record else {})
+    backend = get_backend("zssr", device="cpu", **ZSSR_VARIANTS[variant])
+    sr = backend.super_resolve(lr, 2, adapt(handoff_kernels({2: k}, HANDOFF_WIDTH), backend.needs, 2)).image
+    values = tuple(float(v) for v in y_psnr_ssim(sr, hr[:sr.shape[0], :sr.shape[1]], 2))
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(values))
+    return values
+
+
 def stats(values) -> str:
     v = np.asarray(values, dtype=np.float64)
     return f"{v.mean():.2f} / {np.percentile(v, 10):.2f} / {v.min():.2f}"
@@ -217,6 +249,10 @@ def run_set(name: str, spec: CameraSet, shared: Path, work: Path) -> dict:
         joint_noise = estimate_noise(lr, kernels["joint"][i], 2)
         row["joint_sigma_auto"] = joint_noise["sigma"]
         score("joint_sr_auto", kernels["joint"][i], "auto", joint_noise)
+        if spec.zssr:
+            for n, variant in enumerate(ZSSR_VARIANTS):
+                row[f"zssr{n}"], row[f"zssr{n}_ssim"] = zssr_scores(
+                    lr, hr, own_k[i], own[i]["noise"], variant, results / "zssr" / f"{lr_path.stem}_{n}.json")
         rows.append(row)
     print(f"{name}: scored", flush=True)
     return {"name": name, "spec": spec, "rows": rows, "joint": joint, "ceiling": smooth_ceiling(spec, truth)}
@@ -282,6 +318,17 @@ def section(results: list[dict]) -> str:
             checks.append(f"- {res['name']}: SRMD auto - true sigma {noise[-1]['auto - true, mean (worst)']} dB "
                           f"(goal within 0.3), auto - sigma 0 {noise[-1]['auto - sigma 0, mean']} dB"
                           + (" (goal >= +1 at sigma 10)" if spec.sigma >= 10 else ""))
+    zssr_rows = []
+    for res in results:
+        if res["spec"].zssr:
+            rows = res["rows"]
+            line = {"set": f"{res['name']} ({res['spec'].role})", "true sigma": res["spec"].sigma}
+            for n, variant in enumerate(ZSSR_VARIANTS):
+                line[f"{variant}: Y-PSNR"] = stats([r[f"zssr{n}"] for r in rows])
+                line[f"{variant}: SSIM"] = f"{np.mean([r[f'zssr{n}_ssim'] for r in rows]):.4f}"
+            line["auto - fast, worst image"] = f"{min(r['zssr1'] - r['zssr0'] for r in rows):+.3f}"
+            line["auto - 0.0125, worst image"] = f"{min(r['zssr1'] - r['zssr2'] for r in rows):+.3f}"
+            zssr_rows.append(line)
     per_image = []
     for res in results:
         for r in res["rows"]:
@@ -295,6 +342,8 @@ def section(results: list[dict]) -> str:
             "proportion to their informative tiles, the refinement's tiles pooled.\n\n"
             + table(summary) + "\n\n### Blind noise level (own kernel; SRMD sr.noise=auto reads its record; on a clean set "
             "the true sigma is 0)\n\n" + table(noise)
+            + "\n\n### ZSSR on noisy images (own kernel and its noise record; precision auto)\n\n"
+            + (table(zssr_rows) if zssr_rows else "(no set with ZSSR in this run)")
             + "\n\n### Checks (report sets)\n\n" + "\n".join(checks)
             + "\n\n### Per image\n\n" + table(per_image))
 
