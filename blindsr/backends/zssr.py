@@ -20,6 +20,10 @@ from blindsr.kernel import SRKernel
 from blindsr.runtime import FAULT_RESEED, select_device
 
 log = logging.getLogger(__name__)
+# noise_std=auto treats an image as noisy from this sigma (8-bit units) up, and without son noise
+# such an image gets a warning: between the clean tuning images' estimates (at most 0.85) and the
+# noisy ones' (about 5) (docs/BENCHMARKS.md, 'camera').
+NOISY_SIGMA = 2.0
 
 
 @register_backend("zssr")
@@ -44,9 +48,10 @@ class ZSSRBackend:
 
     @staticmethod
     def noise_level(rgb: np.ndarray, kernels: dict[int, SRKernel]) -> dict[str, Any]:
-        """``noise_std=auto``: the sons get the LR image's own noise (8-bit sigma), as the kernel
-        estimate recorded it, or fitted here with the x2 kernel (the bicubic one without kernels),
-        so that the network learns to leave that noise out of its output."""
+        """``noise_std=auto``: the LR image's own noise (8-bit sigma), as the kernel estimate
+        recorded it, or fitted here with the x2 kernel (the bicubic one without kernels). From
+        ``NOISY_SIGMA`` up the sons get that noise, so that the network learns to leave it out of
+        its output, and back-projection is off; below, the image counts as clean."""
         from blindsr.degradation import bicubic_kernel
         from blindsr.estimators.noise import estimate_noise
 
@@ -70,9 +75,19 @@ class ZSSRBackend:
             arrays = None
         warnings: list[str] = []
         settings, noise = self.settings, None
+        recorded = next(iter(kernels.values())).provenance.get("noise") if kernels else None
+        if settings.noise_std == 0 and recorded and recorded["sigma"] >= NOISY_SIGMA:
+            warnings.append(f"the image is noisy (estimated sigma {recorded['sigma']:.1f}) and ZSSR trains "
+                            "without noise on its sons, so it will sharpen the noise: use sr.noise_std=auto, "
+                            "or sr=srmd")
+            log.warning(warnings[-1])
         if settings.noise_std == zssr.AUTO:
             noise = self.noise_level(rgb, kernels)
-            settings = settings.updated({"noise_std": noise["sigma"] / 255.0})
+            if noise["sigma"] < NOISY_SIGMA:  # a clean image: train as on noise-free input
+                settings = settings.updated({"noise_std": 0.0})
+            else:  # noisy: noisy sons, and no back-projection, which would put the noise back
+                settings = settings.updated({"noise_std": noise["sigma"] / 255.0, "back_projection_iters": 0})
+            noise.update(noise_std=settings.noise_std, back_projection_iters=settings.back_projection_iters)
         for run_seed in (seed, seed + FAULT_RESEED):
             try:
                 result = zssr.super_resolve(rgb, scale, arrays, settings=settings, device=self.device,

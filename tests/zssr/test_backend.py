@@ -91,10 +91,17 @@ def test_son_noise_auto_is_the_images_own(monkeypatch):
     lr, noise = noisy_lr(8, 6.0)
     recorded = backend.super_resolve(lr, 2, {2: SRKernel(KERNEL, 2, provenance={"noise": {"sigma": 4.5}})})
     fitted = backend.super_resolve(lr, 2, {2: SRKernel(KERNEL, 2)})
+    clean = backend.super_resolve(lr, 2, {2: SRKernel(KERNEL, 2, provenance={"noise": {"sigma": 0.5}})})
     assert seen[0] == pytest.approx(4.5 / 255.0)
     assert seen[1] == pytest.approx(noise.std(), rel=0.08)
+    assert seen[2] == 0.0  # below NOISY_SIGMA the image counts as clean
     assert recorded.diagnostics["son_noise"]["source"] == "kernel estimate"
+    assert recorded.diagnostics["son_noise"]["back_projection_iters"] == 0
     assert fitted.diagnostics["son_noise"]["source"] == "fitted with the kernel"
+    assert clean.diagnostics["son_noise"]["noise_std"] == 0.0 and not clean.warnings
+    plain = get_backend("zssr", device="cpu").super_resolve(
+        lr, 2, {2: SRKernel(KERNEL, 2, provenance={"noise": {"sigma": 4.5}})})
+    assert seen[3] == 0.0 and "noisy" in plain.warnings[0] and "sr.noise_std=auto" in plain.warnings[0]
     with pytest.raises(ValueError, match="auto"):
         real(lr, 2, None, settings=zssr.preset("real", noise_std="auto"))
     with pytest.raises(ValueError, match="noise_std"):
