@@ -20,9 +20,10 @@ from blindsr.kernel import SRKernel
 from blindsr.runtime import FAULT_RESEED, select_device
 
 log = logging.getLogger(__name__)
-# noise_std=auto treats an image as noisy from this sigma (8-bit units) up, and without son noise
-# such an image gets a warning: between the clean tuning images' estimates (at most 0.85) and the
-# noisy ones' (about 5) (docs/BENCHMARKS.md, 'camera').
+# noise_std=auto (the default preset's) treats an image as noisy from this sigma (8-bit units) up,
+# and without son noise such an image gets a warning: between the clean tuning images' estimates
+# (at most 0.85) and the noisy ones' (about 5) (docs/BENCHMARKS.md, 'camera', sets tune and
+# tune_noise, where auto gained 6.6 dB on average at sigma 5).
 NOISY_SIGMA = 2.0
 
 
@@ -30,7 +31,9 @@ NOISY_SIGMA = 2.0
 class ZSSRBackend:
     """Options: ``preset`` (fast, kernelgan, original, real), ``device`` (auto, cpu, cuda[:N]), and
     any ``zssr.ZSSRSettings`` field by its own name (``sr.max_iters=...``, ``sr.precision=fp32``);
-    None keeps the preset's value."""
+    None keeps the preset's value. The default preset runs with ``noise_std=auto`` unless it is
+    set (``NOISY_SIGMA``): on noisy photos the plain preset sharpens the noise (docs/BENCHMARKS.md,
+    'camera'), and on clean ones auto changes nothing."""
 
     Options = zssr.ZSSRSettings
     # The paper's network at the input resolution with a short cosine schedule (docs/BENCHMARKS.md,
@@ -39,6 +42,8 @@ class ZSSRBackend:
     needs = KernelNeeds(scales=(2, 4), kernels="stages")
 
     def __init__(self, preset: str = default_preset, device: str = "auto", **overrides: Any) -> None:
+        if preset == self.default_preset and overrides.get("noise_std") is None:
+            overrides = {**overrides, "noise_std": zssr.AUTO}
         self.settings = zssr.preset(preset, **overrides)
         self.preset = preset
         self.device = select_device(device)

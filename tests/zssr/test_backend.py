@@ -99,9 +99,12 @@ def test_son_noise_auto_is_the_images_own(monkeypatch):
     assert recorded.diagnostics["son_noise"]["back_projection_iters"] == 0
     assert fitted.diagnostics["son_noise"]["source"] == "fitted with the kernel"
     assert clean.diagnostics["son_noise"]["noise_std"] == 0.0 and not clean.warnings
-    plain = get_backend("zssr", device="cpu").super_resolve(
+    plain = get_backend("zssr", device="cpu", noise_std=0.0).super_resolve(
         lr, 2, {2: SRKernel(KERNEL, 2, provenance={"noise": {"sigma": 4.5}})})
     assert seen[3] == 0.0 and "noisy" in plain.warnings[0] and "sr.noise_std=auto" in plain.warnings[0]
+    default = get_backend("zssr", device="cpu")  # the default preset: auto unless set
+    assert default.settings.noise_std == zssr.AUTO
+    assert get_backend("zssr", preset="kernelgan", device="cpu").settings.noise_std == 0.0
     with pytest.raises(ValueError, match="auto"):
         real(lr, 2, None, settings=zssr.preset("real", noise_std="auto"))
     with pytest.raises(ValueError, match="noise_std"):
