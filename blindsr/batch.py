@@ -79,14 +79,19 @@ def plan_tasks(input_dir: str | Path, output_dir: str | Path, config: BatchConfi
 
 def completed(task: ImageTask) -> dict | None:
     """The marker of a finished task with the same fingerprint whose files are all there."""
-    marker = Path(task.folder) / COMPLETE
+    return finished(task.folder, task.fingerprint)
+
+
+def finished(folder: str | Path, fingerprint: str | None = None) -> dict | None:
+    """The ``COMPLETE`` marker of a finished task's folder (an image's or a group's shared kernel),
+    when every file it lists is there and, if ``fingerprint`` is given, it was made with it."""
     try:
-        info = json.loads(marker.read_text())
+        info = json.loads((Path(folder) / COMPLETE).read_text())
     except (OSError, ValueError):
         return None
-    if info.get("fingerprint") != task.fingerprint:
+    if fingerprint is not None and info.get("fingerprint") != fingerprint:
         return None
-    if not all((Path(task.folder) / name).is_file() for name in info.get("files", {})):
+    if not all((Path(folder) / name).is_file() for name in info.get("files", [])):
         return None
     return info
 

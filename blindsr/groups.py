@@ -27,7 +27,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from blindsr.batch import COMPLETE, ImageTask
+from blindsr.batch import COMPLETE, ImageTask, finished
 from blindsr.config import BatchConfig
 from blindsr.errors import BlindSRError
 from blindsr.images import camera_identity
@@ -121,19 +121,6 @@ def plan_groups(tasks: list[ImageTask], scope: str, input_dir: Path,
     return [bound[t.source] for t in tasks], groups
 
 
-def completed_group(folder: str | Path, fingerprint: str | None = None) -> dict | None:
-    """The marker of a finished group (with ``fingerprint``, when given) whose files are there."""
-    try:
-        info = json.loads((Path(folder) / COMPLETE).read_text())
-    except (OSError, ValueError):
-        return None
-    if fingerprint is not None and info.get("fingerprint") != fingerprint:
-        return None
-    if not all((Path(folder) / name).is_file() for name in info.get("files", [])):
-        return None
-    return info
-
-
 def group_images(sources: Sequence[str], estimator: Any, max_pixels: int) -> tuple[list[np.ndarray], list[str], list[dict]]:
     """What a group's estimate reads: each image's most textured ``GROUP_WINDOW`` square, the
     images read, and those skipped (unreadable, or too small for the estimator) with the reason."""
@@ -160,7 +147,7 @@ def process_group(task: GroupTask, progress=None) -> GroupOutcome:
     from blindsr.kernel import save_kernel
     from blindsr.stages import announce_untrusted, built_stage
 
-    info = completed_group(task.folder, task.fingerprint)
+    info = finished(task.folder, task.fingerprint)
     if info is not None:
         return GroupOutcome(task.name, task.label, task.folder, "resumed", len(task.members),
                             seconds=info.get("seconds", 0.0), record=info.get("record", {}))
@@ -209,7 +196,7 @@ def shared_kernels(folder: str | Path, scale: int) -> dict[int, Any]:
     """The finished group's kernels that SR at ``scale`` uses (x2, and x4 for scale 4)."""
     from blindsr.kernel import kernel_paths, load_kernel
 
-    info = completed_group(folder)
+    info = finished(folder)
     if info is None:
         raise BlindSRError("its group's shared kernel was not estimated (see the summary's groups)")
     kernels = {}

@@ -281,18 +281,16 @@ class SRMDBackend:
 
         return srmd.tile_count(shape[0], shape[1], self.tile)
 
-    def noise_level(self, rgb: np.ndarray, scale: int, kernel: SRKernel) -> tuple[float, str]:
+    def noise_level(self, rgb: np.ndarray, kernel: SRKernel) -> tuple[float, str]:
         """The noise sigma fed to SRMD (clamped to its training range) and where it came from."""
         if self.variant == "srmdnf":
             return 0.0, "noise-free variant"
         if self.requested_noise != AUTO_NOISE:
             sigma, source = float(self.requested_noise), "given"
-        elif "noise" in kernel.provenance:
-            sigma, source = float(kernel.provenance["noise"]["sigma"]), "kernel estimate"
         else:
-            from blindsr.estimators.noise import estimate_noise
+            from blindsr.estimators.noise import kernel_noise
 
-            sigma, source = estimate_noise(rgb, kernel.array, scale)["sigma"], "fitted with the kernel"
+            sigma, source = kernel_noise(rgb, kernel)
         if sigma > TRAINING_NOISE[1]:
             log.warning("noise sigma %s (%s) is above SRMD's training range; using %s", sigma, source,
                         TRAINING_NOISE[1])
@@ -311,7 +309,7 @@ class SRMDBackend:
         start = time.perf_counter()
         k_b = srmd_kernel(kernels[scale], self.adapter)
         code = srmd.kernel_code(k_b.array, self.pca_matrix())
-        noise, noise_source = self.noise_level(rgb, scale, kernels[scale])
+        noise, noise_source = self.noise_level(rgb, kernels[scale])
         vector = srmd.degradation_vector(code, noise, noise_free=self.variant == "srmdnf")
         image = srmd.upscale(self.network(scale), rgb, vector, tile=self.tile, device=self.device,
                              progress=progress)

@@ -58,13 +58,10 @@ class ZSSRBackend:
         ``NOISY_SIGMA`` up the sons get that noise, so that the network learns to leave it out of
         its output, and back-projection is off; below, the image counts as clean."""
         from blindsr.degradation import bicubic_kernel
-        from blindsr.estimators.noise import estimate_noise
+        from blindsr.estimators.noise import kernel_noise
 
-        kernel = kernels[min(kernels)] if kernels else bicubic_kernel(2)
-        if "noise" in kernel.provenance:
-            return {"sigma": float(kernel.provenance["noise"]["sigma"]), "source": "kernel estimate"}
-        fitted = estimate_noise(rgb, kernel.array, kernel.scale)
-        return {"sigma": fitted["sigma"], "source": "fitted with the kernel"}
+        sigma, source = kernel_noise(rgb, kernels[min(kernels)] if kernels else bicubic_kernel(2))
+        return {"sigma": sigma, "source": source}
 
     def super_resolve(self, rgb: np.ndarray, scale: int, kernels: dict[int, SRKernel], *,
                       seed: int = 0, progress: Progress | None = None) -> SRResult:

@@ -91,3 +91,12 @@ def estimate_noise(rgb: np.ndarray, kernel: np.ndarray, scale: int) -> dict[str,
     return {"sigma": round(math.sqrt(float(np.mean(np.square(sigmas)))), 3),
             "per_channel": [round(s, 3) for s in sigmas], "tiles": list(counts), "reliable": min(counts) > 0,
             "method": "per-tile likelihood fit with the kernel, information-weighted median"}
+
+
+def kernel_noise(rgb: np.ndarray, kernel: Any) -> tuple[float, str]:
+    """An LR image's noise sigma for an SR back-end, and where it came from: the one the kernel
+    estimate recorded (``provenance["noise"]``), else ``estimate_noise`` with that kernel (an
+    ``SRKernel``, e.g. one given as a file, or the benchmark's true kernel)."""
+    if "noise" in kernel.provenance:
+        return float(kernel.provenance["noise"]["sigma"]), "kernel estimate"
+    return estimate_noise(rgb, kernel.array, kernel.scale)["sigma"], "fitted with the kernel"

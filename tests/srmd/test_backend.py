@@ -41,7 +41,7 @@ def test_bad_options(options, needle):
 
 def test_noise_clamped_to_training_range():
     k = SRKernel(gaussian_kernel(11, np.eye(2)), 2)
-    assert get_backend("srmd", device="cpu", noise=120).noise_level(np.zeros((8, 8, 3)), 2, k) == (75.0, "given")
+    assert get_backend("srmd", device="cpu", noise=120).noise_level(np.zeros((8, 8, 3)), k) == (75.0, "given")
 
 
 def test_auto_noise_reads_the_estimate_or_fits_one():
@@ -50,8 +50,8 @@ def test_auto_noise_reads_the_estimate_or_fits_one():
     backend = get_backend("srmd", device="cpu", noise="auto")
     lr, noise = noisy_lr(7, 6.0)
     recorded = SRKernel(KERNEL, 2, provenance={"noise": {"sigma": 4.25}})
-    assert backend.noise_level(lr, 2, recorded) == (4.25, "kernel estimate")
-    sigma, source = backend.noise_level(lr, 2, SRKernel(KERNEL, 2))
+    assert backend.noise_level(lr, recorded) == (4.25, "kernel estimate")
+    sigma, source = backend.noise_level(lr, SRKernel(KERNEL, 2))
     assert source == "fitted with the kernel" and sigma == pytest.approx(255.0 * noise.std(), rel=0.08)
     with pytest.raises(UsageError, match="auto"):
         get_backend("srmd", device="cpu", noise="loud")
