@@ -113,4 +113,4 @@ bench-robust: $(STAMP)
 	$(BIN)/python -m benchmarks.robust --data $(DATA) --hard hard_set/report --baseline $(BASELINE)
 
 bench-camera: $(STAMP)
-	BLINDSR_WEIGHTS_SRMD_PCA=$(SHARED)/srmd/srmd_pca_matlab.mat $(BIN)/python -m benchmarks.camera --shared $(SHARED)/data
+	BLINDSR_WEIGHTS_SRMD_PCA=$(SHARED)/srmd/srmd_pca_matlab.mat $(BIN)/python -m benchmarks.camera --shared $(SHARED)/data --retime --budgets

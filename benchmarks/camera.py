@@ -20,6 +20,12 @@ sigma, and with the joint kernel and each image's own sigma fitted under it (wha
 kernel: the default preset, and without back-projection with noise on its training sons, the
 image's own level (``sr.noise_std=auto``) or KernelGAN's fixed 0.0125 (``ZSSR_VARIANTS``). Seconds: each own estimate, and the joint estimate (its cost per image is its time
 divided by the set's size). Every result is cached in ``--work``; an interrupted run resumes.
+``--retime`` makes the own estimates again in this process, just before the joint one, so that
+their seconds are side by side (the kernels must come out as cached).
+
+Group budgets (``--budgets``): the joint estimate of the tuning sets under each ``GROUP_BUDGETS``
+entry (``estimator.group_iterations`` x ``group_restarts``), three seeds each: where the default
+group budget was chosen.
 
     python -m benchmarks.camera --shared ../shared/data [--sets tune,clean,defocus,noise5,noise10]
 """
@@ -96,10 +102,12 @@ def make_set(name: str, spec: CameraSet, shared: Path, out: Path) -> Path:
     return folder
 
 
-def own_estimate(lr: Path, out: Path) -> dict:
-    """The default estimate of one image, cached as ``out``.npy/.json."""
-    if out.with_suffix(".json").exists():
-        return json.loads(out.with_suffix(".json").read_text())
+def own_estimate(lr: Path, out: Path, retime: bool = False) -> dict:
+    """The default estimate of one image, cached as ``out``.npy/.json; ``retime``: made again
+    and timed now, its kernel compared with the cached one (``same_kernel``)."""
+    cached = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").exists() else None
+    if cached is not None and not (retime and "retimed" not in cached):
+        return cached
     from blindsr.estimators import get_estimator
     from blindsr.images import read_image
 
@@ -109,14 +117,31 @@ def own_estimate(lr: Path, out: Path) -> dict:
     seconds = time.perf_counter() - start
     k = estimate.kernels[2]
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out.with_suffix(".npy"), np.asarray(k.array))
     record = {"seconds": seconds, "noise": k.provenance.get("noise"), "fallback": k.provenance.get("fallback"),
               "confidence": (k.provenance.get("confidence") or {}).get("score")}
+    if cached is None:
+        np.save(out.with_suffix(".npy"), np.asarray(k.array))
+    else:
+        record.update(retimed=True, same_kernel=bool(np.array_equal(np.load(out.with_suffix(".npy")), k.array)),
+                      first_seconds=cached["seconds"])
     out.with_suffix(".json").write_text(json.dumps(record))
     return record
 
 
-def joint_estimate(lrs: list[Path], out: Path) -> dict:
+# Group budgets tried on the tuning sets: (estimator.group_iterations, group_restarts).
+GROUP_BUDGETS = {"1000 x 4 (one image's)": (1000, 4), "500 x 6": (500, 6), "500 x 8": (500, 8)}
+BUDGET_SEEDS = (0, 1, 2)
+
+
+def budget_label() -> str:
+    """The default group budget, as the joint estimates' cache names carry it."""
+    from blindsr.estimators.kernelgan.settings import settings_for
+
+    group = settings_for("default").for_group()
+    return f"{group.iterations}x{group.restarts}"
+
+
+def joint_estimate(lrs: list[Path], out: Path, seed: int = 0, **overrides) -> dict:
     """The set's joint estimate, as a batch with kernel_scope=folder makes it, cached."""
     if out.with_suffix(".json").exists():
         return json.loads(out.with_suffix(".json").read_text())
@@ -124,13 +149,14 @@ def joint_estimate(lrs: list[Path], out: Path) -> dict:
     from blindsr.groups import MAX_GROUP_IMAGES, evenly_spread, group_images
     from blindsr.images import DEFAULT_MAX_PIXELS
 
-    estimator = get_estimator("kernelgan", device="cpu")
+    estimator = get_estimator("kernelgan", device="cpu", **overrides)
     start = time.perf_counter()
     images, read, _ = group_images(evenly_spread([str(p) for p in lrs], MAX_GROUP_IMAGES), estimator,
                                    DEFAULT_MAX_PIXELS)
-    estimate = estimator.estimate_group(images, 2, seed=0)
+    estimate = estimator.estimate_group(images, 2, seed=seed)
     seconds = time.perf_counter() - start
     k = estimate.kernels[2]
+    out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out.with_suffix(".npy"), np.asarray(k.array))
     record = {"seconds": seconds, "images_read": len(read), "fallback": k.provenance.get("fallback"),
               "confidence": (k.provenance.get("confidence") or {}).get("score")}
@@ -214,7 +240,7 @@ def smooth_ceiling(spec: CameraSet, truth) -> float:
     return kernel_psnr(gaussian_kernel(truth.size, covariance), truth, size=truth.size)
 
 
-def run_set(name: str, spec: CameraSet, shared: Path, work: Path) -> dict:
+def run_set(name: str, spec: CameraSet, shared: Path, work: Path, retime: bool = False) -> dict:
     from blindsr.estimators.noise import estimate_noise
     from blindsr.images import read_image
     from blindsr.kernel import load_kernel
@@ -224,20 +250,22 @@ def run_set(name: str, spec: CameraSet, shared: Path, work: Path) -> dict:
     lrs = [folder / "lr_x2" / f"im_{i + 1}.png" for i in range(len(spec.numbers))]
     truth = load_kernel(folder / "gt_k_x2" / "kernel_1.npy", 2)
     results = work / "results" / name
-    own = [own_estimate(lr, results / "own" / lr.stem) for lr in lrs]
+    own = [own_estimate(lr, results / "own" / lr.stem, retime) for lr in lrs]
     print(f"{name}: own estimates done", flush=True)
-    joint = joint_estimate(lrs, results / "joint")
+    budget = budget_label()
+    joint = joint_estimate(lrs, results / f"joint_{budget}")
     own_k = [np.load(results / "own" / f"{lr.stem}.npy") for lr in lrs]
     kernels = {"own": own_k, "averaged": [averaged(own_k)] * len(lrs),
-               "joint": [np.load(results / "joint.npy")] * len(lrs)}
+               "joint": [np.load(results / f"joint_{budget}.npy")] * len(lrs)}
     rows = []
     for i, lr_path in enumerate(lrs):
         lr, hr = read_image(lr_path).rgb, read_image(folder / "gt" / lr_path.name).rgb
         row = {"image": lr_path.stem, "own_s": own[i]["seconds"], "own_fallback": own[i]["fallback"] or "",
                "sigma_auto": (own[i]["noise"] or {}).get("sigma")}
         def score(key: str, kernel: np.ndarray, sigma: float | str, noise: dict | None = None) -> None:
-            row[key], row[f"{key}_ssim"] = sr_scores(lr, hr, kernel, sigma, results / "sr" / f"{lr_path.stem}_{key}",
-                                                     noise)
+            tag = f"_{budget}" if key.startswith("joint") else ""  # the joint kernel changes with the budget
+            row[key], row[f"{key}_ssim"] = sr_scores(lr, hr, kernel, sigma,
+                                                     results / "sr" / f"{lr_path.stem}_{key}{tag}", noise)
 
         for kind, ks in kernels.items():
             row[f"{kind}_kernel_psnr"] = kernel_psnr(ks[i], truth, size=truth.size)
@@ -254,9 +282,47 @@ def run_set(name: str, spec: CameraSet, shared: Path, work: Path) -> dict:
             for n, variant in enumerate(ZSSR_VARIANTS):
                 row[f"zssr{n}"], row[f"zssr{n}_ssim"] = zssr_scores(
                     lr, hr, own_k[i], own[i]["noise"], variant, results / "zssr" / f"{lr_path.stem}_{n}.json")
+        if "same_kernel" in own[i]:
+            row["own_same_kernel"] = own[i]["same_kernel"]
         rows.append(row)
     print(f"{name}: scored", flush=True)
     return {"name": name, "spec": spec, "rows": rows, "joint": joint, "ceiling": smooth_ceiling(spec, truth)}
+
+
+def budget_study(shared: Path, work: Path) -> str:
+    """The joint estimate of each tuning set under each ``GROUP_BUDGETS`` entry and seed."""
+    from blindsr.kernel import load_kernel
+    from blindsr.metrics import kernel_psnr
+
+    runs = []
+    for name, spec in SETS.items():
+        if spec.role != "tune":
+            continue
+        folder = make_set(name, spec, shared, work / "sets")
+        lrs = [folder / "lr_x2" / f"im_{i + 1}.png" for i in range(len(spec.numbers))]
+        truth = load_kernel(folder / "gt_k_x2" / "kernel_1.npy", 2)
+        for label, (iterations, restarts) in GROUP_BUDGETS.items():
+            for seed in BUDGET_SEEDS:
+                out = work / "results" / name / "budgets" / f"{iterations}x{restarts}_seed{seed}"
+                record = joint_estimate(lrs, out, seed, group_iterations=iterations, group_restarts=restarts)
+                runs.append({"set": name, "budget": label, "seed": seed, "seconds": record["seconds"],
+                             "kernel PSNR": kernel_psnr(np.load(out.with_suffix(".npy")), truth, size=truth.size)})
+        print(f"{name}: budgets done", flush=True)
+    base = [r for r in runs if r["budget"] == next(iter(GROUP_BUDGETS))]
+    rows = []
+    for label in GROUP_BUDGETS:
+        mine = [r for r in runs if r["budget"] == label]
+        rows.append({"group budget (iterations x runs)": label, "estimates": len(mine),
+                     "kernel PSNR mean / worst": f"{np.mean([r['kernel PSNR'] for r in mine]):.2f} / "
+                                                 f"{min(r['kernel PSNR'] for r in mine):.2f}",
+                     "dB vs one image's budget": f"{np.mean([r['kernel PSNR'] for r in mine]) - np.mean([r['kernel PSNR'] for r in base]):+.3f}",
+                     "seconds": f"{np.mean([r['seconds'] for r in mine]):.1f}",
+                     "time vs one image's budget": f"{np.mean([r['seconds'] for r in mine]) / np.mean([r['seconds'] for r in base]):.2f}x"})
+    return ("### Group budgets (tuning sets only, seeds " + ", ".join(map(str, BUDGET_SEEDS)) + ")\n\n"
+            "The joint estimate of `tune` and `tune_noise` under each budget, its loss-weight and learning-rate "
+            "schedules compressed in proportion to the iterations (`KernelGANSettings.for_group`). The default "
+            "group budget is chosen here.\n\n" + table(rows) + "\n\n" + table(
+                [{**r, "seconds": round(r["seconds"], 2), "kernel PSNR": round(float(r["kernel PSNR"]), 3)} for r in runs]))
 
 
 def table(rows: list[dict]) -> str:
@@ -330,6 +396,9 @@ def section(results: list[dict]) -> str:
             line["auto - no son noise, worst image"] = f"{min(r['zssr1'] - r['zssr0'] for r in rows):+.3f}"
             line["auto - 0.0125, worst image"] = f"{min(r['zssr1'] - r['zssr2'] for r in rows):+.3f}"
             zssr_rows.append(line)
+    same = [r["own_same_kernel"] for res in results for r in res["rows"] if "own_same_kernel" in r]
+    retimed = (f" The own estimates were made again in this run, just before each set's joint estimate (seconds side "
+               f"by side); {sum(same)} of {len(same)} came out bit for bit as cached." if same else "")
     per_image = []
     for res in results:
         for r in res["rows"]:
@@ -340,8 +409,9 @@ def section(results: list[dict]) -> str:
             "the protocol's per-tap noise (x(1 + U(-0.25, 0.25))), against the true kernel - no smooth "
             "estimate scores above it. The joint estimate reads up to 16 images of the set (each its most "
             "textured 1024 px square, all of these sets' images are smaller), crops drawn across them in "
-            "proportion to their informative tiles, the refinement's tiles pooled.\n\n"
-            + table(summary) + "\n\n### Blind noise level (own kernel; SRMD sr.noise=auto reads its record; on a clean set "
+            "proportion to their informative tiles, the refinement's tiles pooled, trained with the group budget "
+            f"({budget_label().replace('x', ' iterations x ')} runs; one image's estimate: 1000 x 4)." + retimed
+            + "\n\n" + table(summary) + "\n\n### Blind noise level (own kernel; SRMD sr.noise=auto reads its record; on a clean set "
             "the true sigma is 0)\n\n" + table(noise)
             + "\n\n### ZSSR on noisy images (own kernel and its noise record; precision auto)\n\n"
             + (table(zssr_rows) if zssr_rows else "(no set with ZSSR in this run)")
@@ -355,13 +425,18 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, required=True, help="the folder holding BSD100RK and Urban100RK")
     parser.add_argument("--sets", default=",".join(SETS), help=f"comma-separated, from {', '.join(SETS)}")
     parser.add_argument("--work", type=Path, default=ROOT / "bench_out" / "camera")
+    parser.add_argument("--retime", action="store_true", help="make the own estimates again, timed beside the joint")
+    parser.add_argument("--budgets", action="store_true", help="also the group-budget study on the tuning sets")
     args = parser.parse_args()
     from benchmarks.common import write_section
 
     import torch
     torch.set_num_threads(2)
-    results = [run_set(name, SETS[name], args.shared, args.work) for name in args.sets.split(",")]
-    body = "\n\n".join([*args.remark, section(results)])
+    results = [run_set(name, SETS[name], args.shared, args.work, args.retime) for name in args.sets.split(",")]
+    parts = [*args.remark, section(results)]
+    if args.budgets:
+        parts.append(budget_study(args.shared, args.work))
+    body = "\n\n".join(parts)
     write_section("camera", "One kernel per camera and blind noise (one-camera sets)", body, "bench-camera")
 
 

@@ -220,9 +220,10 @@ def profile_tiles(power: np.ndarray, base: np.ndarray, noise: float, weights: np
     fitted (log c, log noise) for the next warm start."""
     floor = math.log(noise)
 
-    def value(log_c: np.ndarray, log_n: np.ndarray) -> np.ndarray:
+    def value(log_c: np.ndarray, log_n: np.ndarray, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """The values of the tiles ``rows`` (all by default) at (log_c, log_n), given for them."""
         variance = np.exp(log_c)[:, None] * base[None, :] + np.exp(log_n)[:, None]
-        return (weights * (power / variance + np.log(variance))).sum(axis=1)
+        return (weights * (power[rows] / variance + np.log(variance))).sum(axis=1)
 
     if start is None:
         mean_power = np.maximum(power.mean(axis=1), 1e-300)
@@ -248,16 +249,18 @@ def profile_tiles(power: np.ndarray, base: np.ndarray, noise: float, weights: np
         h_cn = np.where(newton, h_cn, 0.0)
         step_c = np.clip((h_nn * g_c - h_cn * g_n) / det, -3.0, 3.0)
         step_n = np.clip((h_cc * g_n - h_cn * g_c) / det, -3.0, 3.0)
-        length = np.ones(len(power))
-        for _ in range(6):  # backtracking, per tile
-            trial_c = log_c - length * step_c
-            trial_n = np.maximum(log_n - length * step_n, floor)
-            trial = value(trial_c, trial_n)
-            better = trial <= current
-            log_c, log_n = np.where(better, trial_c, log_c), np.where(better, trial_n, log_n)
-            current = np.where(better, trial, current)
-            length = np.where(better, 0.0, length * 0.5)
-            if not length.any():
+        # Backtracking, per tile: only the tiles whose step has not yet lowered their value are
+        # tried again (each tile's value depends on its own parameters alone).
+        active, length = np.arange(len(power)), 1.0
+        for _ in range(6):
+            trial_c = log_c[active] - length * step_c[active]
+            trial_n = np.maximum(log_n[active] - length * step_n[active], floor)
+            trial = value(trial_c, trial_n, active)
+            better = trial <= current[active]
+            accepted = active[better]
+            log_c[accepted], log_n[accepted], current[accepted] = trial_c[better], trial_n[better], trial[better]
+            active, length = active[~better], length * 0.5
+            if not len(active):
                 break
     return current, (log_c, log_n)
 

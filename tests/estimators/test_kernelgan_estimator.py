@@ -1,6 +1,8 @@
 """The KernelGAN estimator end to end: handoff convention, restarts, faults, x4."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -231,19 +233,32 @@ def test_batched_restarts_use_the_cores_without_changing_the_kernel(monkeypatch)
 def test_group_estimate_pools_the_images(monkeypatch, rng):
     """One training for the whole group, its crops shared by informative tiles (a blank page lends
     the minimum), one kernel with the group's provenance and no noise record (each image has its
-    own); a group of one is the single-image estimate."""
+    own); it trains with the group's budget; a group of one is the single-image estimate."""
     calls: list = []
-    monkeypatch.setattr(kg, "train", fake_train([native_kernel(1.3)] * 4, calls=calls))
-    est = get_estimator("kernelgan", device="cpu", restarts=2, refine="none")
+    monkeypatch.setattr(kg, "train", fake_train([native_kernel(1.3)] * 5, calls=calls))
+    est = get_estimator("kernelgan", device="cpu", restarts=2, group_restarts=3, refine="none")
     textured, blank = textured_image(rng, 160, 160), np.full((160, 160, 3), 0.5)
     out = est.estimate_group([textured, blank, textured], 2, seed=1)
     (seeds, shares, images), = calls
-    assert images == 3 and seeds == [1, 1 + kg.RESTART_SEED_STRIDE]
+    assert images == 3 and seeds == [1 + r * kg.RESTART_SEED_STRIDE for r in range(3)]
     assert shares[0] == shares[2] > shares[1] and sum(shares) == pytest.approx(1.0)
     k2 = out.kernels[2]
     assert k2.provenance["group"]["images"] == 3 and "noise" not in k2.provenance
+    assert k2.provenance["iterations"] == est.settings.group_iterations == 500
     texture = k2.provenance["diagnostics"]["texture"]
     assert texture["count"] == 3 * kg.texture_evidence(textured, est.settings, 32)["count"]
     calls.clear()
     single = est.estimate_group([textured], 2, seed=1)
     assert calls == [[1, 1 + kg.RESTART_SEED_STRIDE]] and "noise" in single.kernels[2].provenance
+
+
+def test_group_settings_compress_the_schedules():
+    """A group's runs: ``group_iterations`` with the iteration-counted schedules scaled alike
+    (1000 -> 500 halves 200 and 750), ``group_restarts`` runs; unset, a group trains as one image."""
+    default = settings_for("default")
+    group = default.for_group()
+    assert (group.iterations, group.restarts, group.schedule_every, group.lr_decay_every) == (500, 6, 100, 375)
+    assert dataclasses.replace(group, iterations=1000, restarts=4, schedule_every=200, lr_decay_every=750) == default
+    assert settings_for("paper").for_group() == settings_for("paper")
+    with pytest.raises(ValueError, match="group_restarts"):
+        settings_for("default", {"group_restarts": 0})

@@ -184,7 +184,8 @@ class KernelGANEstimator:
                        progress: Progress | None = None) -> Estimate:
         """One kernel from a group of images of one camera, the evidence pooled: KernelGAN's
         crops are drawn across the images (``group_texture`` shares) and the refinement's
-        likelihood sums over every image's tiles. Costs about one image's estimate. No noise is
+        likelihood sums over every image's tiles. It trains with the group's budget
+        (``KernelGANSettings.for_group``: less than one image's estimate costs). No noise is
         recorded: each image has its own (``blindsr.estimators.noise``)."""
         if len(images) == 1:
             return self._estimate(images[0], scale, seed, progress)
@@ -195,37 +196,38 @@ class KernelGANEstimator:
             raise InputError(f"KernelGAN estimates x2 and x4 kernels, not x{scale}")
         start = time.perf_counter()
         warnings: list[str] = []
-        seeds = [seed + r * RESTART_SEED_STRIDE for r in range(self.settings.restarts)]
         single = isinstance(rgb, np.ndarray)
+        settings = self.settings if single else self.settings.for_group()
+        seeds = [seed + r * RESTART_SEED_STRIDE for r in range(settings.restarts)]
         try:
-            texture, shares = (texture_evidence(rgb, self.settings), None) if single else group_texture(rgb, self.settings)
+            texture, shares = (texture_evidence(rgb, settings), None) if single else group_texture(rgb, settings)
             with torch_threads(cpu_threads(self.device, len(seeds))):
-                natives, runs_info = self._train_with_retry(rgb, seeds, progress, warnings, shares)
-                guarded = self.settings.drop_collapsed
+                natives, runs_info = self._train_with_retry(rgb, settings, seeds, progress, warnings, shares)
+                guarded = settings.drop_collapsed
                 textureless = texture_reason(texture)
                 if guarded and natives and not textureless and all(i["unphysical"] for i in runs_info):
                     warnings.append("every KernelGAN run collapsed to a non-physical kernel; "
                                     "training a new set of runs")
                     log.warning(warnings[-1])
                     natives, runs_info = self._train_with_retry(
-                        rgb, [s + DEGENERATE_RESEED for s in seeds], None, warnings, shares)
+                        rgb, settings, [s + DEGENERATE_RESEED for s in seeds], None, warnings, shares)
         except ImageTooSmall as exc:
             raise InputError(str(exc)) from None
         physical = [n for n, i in zip(natives, runs_info) if not (guarded and i["unphysical"])]
-        runs = [to_handoff(k, self.settings, {}) for k in physical]
+        runs = [to_handoff(k, settings, {}) for k in physical]
         reasons = [textureless] if textureless else []
         if not natives:
             reasons.append("every KernelGAN run failed numerically")
         elif not runs:
             reasons.append("every KernelGAN run collapsed to a non-physical kernel")
         provenance = {"estimator": "kernelgan", "preset": self.preset, "version": __version__, "seed": seed,
-                      "iterations": self.settings.iterations, "restarts": len(natives), "device": str(self.device),
+                      "iterations": settings.iterations, "restarts": len(natives), "device": str(self.device),
                       "diagnostics": {"runs": runs_info, "physical_runs": len(runs), "texture": texture}}
         if not single:
             provenance["group"] = {"images": len(rgb), "crop_shares": [round(float(v), 4) for v in shares]}
-        k2 = combine(runs, self.settings.trim, provenance) if runs else None
-        if k2 is not None and self.settings.refine == "affine":
-            k2 = refine(k2, rgb, self.settings)
+        k2 = combine(runs, settings.trim, provenance) if runs else None
+        if k2 is not None and settings.refine == "affine":
+            k2 = refine(k2, rgb, settings)
         if k2 is not None:
             k2 = k2.with_provenance(seconds=round(time.perf_counter() - start, 3))
         confidence = assess(k2.provenance if k2 is not None else provenance, reasons)
@@ -238,27 +240,26 @@ class KernelGANEstimator:
                                                    diagnostics=provenance["diagnostics"], warnings=list(warnings))
         k2 = k2.with_provenance(confidence=confidence)
         if single:  # the LR noise under the kernel handed over (``sr.noise=auto`` reads it)
-            k2 = k2.with_provenance(noise=estimate_noise(prepare_image(rgb, self.settings), k2.array, 2))
+            k2 = k2.with_provenance(noise=estimate_noise(prepare_image(rgb, settings), k2.array, 2))
         kernels = {2: k2}
         if scale == 4:
             kernels[4] = k2.derive_x4()
         return Estimate(kernels, time.perf_counter() - start,
                         diagnostics=k2.provenance.get("diagnostics", {}), warnings=warnings)
 
-    def _train_with_retry(self, rgb: Images, seeds: list[int], progress: Progress | None,
+    def _train_with_retry(self, rgb: Images, settings: KernelGANSettings, seeds: list[int], progress: Progress | None,
                           warnings: list[str], shares: np.ndarray | None = None) -> tuple[list[np.ndarray], list[dict]]:
         """Native kernels of the runs that stayed finite; runs that failed are retried once with
         another seed, then dropped."""
         natives, info = [], []
         for attempt in range(2):
-            result = train(rgb, self.settings, seeds, self.device, progress, shares=shares)
+            result = train(rgb, settings, seeds, self.device, progress, shares=shares)
             failed = []
             for r, seed in enumerate(seeds):
                 kernel_ok = bool(result.finite[r])
                 if kernel_ok:
                     try:
-                        soft_threshold(result.kernels[r], self.settings.threshold_rank,
-                                       self.settings.threshold_factor)
+                        soft_threshold(result.kernels[r], settings.threshold_rank, settings.threshold_factor)
                     except NumericalFault:
                         kernel_ok = False
                 if kernel_ok:

@@ -61,10 +61,29 @@ class KernelGANSettings:
     # Runs whose kernel is not physical (sum far from 1, negative or edge mass) dropped before the
     # vote, and a new set trained when none is left (blindsr.estimators.kernelgan.unphysical).
     drop_collapsed: bool = False
+    # A group's joint estimate (``batch kernel_scope=folder|camera``): its runs' iterations (the
+    # loss-weight and learning-rate schedules compressed in proportion) and their number; None:
+    # as for one image. See ``for_group``.
+    group_iterations: int | None = None
+    group_restarts: int | None = None
 
     def __post_init__(self) -> None:
         if self.refine not in REFINEMENTS:
             raise ValueError(f"refine must be one of {REFINEMENTS}, got {self.refine!r}")
+        for name in ("group_iterations", "group_restarts"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be positive or None, got {value!r}")
+
+    def for_group(self) -> "KernelGANSettings":
+        """The settings a group's joint estimate trains with: ``group_iterations`` per run, with
+        the schedules that count iterations (``schedule_every``, ``lr_decay_every``) scaled by
+        the same factor, and ``group_restarts`` runs."""
+        iterations = self.group_iterations or self.iterations
+        ratio = iterations / self.iterations
+        return replace(self, iterations=iterations, restarts=self.group_restarts or self.restarts,
+                       schedule_every=max(1, round(self.schedule_every * ratio)),
+                       lr_decay_every=max(1, round(self.lr_decay_every * ratio)))
 
     def updated(self, overrides: Mapping[str, Any]) -> "KernelGANSettings":
         """A copy with the non-None ``overrides`` applied (unknown names raise ``KeyError``)."""
@@ -84,9 +103,12 @@ PRESETS: dict[str, KernelGANSettings] = {
     # 1000-iteration runs averaged with the least-agreeing one dropped (+1.1 dB over one run;
     # the kernel stops changing after ~1000 iterations); the covariance refitted by the marginal
     # likelihood (chosen on images 11-20: +5 dB kernel PSNR, docs/BENCHMARKS.md); collapsed runs
-    # dropped (docs/BENCHMARKS.md, 'robust').
+    # dropped (docs/BENCHMARKS.md, 'robust'). A group's joint estimate: six runs of 500
+    # iterations (chosen on the one-camera tuning sets, 3 seeds each: 0.72x the time of four runs
+    # of 1000 at -0.1 dB kernel PSNR, within the seeds' spread; docs/BENCHMARKS.md, 'camera').
     "default": KernelGANSettings(iterations=1000, bicubic_target="per_channel", threshold_rank=60,
-                                 restarts=4, trim=1, refine="affine", drop_collapsed=True),
+                                 restarts=4, trim=1, refine="affine", drop_collapsed=True,
+                                 group_iterations=500, group_restarts=6),
 }
 
 
