@@ -13,15 +13,19 @@ Parts (every run is cached as JSON under ``--work``; an interrupted benchmark re
             end: before (the estimate on one CPU thread, ZSSR preset kernelgan) vs now (one thread
             per batched restart, preset fast). Both estimates are timed side by side and must give
             the same kernels; SR uses them. The same images again with the ground-truth kernels.
-  fp32      the blind part's SR again with fp32 training (``--fp32`` images): what CPUs without
+  fp32      the blind part's SR again with fp32 training (``--fp32`` x2, ``--fp32-x4`` x4): what CPUs without
             native bf16 (AVX2-only) run, where ``precision=auto`` resolves to fp32.
   demo      ``make demo`` timed end to end, with the default precision and with fp32 training.
+  isa       this CPU as it is and made to run as an AVX2-only one (``benchmarks.isa``, a child
+            process per instruction set): the speed unit, the default KernelGAN x2 estimate of the
+            ``--tune-kernel`` images (seconds, units, kernel PSNR), and ``make demo`` under AVX2.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -29,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from omegaconf import OmegaConf
 
@@ -49,10 +54,18 @@ ABLATION = [
     ("kernelgan preset (today's default)", "kernelgan", {}),
     ("+ body at LR resolution, sub-pixel head", "kernelgan", {"body": "lr"}),
     ("+ cosine schedule, 1000 iterations", "kernelgan", {"body": "lr", "schedule": "cosine", "max_iters": 1000}),
-    ("fast preset (cosine, 800 iterations, tests every 100)", "fast", {}),
-    ("fast, 600 iterations", "fast", {"max_iters": 600}),
+    ("fast preset as first chosen (cosine, 800 iterations, tests every 100)", "fast", {"max_iters": 800}),
+    ("fast, 600 iterations (the fast preset now)", "fast", {"max_iters": 600}),
 ]
 TODAY, NEW = "kernelgan", "fast"
+
+
+def run_key(kind: str, scale: int, entry: BenchmarkImage, preset: str) -> str:
+    """A cached run's name; the new preset's carries its iteration budget, which has changed."""
+    from zssr.settings import preset as zssr_preset
+
+    budget = "" if preset == TODAY else f"_{zssr_preset(preset).max_iters}"
+    return f"{kind}_x{scale}_{entry.name}_{preset}{budget}"
 SPEEDUP_GOAL = 8.0
 PSNR_TOLERANCE = 0.1
 KERNELGAN_UNITS_GOAL = 100
@@ -133,7 +146,7 @@ def estimate(cache: Cache, work: Path, entry: BenchmarkImage, scale: int) -> tup
 
 
 def blind(cache: Cache, work: Path, data: Path, report: list[int], report_x4: list[int], fp32: list[int],
-          unit: float) -> tuple[str, dict]:
+          fp32_x4: list[int], unit: float) -> tuple[str, dict]:
     per_image, truth_rows, fp32_rows = [], [], []
     for scale, wanted in ((2, report), (4, report_x4)):
         for entry in entries(data, scale, wanted):
@@ -144,11 +157,11 @@ def blind(cache: Cache, work: Path, data: Path, report: list[int], report_x4: li
                                    "estimate s (now)": est["new_s"], "same kernels": est["identical"]}
             gt_row: dict[str, Any] = {"image": entry.name, "scale": f"x{scale}"}
             for preset in (TODAY, NEW):
-                run = cache.get(f"blind_x{scale}_{entry.name}_{preset}", lambda: zssr_run(entry, handed, preset, scale))
+                run = cache.get(run_key("blind", scale, entry, preset), lambda: zssr_run(entry, handed, preset, scale))
                 row[f"{preset} SR s"] = run["sr_s"]
                 row[f"{preset} total s"] = seconds[preset] + run["sr_s"]
                 row[f"{preset} Y-PSNR"] = run["psnr"]
-                gt = cache.get(f"truth_x{scale}_{entry.name}_{preset}",
+                gt = cache.get(run_key("truth", scale, entry, preset),
                                lambda: zssr_run(entry, true_kernels(entry, scale), preset, scale))
                 gt_row[f"{preset} s"] = gt["sr_s"]
                 gt_row[f"{preset} Y-PSNR"] = gt["psnr"]
@@ -158,11 +171,11 @@ def blind(cache: Cache, work: Path, data: Path, report: list[int], report_x4: li
             gt_row["dB"] = gt_row[f"{NEW} Y-PSNR"] - gt_row[f"{TODAY} Y-PSNR"]
             per_image.append(row)
             truth_rows.append(gt_row)
-            if scale == 2 and entry.number in fp32:
+            if entry.number in (fp32 if scale == 2 else fp32_x4):
                 f_row: dict[str, Any] = {"image": entry.name, "scale": f"x{scale}",
                                          "estimate s (before)": est["today_s"], "estimate s (now)": est["new_s"]}
                 for preset in (TODAY, NEW):
-                    run = cache.get(f"fp32_x{scale}_{entry.name}_{preset}",
+                    run = cache.get(run_key("fp32", scale, entry, preset),
                                     lambda: zssr_run(entry, handed, preset, scale, precision="fp32"))
                     f_row[f"{preset} total s"] = seconds[preset] + run["sr_s"]
                     f_row[f"{preset} Y-PSNR"] = run["psnr"]
@@ -227,14 +240,16 @@ def report_text(per_image: list[dict], truth_rows: list[dict], fp32_rows: list[d
     return "\n\n".join(parts), checks
 
 
-def demo(work: Path, unit: float) -> str:
+def demo(work: Path, unit: float, env: dict[str, str] | None = None,
+         precisions: tuple[str, ...] = ("auto", "fp32")) -> str:
     """``make demo`` (its whole pipeline), timed as a user runs it, with the default precision and
-    with fp32 training (what AVX2-only CPUs run)."""
+    with fp32 training (what AVX2-only CPUs run); ``env``: extra environment (``benchmarks.isa``)."""
     rows = []
-    for precision in ("auto", "fp32"):
+    for precision in precisions:
         start = time.perf_counter()
         run = subprocess.run([sys.executable, "-m", "blindsr.demo", "--output", str(work / f"demo_{precision}"),
-                              "--precision", precision], capture_output=True, text=True)
+                              "--precision", precision], capture_output=True, text=True,
+                             env={**os.environ, **(env or {})})
         seconds = time.perf_counter() - start
         timing = next((line for line in run.stdout.splitlines() if line.startswith("time:")), "")
         psnr = next((line.split("|")[2].strip() for line in run.stdout.splitlines()
@@ -245,6 +260,44 @@ def demo(work: Path, unit: float) -> str:
             "including start-up:\n\n" + markdown_table(rows, list(rows[0]), {"seconds": 0, "units": 0}))
 
 
+def isa_part(work: Path, data: Path, images: str) -> str:
+    """The ``isa`` part: ``benchmarks.isa`` as this CPU is and as an AVX2-only one, and the demo
+    under AVX2, its units from that child's unit."""
+    from benchmarks.isa import AVX2_ENV
+
+    rows, checks, results = [], [], {}
+    for label, env in (("as it is", {}), ("AVX2 only", AVX2_ENV)):
+        clean = {k: v for k, v in os.environ.items() if k not in AVX2_ENV}
+        run = subprocess.run([sys.executable, "-m", "benchmarks.isa", "--data", str(data), "--images", images,
+                              "--work", str(work / "isa" / ("avx2" if env else "native"))],
+                             capture_output=True, text=True, env={**clean, **env})
+        if run.returncode:
+            raise SystemExit(f"benchmarks.isa ({label}) failed:\n{run.stderr[-2000:]}")
+        result = results[label] = json.loads(run.stdout.strip().splitlines()[-1])
+        unit = result["units"][0]
+        seconds = [e["seconds"] for e in result["estimates"]]
+        psnr = np.array([e["kernel_psnr"] for e in result["estimates"]])
+        rows.append({"this CPU": label, "ATen capability": result["capability"], "native bf16": result["native_bf16"],
+                     "unit s (start / end)": " / ".join(f"{u:.4f}" for u in result["units"]),
+                     "estimates": len(seconds), "estimate s": statistics.mean(seconds),
+                     "estimate units": statistics.mean(seconds) / unit,
+                     "kernel PSNR mean / p10 / worst": f"{psnr.mean():.2f} / {np.percentile(psnr, 10):.2f} / {psnr.min():.2f}"})
+    avx2 = results["AVX2 only"]
+    units = rows[-1]["estimate units"]
+    checks.append(f"- default KernelGAN x2 estimate with AVX2 only: {units:.0f} units (goal <= {KERNELGAN_UNITS_GOAL}: "
+                  f"{'met' if units <= KERNELGAN_UNITS_GOAL else 'NOT met'}), kernel PSNR mean "
+                  f"{rows[-1]['kernel PSNR mean / p10 / worst'].split(' / ')[0]} dB against "
+                  f"{rows[0]['kernel PSNR mean / p10 / worst'].split(' / ')[0]} dB with the full instruction set")
+    text = ("This CPU as it is, and made to run the code paths of an AVX2-only CPU (`benchmarks.isa`: "
+            "oneDNN and ATen limited to AVX2, so no AVX-512 and no native bf16; clocks, cache and memory stay "
+            "this machine's, so it stands in for such a CPU without being one). Each row is one child process: "
+            "its unit, then the default KernelGAN x2 estimate of each image (cached per image and "
+            "instruction set).\n\n" + markdown_table(rows, list(rows[0]), {"estimate s": 1, "estimate units": 0})
+            + "\n\n`make demo` with AVX2 only (units from that child's first unit):\n\n"
+            + demo(work / "isa", avx2["units"][0], AVX2_ENV, ("auto",)) + "\n\n" + "\n".join(checks))
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="BSD100RK folder")
@@ -252,8 +305,10 @@ def main() -> None:
     parser.add_argument("--tune", default="1-5", help="images the fast preset was chosen on")
     parser.add_argument("--report", default="21-30", help="x2 images no choice touched")
     parser.add_argument("--report-x4", default="21-22")
-    parser.add_argument("--fp32", default="21-23")
-    parser.add_argument("--parts", default="ablation,blind,demo")
+    parser.add_argument("--fp32", default="21-30", help="x2 images of the fp32 part")
+    parser.add_argument("--fp32-x4", default="21-22")
+    parser.add_argument("--tune-kernel", default="1-20", help="images of the isa part's estimates")
+    parser.add_argument("--parts", default="ablation,blind,demo,isa")
     args = parser.parse_args()
     if not (args.data / "lr_x2").is_dir():
         raise SystemExit(f"{args.data}: BSD100RK not found (set DATA=...)")
@@ -269,7 +324,7 @@ def main() -> None:
     if "blind" in parts:
         unit = units[0]
         text, checks = blind(cache, args.work, args.data, numbers(args.report), numbers(args.report_x4),
-                             numbers(args.fp32), unit)
+                             numbers(args.fp32), numbers(args.fp32_x4), unit)
         sections.append(text)
         verdicts = []
         kernelgan = checks.pop("KernelGAN x2 estimate", None)
@@ -286,6 +341,11 @@ def main() -> None:
         sections.append("### Checks\n\n" + "\n".join(verdicts))
     if "demo" in parts:
         sections.append("### make demo\n\n" + demo(args.work, units[0]))
+    if "isa" in parts:  # a section of its own, so that it can be run alone (make bench-speed-avx2)
+        write_section("speed-isa", "Speed as an AVX2-only CPU", isa_part(args.work, args.data, args.tune_kernel),
+                      "bench-speed-avx2")
+        if not sections:
+            return
     units.append(unit_seconds())
     head = (f"Speed unit (one fp32 ZSSR training step, plain network, 1x3x128x128): {units[0]:.4f} s at the "
             f"start, {units[-1]:.4f} s at the end of this run; {'native' if native_bf16() else 'no native'} bf16 "

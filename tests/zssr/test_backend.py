@@ -17,8 +17,8 @@ def test_registered_with_stage_needs():
     assert backend.needs.scales == (2, 4) and backend.needs.kernels == "stages"
     # The default is the fast preset: the cosine schedule runs exactly max_iters per stage.
     assert backend.preset == "fast" and backend.settings.body == "lr" and backend.settings.schedule == "cosine"
-    assert backend.settings.max_iters == 800 and backend.settings.back_projection_iters == 2
-    assert backend.work((10, 10), 4) == 1600
+    assert backend.settings.max_iters == 600 and backend.settings.back_projection_iters == 2
+    assert backend.work((10, 10), 4) == 1200
     paper = get_backend("zssr", preset="kernelgan", device="cpu")
     assert (paper.settings.body, paper.settings.schedule, paper.settings.max_iters) == ("hr", "plateau", 3000)
     assert paper.work((10, 10), 4) == 6000
