@@ -257,7 +257,7 @@ def test_group_settings_compress_the_schedules():
     (1000 -> 500 halves 200 and 750), ``group_restarts`` runs; unset, a group trains as one image."""
     default = settings_for("default")
     group = default.for_group()
-    assert (group.iterations, group.restarts, group.schedule_every, group.lr_decay_every) == (500, 6, 100, 375)
+    assert (group.iterations, group.restarts, group.schedule_every, group.lr_decay_every) == (500, 8, 100, 375)
     assert dataclasses.replace(group, iterations=1000, restarts=4, schedule_every=200, lr_decay_every=750) == default
     assert settings_for("paper").for_group() == settings_for("paper")
     with pytest.raises(ValueError, match="group_restarts"):
