@@ -397,8 +397,8 @@ def section(results: list[dict]) -> str:
             line["auto - 0.0125, worst image"] = f"{min(r['zssr1'] - r['zssr2'] for r in rows):+.3f}"
             zssr_rows.append(line)
     same = [r["own_same_kernel"] for res in results for r in res["rows"] if "own_same_kernel" in r]
-    retimed = (f" The own estimates were made again in this run, just before each set's joint estimate (seconds side "
-               f"by side); {sum(same)} of {len(same)} came out bit for bit as cached." if same else "")
+    retimed = (f" The own estimates were made again and timed (--retime; see the remark for the run that did it): "
+               f"{sum(same)} of {len(same)} came out bit for bit as cached." if same else "")
     per_image = []
     for res in results:
         for r in res["rows"]:
