@@ -185,7 +185,7 @@ class KernelGANEstimator:
         """One kernel from a group of images of one camera, the evidence pooled: KernelGAN's
         crops are drawn across the images (``group_texture`` shares) and the refinement's
         likelihood sums over every image's tiles. It trains with the group's budget
-        (``KernelGANSettings.for_group``: less than one image's estimate costs). No noise is
+        (``KernelGANSettings.for_group``; by default one image's). No noise is
         recorded: each image has its own (``blindsr.estimators.noise``)."""
         if len(images) == 1:
             return self._estimate(images[0], scale, seed, progress)

@@ -103,12 +103,12 @@ PRESETS: dict[str, KernelGANSettings] = {
     # 1000-iteration runs averaged with the least-agreeing one dropped (+1.1 dB over one run;
     # the kernel stops changing after ~1000 iterations); the covariance refitted by the marginal
     # likelihood (chosen on images 11-20: +5 dB kernel PSNR, docs/BENCHMARKS.md); collapsed runs
-    # dropped (docs/BENCHMARKS.md, 'robust'). A group's joint estimate: eight runs of 500
-    # iterations (chosen on the one-camera tuning sets, 3 seeds each: 0.90x the time of four runs
-    # of 1000 at -0.1 dB kernel PSNR; six runs: 0.73x at -0.5 dB; docs/BENCHMARKS.md, 'camera').
+    # dropped (docs/BENCHMARKS.md, 'robust'). A group's joint estimate trains as one image's:
+    # shorter group budgets cost kernel accuracy on the one-camera tuning sets (3 seeds each: eight
+    # runs of 500, 0.90x the time, -0.1 dB; six runs of 500, 0.73x, -0.5 dB; docs/BENCHMARKS.md,
+    # 'camera'), and a group's estimate is paid once for all its images.
     "default": KernelGANSettings(iterations=1000, bicubic_target="per_channel", threshold_rank=60,
-                                 restarts=4, trim=1, refine="affine", drop_collapsed=True,
-                                 group_iterations=500, group_restarts=8),
+                                 restarts=4, trim=1, refine="affine", drop_collapsed=True),
 }
 
 
