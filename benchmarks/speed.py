@@ -309,6 +309,7 @@ def main() -> None:
     parser.add_argument("--fp32-x4", default="21-22")
     parser.add_argument("--tune-kernel", default="1-20", help="images of the isa part's estimates")
     parser.add_argument("--parts", default="ablation,blind,demo,isa")
+    parser.add_argument("--remark", action="append", default=[], help="a line added to the speed section")
     args = parser.parse_args()
     if not (args.data / "lr_x2").is_dir():
         raise SystemExit(f"{args.data}: BSD100RK not found (set DATA=...)")
@@ -352,7 +353,7 @@ def main() -> None:
             f"({machine_line().split(';')[0]}). Units below use the first. Report images: BSD100RK x2 "
             f"{args.report}, x4 {args.report_x4}; the fast preset was chosen on images {args.tune} only. "
             f"Seed 0; one job at a time.")
-    write_section("speed", "Speed of the default pipeline (ZSSR fast preset)", "\n\n".join([head, *sections]),
+    write_section("speed", "Speed of the default pipeline (ZSSR fast preset)", "\n\n".join([head, *args.remark, *sections]),
                   "bench-speed")
     print("updated docs/BENCHMARKS.md")
 
