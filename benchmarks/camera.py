@@ -20,8 +20,8 @@ sigma, and with the joint kernel and each image's own sigma fitted under it (wha
 kernel: the default preset, and without back-projection with noise on its training sons, the
 image's own level (``sr.noise_std=auto``) or KernelGAN's fixed 0.0125 (``ZSSR_VARIANTS``). Seconds: each own estimate, and the joint estimate (its cost per image is its time
 divided by the set's size). Every result is cached in ``--work``; an interrupted run resumes.
-``--retime`` makes the own estimates again in this process, just before the joint one, so that
-their seconds are side by side (the kernels must come out as cached).
+``--retime`` makes the own estimates again (once per code revision) in this process, just before
+the joint one, so that their seconds are side by side (the kernels must come out as cached).
 
 Group budgets (``--budgets``): the joint estimate of the tuning sets under each ``GROUP_BUDGETS``
 entry (``estimator.group_iterations`` x ``group_restarts``), three seeds each: where the default
@@ -105,8 +105,10 @@ def make_set(name: str, spec: CameraSet, shared: Path, out: Path) -> Path:
 def own_estimate(lr: Path, out: Path, retime: bool = False) -> dict:
     """The default estimate of one image, cached as ``out``.npy/.json; ``retime``: made again
     and timed now, its kernel compared with the cached one (``same_kernel``)."""
+    from benchmarks.common import revision
+
     cached = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").exists() else None
-    if cached is not None and not (retime and "retimed" not in cached):
+    if cached is not None and not (retime and cached.get("retimed_at") != revision()):
         return cached
     from blindsr.estimators import get_estimator
     from blindsr.images import read_image
@@ -122,8 +124,8 @@ def own_estimate(lr: Path, out: Path, retime: bool = False) -> dict:
     if cached is None:
         np.save(out.with_suffix(".npy"), np.asarray(k.array))
     else:
-        record.update(retimed=True, same_kernel=bool(np.array_equal(np.load(out.with_suffix(".npy")), k.array)),
-                      first_seconds=cached["seconds"])
+        record.update(retimed_at=revision(), first_seconds=cached.get("first_seconds", cached["seconds"]),
+                      same_kernel=bool(np.array_equal(np.load(out.with_suffix(".npy")), k.array)))
     out.with_suffix(".json").write_text(json.dumps(record))
     return record
 

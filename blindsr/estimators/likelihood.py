@@ -232,11 +232,17 @@ def profile_tiles(power: np.ndarray, base: np.ndarray, noise: float, weights: np
     else:
         log_c, log_n = (v.copy() for v in start)
     current = value(log_c, log_n)
+    # A step depends on the tile's own parameters alone, so a tile whose step changed nothing is at
+    # its fixed point: later steps would repeat it. Only the tiles still moving are stepped.
+    live = np.arange(len(power))
     for _ in range(steps):
-        signal = np.exp(log_c)[:, None] * base[None, :]
-        noise_v = np.exp(log_n)[:, None]
+        if not len(live):
+            break
+        c, n = log_c[live], log_n[live]
+        signal = np.exp(c)[:, None] * base[None, :]
+        noise_v = np.exp(n)[:, None]
         variance = signal + noise_v
-        ratio = power / variance
+        ratio = power[live] / variance
         slope = weights * (1.0 - ratio) / variance  # d value / d variance
         curve = weights * (2.0 * ratio - 1.0) / variance ** 2  # d2 value / d variance2
         g_c, g_n = (slope * signal).sum(1), (slope * noise_v).sum(1)
@@ -250,18 +256,20 @@ def profile_tiles(power: np.ndarray, base: np.ndarray, noise: float, weights: np
         step_c = np.clip((h_nn * g_c - h_cn * g_n) / det, -3.0, 3.0)
         step_n = np.clip((h_cc * g_n - h_cn * g_c) / det, -3.0, 3.0)
         # Backtracking, per tile: only the tiles whose step has not yet lowered their value are
-        # tried again (each tile's value depends on its own parameters alone).
-        active, length = np.arange(len(power)), 1.0
+        # tried again (positions in ``live``).
+        active, length = np.arange(len(live)), 1.0
         for _ in range(6):
-            trial_c = log_c[active] - length * step_c[active]
-            trial_n = np.maximum(log_n[active] - length * step_n[active], floor)
-            trial = value(trial_c, trial_n, active)
-            better = trial <= current[active]
-            accepted = active[better]
+            rows = live[active]
+            trial_c = c[active] - length * step_c[active]
+            trial_n = np.maximum(n[active] - length * step_n[active], floor)
+            trial = value(trial_c, trial_n, rows)
+            better = trial <= current[rows]
+            accepted = rows[better]
             log_c[accepted], log_n[accepted], current[accepted] = trial_c[better], trial_n[better], trial[better]
             active, length = active[~better], length * 0.5
             if not len(active):
                 break
+        live = live[(log_c[live] != c) | (log_n[live] != n)]
     return current, (log_c, log_n)
 
 
