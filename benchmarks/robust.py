@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -34,6 +35,13 @@ sys.path[0] = os.environ.get(CODE_ROOT, str(ROOT))
 METHODS = ("baseline", "default", "paper")  # estimates; the bicubic kernel is scored as well
 BSD_FIRST, BSD_LAST = 21, 100
 WORKERS = 2
+# --tune: the tuning images (docs/RELIABILITY.md, 'The hard development set'), each part's images
+# (None: all) and the folder its estimates are kept in.
+TUNE_PARTS = (("hard tune", "tune", None), ("hard narrow", "narrow", None),
+              ("BSD100RK 1-20", "BSD100RK", range(1, 21)), ("Urban100RK 1-8", "Urban100RK", range(1, 9)))
+UNGUARDED = "unguarded"  # --tune's estimate: the default preset without the bicubic guard
+GUARD_KEYS = ("scored", "nll_before", "nll_after", "nll_bicubic", "log_scales")
+GUARD_MARGINS = (0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05)  # nats per LR frequency, --tune's grid
 
 
 def job(lr: Path, method: str, out: Path) -> None:
@@ -42,7 +50,8 @@ def job(lr: Path, method: str, out: Path) -> None:
     from blindsr.images import read_image
 
     preset = "paper" if method == "paper" else "default"
-    estimator = get_estimator("kernelgan", preset=preset, device="cpu")
+    overrides = {"bicubic_guard": math.inf} if method == UNGUARDED else {}
+    estimator = get_estimator("kernelgan", preset=preset, device="cpu", **overrides)
     image = read_image(lr).rgb
     start = time.perf_counter()
     estimate = estimator.estimate(image, 2, seed=0)
@@ -50,9 +59,10 @@ def job(lr: Path, method: str, out: Path) -> None:
     k = estimate.kernels[2]
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out.with_suffix(".npy"), np.asarray(k.array))
+    refinement = k.provenance.get("refinement", {})
     record = {"seconds": seconds, "fallback": k.provenance.get("fallback"), "warnings": estimate.warnings,
-              "confidence": k.provenance.get("confidence"),
-              "scored": k.provenance.get("refinement", {}).get("scored")}
+              "confidence": k.provenance.get("confidence"), "scored": refinement.get("scored"),
+              "refinement": {key: refinement.get(key) for key in GUARD_KEYS}}
     out.write_text(json.dumps(record))
 
 
@@ -100,6 +110,104 @@ def score(entries: list[tuple[str, object]], work: Path) -> list[dict]:
         row["scored"] = record["scored"] or ""
         rows.append(row)
     return rows
+
+
+def tune_entries(data: Path, hard_root: Path) -> list[tuple[str, str, object]]:
+    """(part, work folder, image) of the tuning images."""
+    from blindsr.datasets import load_benchmark
+
+    roots = {"tune": hard_root / "tune", "narrow": hard_root / "narrow", "BSD100RK": data,
+             "Urban100RK": data.parent / "Urban100RK"}
+    return [(part, folder, e) for part, folder, numbers in TUNE_PARTS
+            for e in load_benchmark(roots[folder], 2) if numbers is None or e.number in numbers]
+
+
+def tune_rows(entries: list[tuple[str, str, object]], work: Path) -> list[dict]:
+    """Per tuning image: the unguarded estimate's and the bicubic kernel's kernel PSNR and
+    LR-PSNR, and the two negative log-likelihoods the guard compares."""
+    from blindsr.degradation import bicubic_kernel
+    from blindsr.images import read_image
+    from blindsr.kernel import load_kernel
+    from blindsr.metrics import kernel_psnr, lr_psnr
+
+    rows = []
+    for part, folder, entry in entries:
+        out = work / folder / entry.name / f"{UNGUARDED}.json"
+        if not out.exists():
+            continue
+        record = json.loads(out.read_text())
+        lr, hr = read_image(entry.lr).rgb, read_image(entry.gt).rgb
+        truth = load_kernel(entry.kernel, 2)
+        row = {"part": part, "image": entry.name}
+        for name, k in (("estimate", np.load(out.with_suffix(".npy"))), ("bicubic", bicubic_kernel(2).array)):
+            row[f"{name}_kernel_psnr"] = kernel_psnr(k, truth, size=truth.size)
+            row[f"{name}_lr_psnr"] = lr_psnr(hr, k, lr, 2)
+        refinement = record["refinement"]
+        row["fallback"] = record["fallback"] or ""
+        row["scored"] = refinement.get("scored") or ""
+        has_nll = refinement.get("nll_bicubic") is not None and not record["fallback"]
+        row["bicubic_minus_estimate_nll"] = (refinement["nll_bicubic"] - refinement["nll_after"]) if has_nll else math.nan
+        row["seconds"] = record["seconds"]
+        rows.append(row)
+    return rows
+
+
+def guard_table(rows: list[dict]) -> list[dict]:
+    """What each margin of the bicubic guard would do on the tuning images: fallbacks, the right
+    ones (the bicubic kernel reconstructs the LR image better) and the wrong ones, the images
+    left below the bicubic kernel without a fallback, and the handed-over kernels' accuracy."""
+    out = []
+    for margin in (None, *GUARD_MARGINS):
+        picked_kernel, picked_lr, right, wrong, below = [], [], 0, 0, 0
+        for r in rows:
+            falls = bool(r["fallback"]) or (margin is not None and r["bicubic_minus_estimate_nll"] < -margin)
+            bicubic_better = r["bicubic_lr_psnr"] > r["estimate_lr_psnr"]
+            name = "bicubic" if falls else "estimate"
+            picked_kernel.append(r[f"{name}_kernel_psnr"])
+            picked_lr.append(r[f"{name}_lr_psnr"])
+            right += falls and bicubic_better
+            wrong += falls and not bicubic_better
+            below += bicubic_better and not falls
+        k, lr = np.array(picked_kernel), np.array(picked_lr)
+        out.append({"margin": "no guard" if margin is None else f"{margin:g}", "images": len(rows),
+                    "fallbacks": right + wrong, "right": right, "wrong": wrong, "below bicubic unannounced": below,
+                    "kernel_psnr mean": k.mean(), "kernel_psnr p10": np.percentile(k, 10), "kernel_psnr worst": k.min(),
+                    "lr_psnr mean": lr.mean(), "lr_psnr p10": np.percentile(lr, 10), "lr_psnr worst": lr.min()})
+    return out
+
+
+def tune(args: argparse.Namespace, measured: str) -> None:
+    """``--tune``: the bicubic guard's margin studied on the tuning images."""
+    from benchmarks.common import worktree, write_section
+    from blindsr.tables import markdown_table
+
+    current = worktree(measured, args.work)
+    entries = tune_entries(args.data, args.tune)
+    if args.limit:
+        entries = [e for part in dict.fromkeys(p for p, _, _ in entries)
+                   for e in [x for x in entries if x[0] == part][:args.limit]]
+    jobs = [(current, e.lr, UNGUARDED, args.work / folder / e.name / f"{UNGUARDED}.json") for _, folder, e in entries]
+    if not args.score_only:
+        with ThreadPoolExecutor(WORKERS) as pool:
+            for n, _ in enumerate(pool.map(lambda j: run_job(*j), jobs), start=1):
+                if n % 6 == 0:
+                    print(f"{n}/{len(jobs)} estimates", flush=True)
+    rows = tune_rows(entries, args.work)
+    columns = ["part", "image", "estimate_kernel_psnr", "estimate_lr_psnr", "bicubic_kernel_psnr",
+               "bicubic_lr_psnr", "bicubic_minus_estimate_nll", "scored", "fallback", "seconds"]
+    body = ("The bicubic guard (`estimator.bicubic_guard`): the estimate is replaced by the bicubic kernel "
+            "when the bicubic kernel's negative log-likelihood, on the pixels the refinement scored, is lower "
+            "than the refined estimate's by more than the margin (nats per LR frequency). Studied on the tuning "
+            "images only (docs/RELIABILITY.md: the hard set's `tune/` and `narrow/` parts, BSD100RK 1-20, "
+            f"Urban100RK 1-8), with the default preset at revision {measured} run without the guard, seed 0. "
+            "'right': a fallback where the bicubic kernel's LR-PSNR is higher than the estimate's; 'wrong': "
+            "one where it is not; 'below bicubic unannounced': the estimate kept although the bicubic kernel's "
+            "LR-PSNR is higher. Kernel PSNR and LR-PSNR (dB) of the kernel handed over.\n\n"
+            + markdown_table(guard_table(rows), list(guard_table(rows)[0]))
+            + "".join(f"\n- {remark}" for remark in args.remark)
+            + "\n\nPer image (the unguarded estimate):\n\n" + markdown_table(rows, columns))
+    write_section("robust-tuning", "The bicubic guard on the tuning images", body, "bench-robust-tune")
+    print(markdown_table(guard_table(rows), list(guard_table(rows)[0])))
 
 
 def summary(rows: list[dict]) -> list[dict]:
@@ -157,8 +265,10 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="BSD100RK (DIV2KRK layout)")
-    parser.add_argument("--hard", type=Path, required=True, help="the hard set's report part")
-    parser.add_argument("--baseline", required=True, help="git revision of the earlier default")
+    parser.add_argument("--hard", type=Path, help="the hard set's report part")
+    parser.add_argument("--baseline", help="git revision of the earlier default")
+    parser.add_argument("--tune", type=Path, metavar="HARD_SET",
+                        help="study the bicubic guard on the tuning images instead (the hard set's root folder)")
     parser.add_argument("--revision", default="HEAD", help="git revision of the code measured")
     parser.add_argument("--work", type=Path, default=ROOT / "bench_out" / "robust")
     parser.add_argument("--limit", type=int, default=0, help="first N images of each set (0: all)")
@@ -174,6 +284,11 @@ def main() -> None:
                               capture_output=True, text=True).stdout.strip()
     args.work = args.work / measured
     args.work.mkdir(parents=True, exist_ok=True)
+    if args.tune:
+        tune(args, measured)
+        return
+    if not (args.hard and args.baseline):
+        parser.error("--hard and --baseline are required unless --tune is given")
     baseline, current = worktree(args.baseline, args.work), worktree(measured, args.work)
     entries = images(args.data, args.hard)
     if args.limit:

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize
 
+from blindsr.degradation import bicubic_kernel
 from blindsr.kernel import SRKernel, crop_or_pad, support_size, warp
 
 LUMA = np.array([0.299, 0.587, 0.114])
@@ -490,8 +491,10 @@ def _fit_covariance(kernel: SRKernel, rgb: Images, scale: int, fit_noise: bool, 
             scored = "in-focus tiles (the whole-image fit was implausible)"
     if scored != "whole image":
         fit = fit_affine(kernel.array, in_focus, min(size, canvas_limit(in_focus, scale)))
+    score = in_focus if scored != "whole image" else whole
     info: dict[str, Any] = {"method": "affine", "scored": scored, "tiles": tiles_info,
                             "nll_before": fit["nll_before"], "nll_after": fit["nll_after"],
+                            "nll_bicubic": score(bicubic_kernel(scale).array),
                             "evaluations": fit["evaluations"], "fit_noise": fit_noise, "scene_blur": scene_blur}
     if fit["params"] is None:
         info.update(applied=False, seconds=round(time.perf_counter() - start, 3))
