@@ -16,6 +16,7 @@
 #   make bench-kernel-budget  KernelGAN training budgets: cost vs kernel accuracy (tuning and held-out images)
 #   make bench-hashes BEFORE=REV [AFTER=HEAD]   outputs of pipeline, batch and eval by hash at two revisions
 #   make bench-robust    kernel estimates on held-out photos (hard set, BSD100RK 21-100) vs paper, bicubic, baseline
+#   make bench-robust-tune  the bicubic guard's margin, studied on the tuning images only
 #   make bench-table1    the paper's Table 1 on BSD100RK (x2, x4) and the pipeline on the real photos
 #   make bench-camera    one kernel per camera (per-image vs averaged vs joint) and blind noise for SRMD
 # PyTorch: TORCH picks the build. The default takes the CPU build this project is developed on;
@@ -44,7 +45,7 @@ BUDGETS ?= today (1000 x 4),500 x 4,500 x 4 compressed,350 x 4 compressed,400 x 
 BEFORE ?= d5a51cf
 AFTER ?= HEAD
 
-.PHONY: install test test-fast demo bench-kernel bench-speed bench-speed-avx2 bench-zssr bench-srmd bench-memory bench-table1 bench-batch bench-handoff bench-hashes bench-kernel-budget bench-robust bench-camera batch eval report clean
+.PHONY: install test test-fast demo bench-kernel bench-speed bench-speed-avx2 bench-zssr bench-srmd bench-memory bench-table1 bench-batch bench-handoff bench-hashes bench-kernel-budget bench-robust bench-robust-tune bench-camera batch eval report clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
@@ -115,6 +116,10 @@ bench-hashes: $(STAMP)
 bench-robust: $(STAMP)
 	$(BIN)/python -m benchmarks.hard_set --shared $(SHARED)/data --output hard_set
 	$(BIN)/python -m benchmarks.robust --data $(DATA) --hard hard_set/report --baseline $(BASELINE)
+
+bench-robust-tune: $(STAMP)
+	$(BIN)/python -m benchmarks.hard_set --shared $(SHARED)/data --output hard_set
+	$(BIN)/python -m benchmarks.robust --data $(DATA) --tune hard_set
 
 bench-camera: $(STAMP)
 	BLINDSR_WEIGHTS_SRMD_PCA=$(SHARED)/srmd/srmd_pca_matlab.mat $(BIN)/python -m benchmarks.camera --shared $(SHARED)/data --retime --budgets

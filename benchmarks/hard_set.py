@@ -24,7 +24,9 @@ DIV2KRK layout that ``blindsr.datasets.load_benchmark`` reads. All randomness of
 A third part, ``narrow/`` (tuning only, seed + 2), holds BSD100RK HR images 1-20 unedited but
 blurred by kernels from the sharp corner of the protocol (covariance eigenvalues ~ U(0.6, 1.0)
 instead of U(0.6, 5)): a camera kernel close to the bicubic one, where an estimate that errs wide
-does worse than assuming bicubic.
+does worse than assuming bicubic. A fourth, ``narrow_hard/`` (tuning only, seed + 3), edits the
+same images by the seven variants and blurs them with such sharp kernels: the two failure shapes
+at once (a sharp camera kernel on a photo with a defocused background or a sky).
 
     python -m benchmarks.hard_set --shared ../shared/data --output hard_set [--seed 4004]
 """
@@ -52,7 +54,8 @@ NARROW_EIGEN_RANGE = (0.6, 1.0)
 # Source set, its HR image numbers, seed offset, variants (cyclically), kernel eigenvalue range.
 PARTS = {"tune": ("BSD100RK", range(1, 21), 0, VARIANTS, DIV2KRK_EIGEN_RANGE),
          "report": ("Urban100RK", range(9, 21), 1, VARIANTS, DIV2KRK_EIGEN_RANGE),
-         "narrow": ("BSD100RK", range(1, 21), 2, ("plain",), NARROW_EIGEN_RANGE)}
+         "narrow": ("BSD100RK", range(1, 21), 2, ("plain",), NARROW_EIGEN_RANGE),
+         "narrow_hard": ("BSD100RK", range(1, 21), 3, VARIANTS, NARROW_EIGEN_RANGE)}
 SCALES = (2, 4)
 DISK_RADIUS = (3.0, 12.0)
 GAUSS_SIGMA = (1.5, 6.0)
@@ -269,7 +272,7 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data",
                         help="the development data (holds BSD100RK/ and Urban100RK/)")
     parser.add_argument("--output", type=Path, default=ROOT / "hard_set")
-    parser.add_argument("--seed", type=int, default=4004, help="tune/ uses seed, report/ seed + 1, narrow/ seed + 2")
+    parser.add_argument("--seed", type=int, default=4004, help="tune/ uses seed, report/ seed + 1, narrow/ seed + 2, narrow_hard/ seed + 3")
     args = parser.parse_args()
     start = time.perf_counter()
     for part, (source, sources, offset, variants, eigen_range) in PARTS.items():

@@ -37,7 +37,7 @@ BSD_FIRST, BSD_LAST = 21, 100
 WORKERS = 2
 # --tune: the tuning images (docs/RELIABILITY.md, 'The hard development set'), each part's images
 # (None: all) and the folder its estimates are kept in.
-TUNE_PARTS = (("hard tune", "tune", None), ("hard narrow", "narrow", None),
+TUNE_PARTS = (("hard tune", "tune", None), ("hard narrow", "narrow", None), ("hard narrow_hard", "narrow_hard", None),
               ("BSD100RK 1-20", "BSD100RK", range(1, 21)), ("Urban100RK 1-8", "Urban100RK", range(1, 9)))
 UNGUARDED = "unguarded"  # --tune's estimate: the default preset without the bicubic guard
 GUARD_KEYS = ("scored", "nll_before", "nll_after", "nll_bicubic", "log_scales")
@@ -116,7 +116,8 @@ def tune_entries(data: Path, hard_root: Path) -> list[tuple[str, str, object]]:
     """(part, work folder, image) of the tuning images."""
     from blindsr.datasets import load_benchmark
 
-    roots = {"tune": hard_root / "tune", "narrow": hard_root / "narrow", "BSD100RK": data,
+    roots = {"tune": hard_root / "tune", "narrow": hard_root / "narrow", "narrow_hard": hard_root / "narrow_hard",
+             "BSD100RK": data,
              "Urban100RK": data.parent / "Urban100RK"}
     return [(part, folder, e) for part, folder, numbers in TUNE_PARTS
             for e in load_benchmark(roots[folder], 2) if numbers is None or e.number in numbers]

@@ -259,3 +259,29 @@ def test_narrow_kernel_on_a_photo_is_refitted_with_the_scene_softness(chelsea_hr
     found = np.trace(second_moments(refined.array)) / 2
     assert abs(found - np.trace(truth_cov) / 2) < 0.3
     assert lr_psnr(chelsea_hr, refined, lr, 2) > lr_psnr(chelsea_hr, bicubic_kernel(2), lr, 2) - 2.0
+
+
+def ring_kernel() -> np.ndarray:
+    """A 13x13 ring of radius 3.5 px: a shape no affine map can make look like the bicubic kernel."""
+    rows, cols = np.mgrid[-6:7, -6:7]
+    ring = np.exp(-(np.hypot(rows, cols) - 3.5) ** 2 / (2 * 0.5 ** 2))
+    return ring / ring.sum()
+
+
+def test_refinement_scores_the_bicubic_kernel_on_the_same_pixels(rng):
+    """The refinement records the bicubic kernel's score on the pixels it scored (what the
+    estimator's bicubic guard compares): when the photo was made with the bicubic kernel and the
+    estimate is a ring, the bicubic kernel scores better than the ring's best affine map; when it
+    was made with a wide Gaussian, the refined estimate scores far better than the bicubic kernel."""
+    from blindsr.degradation import bicubic_kernel
+    from tests.conftest import textured_image
+
+    hr = textured_image(rng, 192, 192)
+    lr = quantize(degrade(hr, bicubic_kernel(2), 2))
+    info = refine_covariance(SRKernel.from_array(ring_kernel(), 2), lr, 2).provenance["refinement"]
+    assert info["scored"] == "whole image" and "narrow_refit" not in info
+    assert info["nll_bicubic"] == pytest.approx(LRLikelihood.from_image(lr, 2)(bicubic_kernel(2).array), abs=1e-9)
+    assert info["nll_bicubic"] < info["nll_after"] - 0.05
+    wide = SRKernel(gaussian_kernel(15, np.eye(2) * 2.2 ** 2), 2)
+    info = refine_covariance(wide, quantize(degrade(hr, wide, 2)), 2).provenance["refinement"]
+    assert info["nll_after"] < info["nll_bicubic"] - 1.0
