@@ -427,7 +427,8 @@ def fit_affine(kernel: np.ndarray, score: LRLikelihood, size: int) -> dict[str, 
             "nll_after": float(min(best.fun, identity)), "evaluations": evaluations, "size": size}
 
 
-def refine_covariance(kernel: SRKernel, rgb: Images, scale: int = 2, fit_noise: bool = True) -> SRKernel:
+def refine_covariance(kernel: SRKernel, rgb: Images, scale: int = 2, fit_noise: bool = True,
+                      narrow_variance: float = NARROW_VARIANCE, scene_blur: float = SCENE_BLUR) -> SRKernel:
     """``kernel`` with the affine map of its coordinates that maximises the LR image's marginal
     likelihood (module docstring); the fit is recorded in the provenance under ``refinement``.
     The kernel comes back unchanged if no map scores better than the identity.
@@ -445,17 +446,22 @@ def refine_covariance(kernel: SRKernel, rgb: Images, scale: int = 2, fit_noise: 
     softness as kernel blur and the fit comes out too wide (on the tuning images; wider kernels
     were fitted without that bias). A fit whose mean principal
     variance is below ``NARROW_VARIANCE`` is therefore redone with a prior that includes a
-    Gaussian scene blur of variance ``SCENE_BLUR``; the first fit is kept in the provenance.
+    Gaussian scene blur of variance ``SCENE_BLUR``; the first fit is kept in the provenance
+    (both values can be given, for studies: ``benchmarks/robust.py --tune``).
 
     ``rgb`` may be a group of images of one camera (a list): their tiles are pooled, so the
     likelihood is summed over every image's in-focus tiles."""
-    first = _fit_covariance(kernel, rgb, scale, fit_noise, 0.0)
-    variance = mean_variance(first)
-    if variance >= NARROW_VARIANCE:
+    first = fit_covariance(kernel, rgb, scale, fit_noise, 0.0)
+    if mean_variance(first) >= narrow_variance:
         return first
-    refit = _fit_covariance(kernel, rgb, scale, fit_noise, SCENE_BLUR)
+    return narrow_refit(first, fit_covariance(kernel, rgb, scale, fit_noise, scene_blur))
+
+
+def narrow_refit(first: SRKernel, refit: SRKernel) -> SRKernel:
+    """The refit with the scene's softness in the prior, the first fit recorded in its provenance."""
     info = dict(refit.provenance["refinement"])
-    info["narrow_refit"] = {"first_mean_variance": round(variance, 4), "scene_blur": SCENE_BLUR,
+    info["narrow_refit"] = {"first_mean_variance": round(mean_variance(first), 4),
+                            "scene_blur": refit.provenance["refinement"]["scene_blur"],
                             "first_log_scales": first.provenance["refinement"].get("log_scales"),
                             "first_seconds": first.provenance["refinement"]["seconds"]}
     return refit.with_provenance(refinement=info)
@@ -467,7 +473,7 @@ def mean_variance(kernel: SRKernel) -> float:
     return (described["sigma_major"] ** 2 + described["sigma_minor"] ** 2) / 2
 
 
-def _fit_covariance(kernel: SRKernel, rgb: Images, scale: int, fit_noise: bool, scene_blur: float) -> SRKernel:
+def fit_covariance(kernel: SRKernel, rgb: Images, scale: int, fit_noise: bool, scene_blur: float) -> SRKernel:
     """``refine_covariance`` with the prior's scene blur ``scene_blur`` (``frequency_prior``)."""
     start = time.perf_counter()
     grays = luma(rgb) if isinstance(rgb, np.ndarray) else [luma(x) for x in rgb]

@@ -264,32 +264,3 @@ def test_group_settings_compress_the_schedules():
     with pytest.raises(ValueError, match="group_restarts"):
         settings_for("default", {"group_restarts": 0})
 
-
-def test_bicubic_guard_hands_over_the_bicubic_kernel_when_it_explains_the_image_better(monkeypatch, rng):
-    """A photo made with the bicubic kernel and runs that all returned a ring: with the guard on,
-    the bicubic kernel's likelihood beats the refined ring's, so the estimator falls back to it
-    and says why; with the guard off (the paper's way) the ring is kept."""
-    from tests.estimators.test_likelihood import ring_kernel
-
-    native = ndimage.shift(ring_kernel(), (0.5, 0.5), order=1)  # native convention: +0.5 px
-    lr = quantize(degrade(textured_image(rng, 192, 192), bicubic_kernel(2), 2))
-    for guard in (0.0, None):
-        monkeypatch.setattr(kg, "train", fake_train([native] * 2))
-        est = get_estimator("kernelgan", device="cpu", restarts=2, threshold_rank=168, bicubic_guard=guard)
-        out = est.estimate(lr, 2)
-        k = out.kernels[2]
-        if guard is None:
-            assert "fallback" not in k.provenance and k.size > 5
-            continue
-        assert np.allclose(k.array, bicubic_kernel(2).array) and k.provenance["confidence"]["level"] == "low"
-        assert "explains the image better" in k.provenance["fallback"]
-        assert out.warnings[-1].startswith(UNTRUSTED) and "explains the image better" in out.warnings[-1]
-
-
-def test_bicubic_guard_margin():
-    """The guard's rule: a fallback only when the bicubic kernel's negative log-likelihood is
-    lower than the estimate's by more than the margin; no rule without a margin or a record."""
-    record = {"nll_after": -6.00, "nll_bicubic": -6.03}
-    assert "by 0.0300 nats" in kg.bicubic_preferred(record, 0.02)
-    assert kg.bicubic_preferred(record, 0.03) is None and kg.bicubic_preferred(record, None) is None
-    assert kg.bicubic_preferred({"nll_after": -6.0}, 0.0) is None

@@ -142,19 +142,6 @@ def texture_reason(texture: dict[str, int]) -> str | None:
     return f"the image has almost no texture ({informative} of {count} tiles show any blur)"
 
 
-def bicubic_preferred(refinement: dict[str, Any], margin: float | None) -> str | None:
-    """Why the bicubic kernel should replace the refined estimate, or None: it explains the
-    image better, its negative log-likelihood on the pixels the refinement scored lower than the
-    estimate's by more than ``margin`` (nats per LR frequency; None: never). A camera kernel close
-    to the bicubic one is where an estimate that errs wide reconstructs the photo worse than no
-    estimate (docs/RELIABILITY.md)."""
-    estimate, bicubic = refinement.get("nll_after"), refinement.get("nll_bicubic")
-    if margin is None or estimate is None or bicubic is None or not bicubic < estimate - margin:
-        return None
-    return (f"the bicubic kernel explains the image better than the estimate "
-            f"(by {estimate - bicubic:.4f} nats per frequency)")
-
-
 def cpu_threads(device: torch.device, runs: int) -> int:
     """Intra-op threads for training ``runs`` side by side: on the CPU one per run, within the
     process's budget (``torch.get_num_threads()``: all cores, or what an executor gave a worker).
@@ -241,9 +228,6 @@ class KernelGANEstimator:
         k2 = combine(runs, settings.trim, provenance) if runs else None
         if k2 is not None and settings.refine == "affine":
             k2 = refine(k2, rgb, settings)
-            preferred = bicubic_preferred(k2.provenance["refinement"], settings.bicubic_guard)
-            if preferred:
-                reasons.append(preferred)
         if k2 is not None:
             k2 = k2.with_provenance(seconds=round(time.perf_counter() - start, 3))
         confidence = assess(k2.provenance if k2 is not None else provenance, reasons)

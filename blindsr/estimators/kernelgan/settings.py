@@ -61,10 +61,6 @@ class KernelGANSettings:
     # Runs whose kernel is not physical (sum far from 1, negative or edge mass) dropped before the
     # vote, and a new set trained when none is left (blindsr.estimators.kernelgan.unphysical).
     drop_collapsed: bool = False
-    # The bicubic kernel instead of the refined estimate when it explains the image better: its
-    # negative log-likelihood, on the pixels the refinement scored, is lower than the estimate's
-    # by more than this (nats per LR frequency); None: no such check.
-    bicubic_guard: float | None = None
     # A group's joint estimate (``batch kernel_scope=folder|camera``): its runs' iterations (the
     # loss-weight and learning-rate schedules compressed in proportion) and their number; None:
     # as for one image. See ``for_group``.
