@@ -42,6 +42,7 @@ TUNE_PARTS = (("hard tune", "tune", None), ("hard narrow", "narrow", None), ("ha
 TUNE_METHODS = ("default", "unrefined")  # the default preset, and it without the refinement
 REFINEMENT_KEYS = ("scored", "nll_before", "nll_after", "nll_bicubic", "log_scales")
 # The narrow refit's settings studied on the tuning images: (NARROW_VARIANCE, SCENE_BLUR), today's first.
+REPRODUCED = 1e-12  # per tap: today's setting, re-run from the saved unrefined kernel, gives the default's
 NARROW_VARIANTS = ((1.4, 0.15), (1.4, 0.2), (1.4, 0.3), (2.0, 0.15), (2.0, 0.2), (2.0, 0.3))
 
 def job(lr: Path, method: str, out: Path) -> None:
@@ -173,7 +174,8 @@ def tune_rows(entries: list[tuple[str, str, object]], work: Path) -> list[dict]:
         refinement = record["refinement"]
         row["fallback"] = record["fallback"] or ""
         row["scored"] = refinement.get("scored") or ""
-        row["reproduced"] = bool(record["fallback"]) or np.array_equal(default, variants[0])
+        row["reproduced"] = bool(record["fallback"]) or (default.shape == variants[0].shape
+                                                         and float(np.abs(default - variants[0]).max()) < REPRODUCED)
         has_nll = refinement.get("nll_bicubic") is not None and not record["fallback"]
         row["bicubic_minus_estimate_nll"] = (refinement["nll_bicubic"] - refinement["nll_after"]) if has_nll else math.nan
         row["seconds"] = record["seconds"]
@@ -234,7 +236,7 @@ def tune(args: argparse.Namespace, measured: str) -> None:
             "estimate without its refinement, refined again here with each setting of the narrow refit "
             "(`likelihood.refine_covariance`: a fit whose mean principal variance is below `narrow` HR px^2 is "
             "redone with a Gaussian scene softness of variance `blur` in the prior). The first setting is "
-            f"today's; it reproduced the default estimate bit for bit on {sum(r['reproduced'] for r in rows)} of "
+            f"today's; it reproduced the default estimate to 1e-12 per tap (float rounding of the saved kernel) on {sum(r['reproduced'] for r in rows)} of "
             f"{len(rows)} images. Kernel PSNR and LR-PSNR (dB) of the kernel handed over; a fallback hands over "
             "the bicubic kernel whatever the setting. 'below bicubic': images whose LR-PSNR is below the "
             "bicubic kernel's.\n\n" + markdown_table(table, list(table[0]))
