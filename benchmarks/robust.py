@@ -11,6 +11,10 @@ two at a time, image by image; finished jobs are kept in ``--work``, so an inter
 
     python -m benchmarks.robust --data ../shared/data/BSD100RK --hard hard_set/report --baseline REV
         [--revision HEAD]
+
+``--tune hard_set`` studies the tuning images instead (``tune``): the refinement's narrow-kernel
+settings, re-run from the unrefined estimates, and the bicubic kernel's likelihood against the
+estimate's (section 'robust-tuning').
 """
 from __future__ import annotations
 
