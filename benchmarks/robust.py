@@ -79,6 +79,21 @@ def run_job(code_root: Path, lr: Path, method: str, out: Path) -> None:
                    env=env, check=True, cwd=code_root)
 
 
+def run_jobs(jobs: list[tuple]) -> None:
+    """``run_job`` over ``jobs``, ``WORKERS`` at a time, with a progress line every six."""
+    with ThreadPoolExecutor(WORKERS) as pool:
+        for n, _ in enumerate(pool.map(lambda j: run_job(*j), jobs), start=1):
+            if n % 6 == 0:
+                print(f"{n}/{len(jobs)} estimates", flush=True)
+
+
+def first_of_each_part(entries: list[tuple], limit: int) -> list[tuple]:
+    """The first ``limit`` entries of each part (an entry's first item; 0: all)."""
+    if not limit:
+        return entries
+    return [e for part in dict.fromkeys(e[0] for e in entries) for e in [x for x in entries if x[0] == part][:limit]]
+
+
 def images(data: Path, hard: Path) -> list[tuple[str, object]]:
     from blindsr.datasets import load_benchmark
 
@@ -217,16 +232,11 @@ def tune(args: argparse.Namespace, measured: str) -> None:
 
     current = worktree(measured, args.work)
     entries = tune_entries(args.data, args.tune)
-    if args.limit:
-        entries = [e for part in dict.fromkeys(p for p, _, _ in entries)
-                   for e in [x for x in entries if x[0] == part][:args.limit]]
+    entries = first_of_each_part(entries, args.limit)
     jobs = [(current, e.lr, m, args.work / folder / e.name / f"{m}.json") for _, folder, e in entries
             for m in TUNE_METHODS]
     if not args.score_only:
-        with ThreadPoolExecutor(WORKERS) as pool:
-            for n, _ in enumerate(pool.map(lambda j: run_job(*j), jobs), start=1):
-                if n % 6 == 0:
-                    print(f"{n}/{len(jobs)} estimates", flush=True)
+        run_jobs(jobs)
     rows = tune_rows(entries, args.work)
     table = variant_table(rows)
     preferred = [r for r in rows if r["bicubic_minus_estimate_nll"] < 0]
@@ -339,16 +349,11 @@ def main() -> None:
         parser.error("--hard and --baseline are required unless --tune is given")
     baseline, current = worktree(args.baseline, args.work), worktree(measured, args.work)
     entries = images(args.data, args.hard)
-    if args.limit:
-        entries = [e for part in dict.fromkeys(p for p, _ in entries)
-                   for e in [x for x in entries if x[0] == part][:args.limit]]
+    entries = first_of_each_part(entries, args.limit)
     jobs = [(baseline if m == "baseline" else current, e.lr, m, args.work / p.split()[0] / e.name / f"{m}.json")
             for p, e in entries for m in METHODS]
     if not args.score_only:
-        with ThreadPoolExecutor(WORKERS) as pool:
-            for n, _ in enumerate(pool.map(lambda j: run_job(*j), jobs), start=1):
-                if n % 6 == 0:
-                    print(f"{n}/{len(jobs)} estimates", flush=True)
+        run_jobs(jobs)
     rows = score(entries, args.work)
     scored = ranges(sorted(int(r["image"].split("_")[-1]) for r in rows if r["part"].startswith("BSD")))
     for r in rows:  # name the images actually scored (an interrupted run scores part of them)
