@@ -16,7 +16,7 @@
 #   make bench-kernel-budget  KernelGAN training budgets: cost vs kernel accuracy (tuning and held-out images)
 #   make bench-hashes BEFORE=REV [AFTER=HEAD]   outputs of pipeline, batch and eval by hash at two revisions
 #   make bench-robust    kernel estimates on held-out photos (hard set, BSD100RK 21-100) vs paper, bicubic, baseline
-#   make bench-robust-tune  the bicubic guard's margin, studied on the tuning images only
+#   make bench-robust-tune  the refinement's narrow-kernel settings and the bicubic kernel's likelihood, tuning images only
 #   make bench-table1    the paper's Table 1 on BSD100RK (x2, x4) and the pipeline on the real photos
 #   make bench-camera    one kernel per camera (per-image vs averaged vs joint) and blind noise for SRMD
 # PyTorch: TORCH picks the build. The default takes the CPU build this project is developed on;

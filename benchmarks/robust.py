@@ -103,25 +103,32 @@ def images(data: Path, hard: Path) -> list[tuple[str, object]]:
     return entries
 
 
-def score(entries: list[tuple[str, object]], work: Path) -> list[dict]:
+def accuracy(entry, kernels: dict[str, np.ndarray]) -> dict[str, float]:
+    """``<name>_kernel_psnr`` (on the true kernel's canvas) and ``<name>_lr_psnr`` of each kernel
+    (the bicubic kernel added as ``bicubic``) for one benchmark image."""
     from blindsr.degradation import bicubic_kernel
     from blindsr.images import read_image
     from blindsr.kernel import load_kernel
     from blindsr.metrics import kernel_psnr, lr_psnr
+
+    lr, hr = read_image(entry.lr).rgb, read_image(entry.gt).rgb
+    truth = load_kernel(entry.kernel, 2)
+    out = {}
+    for name, k in {**kernels, "bicubic": bicubic_kernel(2).array}.items():
+        out[f"{name}_kernel_psnr"] = kernel_psnr(k, truth, size=truth.size)
+        out[f"{name}_lr_psnr"] = lr_psnr(hr, k, lr, 2)
+    return out
+
+
+def score(entries: list[tuple[str, object]], work: Path) -> list[dict]:
 
     rows = []
     for part, entry in entries:
         folder = work / part.split()[0] / entry.name
         if not all((folder / f"{m}.json").exists() for m in METHODS):
             continue
-        lr, hr = read_image(entry.lr).rgb, read_image(entry.gt).rgb
-        truth = load_kernel(entry.kernel, 2)
-        row = {"part": part, "image": entry.name}
-        kernels = {m: np.load(folder / f"{m}.npy") for m in METHODS}
-        kernels["bicubic"] = bicubic_kernel(2).array
-        for m, k in kernels.items():
-            row[f"{m}_kernel_psnr"] = kernel_psnr(k, truth, size=truth.size)
-            row[f"{m}_lr_psnr"] = lr_psnr(hr, k, lr, 2)
+        row = {"part": part, "image": entry.name,
+               **accuracy(entry, {m: np.load(folder / f"{m}.npy") for m in METHODS})}
         for m in METHODS:
             row[f"{m}_s"] = json.loads((folder / f"{m}.json").read_text())["seconds"]
         record = json.loads((folder / "default.json").read_text())
@@ -136,11 +143,9 @@ def tune_entries(data: Path, hard_root: Path) -> list[tuple[str, str, object]]:
     """(part, work folder, image) of the tuning images."""
     from blindsr.datasets import load_benchmark
 
-    roots = {"tune": hard_root / "tune", "narrow": hard_root / "narrow", "narrow_hard": hard_root / "narrow_hard",
-             "BSD100RK": data,
-             "Urban100RK": data.parent / "Urban100RK"}
+    roots = {"BSD100RK": data, "Urban100RK": data.parent / "Urban100RK"}  # the others: hard-set parts
     return [(part, folder, e) for part, folder, numbers in TUNE_PARTS
-            for e in load_benchmark(roots[folder], 2) if numbers is None or e.number in numbers]
+            for e in load_benchmark(roots.get(folder, hard_root / folder), 2) if numbers is None or e.number in numbers]
 
 
 def refit(lr_path: str, unrefined: str, variants: tuple[tuple[float, float], ...]) -> list[np.ndarray]:
@@ -148,16 +153,16 @@ def refit(lr_path: str, unrefined: str, variants: tuple[tuple[float, float], ...
     is shared, as is each scene blur's refit."""
     from blindsr.estimators.kernelgan.settings import settings_for
     from blindsr.estimators.kernelgan.train import prepare_image
-    from blindsr.estimators.likelihood import fit_covariance, mean_variance
+    from blindsr.estimators.likelihood import fit_covariance, needs_narrow_refit
     from blindsr.images import read_image
     from blindsr.kernel import SRKernel
 
     image = prepare_image(read_image(lr_path).rgb, settings_for("default"))
     start = SRKernel.from_array(np.load(unrefined), 2, order=1)
     first = fit_covariance(start, image, 2, True, 0.0)
-    refits = {blur: fit_covariance(start, image, 2, True, blur)
-              for blur in sorted({b for v, b in variants if mean_variance(first) < v})}
-    return [np.asarray((first if mean_variance(first) >= v else refits[b]).array) for v, b in variants]
+    narrow = {v: needs_narrow_refit(first, v) for v, _ in variants}
+    refits = {b: fit_covariance(start, image, 2, True, b) for b in sorted({b for v, b in variants if narrow[v]})}
+    return [np.asarray((refits[b] if narrow[v] else first).array) for v, b in variants]
 
 
 def tune_rows(entries: list[tuple[str, str, object]], work: Path) -> list[dict]:
@@ -166,11 +171,6 @@ def tune_rows(entries: list[tuple[str, str, object]], work: Path) -> list[dict]:
     and must give the default estimate again: checked), and the bicubic kernel's negative
     log-likelihood minus the estimate's on the pixels the refinement scored."""
     from concurrent.futures import ProcessPoolExecutor
-
-    from blindsr.degradation import bicubic_kernel
-    from blindsr.images import read_image
-    from blindsr.kernel import load_kernel
-    from blindsr.metrics import kernel_psnr, lr_psnr
 
     done = [(p, f, e) for p, f, e in entries
             if all((work / f / e.name / f"{m}.json").exists() for m in TUNE_METHODS)]
@@ -182,14 +182,8 @@ def tune_rows(entries: list[tuple[str, str, object]], work: Path) -> list[dict]:
     for (part, folder, entry), variants in zip(done, refined):
         record = json.loads((work / folder / entry.name / "default.json").read_text())
         default = np.load(work / folder / entry.name / "default.npy")
-        lr, hr = read_image(entry.lr).rgb, read_image(entry.gt).rgb
-        truth = load_kernel(entry.kernel, 2)
-        row = {"part": part, "image": entry.name}
-        kernels = {"default": default, "bicubic": bicubic_kernel(2).array}
-        kernels.update({variant_name(v): k for v, k in zip(NARROW_VARIANTS, variants)})
-        for name, k in kernels.items():
-            row[f"{name}_kernel_psnr"] = kernel_psnr(k, truth, size=truth.size)
-            row[f"{name}_lr_psnr"] = lr_psnr(hr, k, lr, 2)
+        kernels = {"default": default, **{variant_name(v): k for v, k in zip(NARROW_VARIANTS, variants)}}
+        row = {"part": part, "image": entry.name, **accuracy(entry, kernels)}
         refinement = record["refinement"]
         row["fallback"] = record["fallback"] or ""
         row["scored"] = refinement.get("scored") or ""

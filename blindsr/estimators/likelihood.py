@@ -452,9 +452,14 @@ def refine_covariance(kernel: SRKernel, rgb: Images, scale: int = 2, fit_noise: 
     ``rgb`` may be a group of images of one camera (a list): their tiles are pooled, so the
     likelihood is summed over every image's in-focus tiles."""
     first = fit_covariance(kernel, rgb, scale, fit_noise, 0.0)
-    if mean_variance(first) >= narrow_variance:
+    if not needs_narrow_refit(first, narrow_variance):
         return first
     return narrow_refit(first, fit_covariance(kernel, rgb, scale, fit_noise, scene_blur))
+
+
+def needs_narrow_refit(first: SRKernel, narrow_variance: float = NARROW_VARIANCE) -> bool:
+    """Whether a plain fit is narrow enough to be redone with the scene's softness in the prior."""
+    return mean_variance(first) < narrow_variance
 
 
 def narrow_refit(first: SRKernel, refit: SRKernel) -> SRKernel:

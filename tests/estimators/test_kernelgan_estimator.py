@@ -263,4 +263,3 @@ def test_group_settings_compress_the_schedules():
     assert settings_for("paper").for_group() == settings_for("paper")
     with pytest.raises(ValueError, match="group_restarts"):
         settings_for("default", {"group_restarts": 0})
-

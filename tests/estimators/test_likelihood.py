@@ -269,8 +269,8 @@ def ring_kernel() -> np.ndarray:
 
 
 def test_refinement_scores_the_bicubic_kernel_on_the_same_pixels(rng):
-    """The refinement records the bicubic kernel's score on the pixels it scored (what the
-    estimator's bicubic guard compares): when the photo was made with the bicubic kernel and the
+    """The refinement records the bicubic kernel's score on the pixels it scored (what
+    bench-robust-tune compares with the estimate's): when the photo was made with the bicubic kernel and the
     estimate is a ring, the bicubic kernel scores better than the ring's best affine map; when it
     was made with a wide Gaussian, the refined estimate scores far better than the bicubic kernel."""
     from blindsr.degradation import bicubic_kernel
