@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize
 
-from blindsr.degradation import bicubic_kernel
+from blindsr.degradation import bicubic_kernel, gaussian_kernel
 from blindsr.kernel import SRKernel, crop_or_pad, support_size, warp
 
 LUMA = np.array([0.299, 0.587, 0.114])
@@ -50,6 +50,7 @@ SPECTRUM_EXPONENT = 2.0
 # (``refine_covariance``); both chosen on the tuning images (docs/BENCHMARKS.md, 'robust').
 NARROW_VARIANCE = 1.4
 SCENE_BLUR = 0.15
+SHAPES = ("kernel", "select")  # refine_covariance's ``shape``
 ROUNDING_NOISE = (1.0 / 255.0) ** 2 / 12.0  # variance of 8-bit rounding, on [0, 1]
 MAX_LOG_SCALE = 1.2  # the affine map stretches each axis by at most e^1.2 = 3.3x either way
 SELECT_TILE = 64  # LR px: tiles scored one by one, to find the in-focus, textured part of a photo
@@ -428,7 +429,8 @@ def fit_affine(kernel: np.ndarray, score: LRLikelihood, size: int) -> dict[str, 
 
 
 def refine_covariance(kernel: SRKernel, rgb: Images, scale: int = 2, fit_noise: bool = True,
-                      narrow_variance: float = NARROW_VARIANCE, scene_blur: float = SCENE_BLUR) -> SRKernel:
+                      narrow_variance: float = NARROW_VARIANCE, scene_blur: float = SCENE_BLUR,
+                      shape: str = "kernel") -> SRKernel:
     """``kernel`` with the affine map of its coordinates that maximises the LR image's marginal
     likelihood (module docstring); the fit is recorded in the provenance under ``refinement``.
     The kernel comes back unchanged if no map scores better than the identity.
@@ -450,11 +452,62 @@ def refine_covariance(kernel: SRKernel, rgb: Images, scale: int = 2, fit_noise: 
     (both values can be given, for studies: ``benchmarks/robust.py --tune``).
 
     ``rgb`` may be a group of images of one camera (a list): their tiles are pooled, so the
-    likelihood is summed over every image's in-focus tiles."""
-    first = fit_covariance(kernel, rgb, scale, fit_noise, 0.0)
+    likelihood is summed over every image's in-focus tiles.
+
+    ``shape``: ``"kernel"`` keeps the shape of ``kernel``; ``"select"`` also refits the Gaussian
+    of the refined kernel's covariance and keeps whichever the image finds likelier
+    (``select_shape``)."""
+    if shape not in SHAPES:
+        raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
+    refined, score = _refine(kernel, rgb, scale, fit_noise, narrow_variance, scene_blur)
+    if shape == "kernel":
+        return refined
+    return select_shape(refined, score, rgb, scale, fit_noise, narrow_variance, scene_blur)
+
+
+def _refine(kernel: SRKernel, rgb: Images, scale: int, fit_noise: bool, narrow_variance: float,
+            scene_blur: float) -> tuple[SRKernel, LRLikelihood]:
+    """``refine_covariance``'s fit of ``kernel``'s shape, and the score the fit it kept maximised."""
+    first, score = _fit_covariance(kernel, rgb, scale, fit_noise, 0.0)
     if not needs_narrow_refit(first, narrow_variance):
-        return first
-    return narrow_refit(first, fit_covariance(kernel, rgb, scale, fit_noise, scene_blur))
+        return first, score
+    refit, score = _fit_covariance(kernel, rgb, scale, fit_noise, scene_blur)
+    return narrow_refit(first, refit), score
+
+
+def gaussian_of(kernel: SRKernel) -> SRKernel:
+    """The Gaussian with ``kernel``'s second moments about its centre, on a canvas reaching four
+    standard deviations along the major axis (at least ``kernel``'s canvas)."""
+    k = kernel.array
+    c = k.shape[0] // 2
+    rows, cols = np.mgrid[-c:c + 1, -c:c + 1]
+    covariance = np.array([[np.sum(k * rows * rows), np.sum(k * rows * cols)],
+                           [np.sum(k * rows * cols), np.sum(k * cols * cols)]])
+    major = math.sqrt(max(float(np.linalg.eigvalsh(covariance)[-1]), 0.0))
+    size = max(kernel.size, 2 * math.ceil(4.0 * major) + 1)
+    return SRKernel.from_array(gaussian_kernel(size, covariance), kernel.scale, order=1)
+
+
+def select_shape(refined: SRKernel, score: LRLikelihood, rgb: Images, scale: int, fit_noise: bool,
+                 narrow_variance: float = NARROW_VARIANCE, scene_blur: float = SCENE_BLUR) -> SRKernel:
+    """``refined``, or the Gaussian of its covariance refitted the same way, whichever ``score``
+    (the likelihood ``refined`` was fitted on: the same pixels, the same prior) finds likelier.
+
+    KernelGAN's kernel carries the scatter of its few runs in its fine shape; a smooth kernel of
+    the same covariance does not, but a real optic's kernel need not be smooth (a defocus disk, a
+    shake). The likelihood tells the two apart when the evidence is ample - a group's pooled
+    tiles (docs/BENCHMARKS.md, 'camera'). The kernel handed over keeps ``refined``'s provenance
+    (its refinement is what the confidence reads); ``shape`` records both scores and the choice."""
+    start = time.perf_counter()
+    gaussian, _ = _refine(gaussian_of(refined), rgb, scale, fit_noise, narrow_variance, scene_blur)
+    size = min(max(refined.size, gaussian.size), canvas_limit(score, scale))
+    nll = {"kernel": score(crop_or_pad(refined.array, size)), "gaussian": score(crop_or_pad(gaussian.array, size))}
+    chosen = "gaussian" if nll["gaussian"] < nll["kernel"] else "kernel"
+    record = {"chosen": chosen, "nll": nll, "gaussian_refinement": gaussian.provenance["refinement"],
+              "seconds": round(time.perf_counter() - start, 3)}
+    if chosen == "kernel":
+        return refined.with_provenance(shape=record)
+    return SRKernel(gaussian.array, refined.scale, provenance={**refined.provenance, "shape": record})
 
 
 def needs_narrow_refit(first: SRKernel, narrow_variance: float = NARROW_VARIANCE) -> bool:
@@ -480,6 +533,12 @@ def mean_variance(kernel: SRKernel) -> float:
 
 def fit_covariance(kernel: SRKernel, rgb: Images, scale: int, fit_noise: bool, scene_blur: float) -> SRKernel:
     """``refine_covariance`` with the prior's scene blur ``scene_blur`` (``frequency_prior``)."""
+    return _fit_covariance(kernel, rgb, scale, fit_noise, scene_blur)[0]
+
+
+def _fit_covariance(kernel: SRKernel, rgb: Images, scale: int, fit_noise: bool,
+                    scene_blur: float) -> tuple[SRKernel, LRLikelihood]:
+    """``fit_covariance``, and the score it maximised."""
     start = time.perf_counter()
     grays = luma(rgb) if isinstance(rgb, np.ndarray) else [luma(x) for x in rgb]
     noise = luma_noise(first(rgb))
@@ -509,7 +568,7 @@ def fit_covariance(kernel: SRKernel, rgb: Images, scale: int, fit_noise: bool, s
                             "evaluations": fit["evaluations"], "fit_noise": fit_noise, "scene_blur": scene_blur}
     if fit["params"] is None:
         info.update(applied=False, seconds=round(time.perf_counter() - start, 3))
-        return kernel.with_provenance(refinement=info)
+        return kernel.with_provenance(refinement=info), score
     a, b, theta = (float(v) for v in fit["params"])
     info.update(applied=True, log_scales=[round(a, 4), round(b, 4)], angle_rad=round(theta % math.pi, 4),
                 seconds=round(time.perf_counter() - start, 3))
@@ -520,7 +579,7 @@ def fit_covariance(kernel: SRKernel, rgb: Images, scale: int, fit_noise: bool, s
     info["lost_energy"] = float(1.0 - support.sum())
     refined = SRKernel.from_array(support, kernel.scale, order=1)
     return refined.with_provenance(**kernel.provenance, refinement=info,
-                                   refinement_clipped_mass=refined.provenance["negative_mass_clipped"])
+                                   refinement_clipped_mass=refined.provenance["negative_mass_clipped"]), score
 
 
 def canvas_limit(score: LRLikelihood, scale: int) -> int:

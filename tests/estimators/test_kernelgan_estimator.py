@@ -250,16 +250,31 @@ def test_group_estimate_pools_the_images(monkeypatch, rng):
     calls.clear()
     single = est.estimate_group([textured], 2, seed=1)
     assert calls == [[1, 1 + kg.RESTART_SEED_STRIDE]] and "noise" in single.kernels[2].provenance
+    # Refined, the group's kernel takes the likelier of KernelGAN's shape and its covariance's
+    # Gaussian (``group_shape``); one image keeps KernelGAN's shape.
+    monkeypatch.setattr(kg, "train", fake_train([native_kernel(1.3)] * 4))
+    refined = get_estimator("kernelgan", device="cpu", restarts=2, refine="affine")
+    camera = SRKernel(gaussian_kernel(11, np.eye(2) * 1.3 ** 2), 2)
+    photos = [quantize(degrade(textured_image(rng, 320, 320), camera, 2)) for _ in range(2)]
+    shape = refined.estimate_group(photos, 2, seed=1).kernels[2].provenance["shape"]
+    assert shape["chosen"] in ("kernel", "gaussian") and set(shape["nll"]) == {"kernel", "gaussian"}
+    assert "shape" not in refined.estimate(photos[0], 2, seed=1).kernels[2].provenance
 
 
 def test_group_settings_compress_the_schedules():
     """A group's runs: ``group_iterations`` with the iteration-counted schedules scaled alike
-    (1000 -> 500 halves 200 and 750), ``group_restarts`` runs; unset, a group trains as one image."""
+    (1000 -> 500 halves 200 and 750), ``group_restarts`` runs and the ``group_shape`` selection;
+    unset, a group trains as one image. One image keeps KernelGAN's shape by default."""
     default = settings_for("default", {"group_iterations": 500, "group_restarts": 8})
     group = default.for_group()
     assert (group.iterations, group.restarts, group.schedule_every, group.lr_decay_every) == (500, 8, 100, 375)
-    assert dataclasses.replace(group, iterations=1000, restarts=4, schedule_every=200, lr_decay_every=750) == default
-    assert settings_for("default").for_group() == settings_for("default")
+    assert (default.shape, group.shape) == ("kernel", "select")
+    assert dataclasses.replace(group, iterations=1000, restarts=4, schedule_every=200, lr_decay_every=750,
+                               shape="kernel") == default
+    assert dataclasses.replace(settings_for("default").for_group(), shape="kernel") == settings_for("default")
+    assert settings_for("default", {"group_shape": "kernel"}).for_group() == settings_for("default", {"group_shape": "kernel"})
     assert settings_for("paper").for_group() == settings_for("paper")
     with pytest.raises(ValueError, match="group_restarts"):
         settings_for("default", {"group_restarts": 0})
+    with pytest.raises(ValueError, match="shape"):
+        settings_for("default", {"shape": "disk"})

@@ -285,3 +285,47 @@ def test_refinement_scores_the_bicubic_kernel_on_the_same_pixels(rng):
     wide = SRKernel(gaussian_kernel(15, np.eye(2) * 2.2 ** 2), 2)
     info = refine_covariance(wide, quantize(degrade(hr, wide, 2)), 2).provenance["refinement"]
     assert info["nll_after"] < info["nll_bicubic"] - 1.0
+
+
+def blurred_group(rng: np.random.Generator, kernel: np.ndarray, count: int = 3, size: int = 256) -> list[np.ndarray]:
+    """``count`` LR images of one camera: model-fitting fields degraded with ``kernel`` at x2."""
+    return [quantize(degrade(power_law_field(rng, size), SRKernel.from_array(kernel, 2), 2)) for _ in range(count)]
+
+
+@pytest.mark.slow
+def test_shape_selection_sheds_the_scatter_of_a_gaussian_camera(rng):
+    """A group made with an anisotropic Gaussian, and a start with KernelGAN-like scatter in its
+    taps (each x (1 + U(-0.25, 0.25))): the pooled likelihood prefers the Gaussian of the refined
+    kernel's covariance, which lies closer to the truth than the refined scattered shape."""
+    from blindsr.metrics import kernel_psnr
+
+    truth_cov = rotation(0.6) @ np.diag([2.6, 1.1]) @ rotation(0.6).T
+    truth = gaussian_kernel(15, truth_cov)
+    group = blurred_group(rng, truth)
+    start = SRKernel.from_array(truth * (1 + rng.uniform(-0.25, 0.25, truth.shape)), 2, order=1)
+    kept = refine_covariance(start, group, 2)
+    selected = refine_covariance(start, group, 2, shape="select")
+    record = selected.provenance["shape"]
+    assert record["chosen"] == "gaussian" and record["nll"]["gaussian"] < record["nll"]["kernel"]
+    timeless = [{k: v for k, v in x.provenance["refinement"].items() if k != "seconds"} for x in (selected, kept)]
+    assert timeless[0] == timeless[1]  # KernelGAN's shape's refinement: what the confidence reads
+    reference = SRKernel(truth, 2)
+    assert kernel_psnr(selected, reference) > kernel_psnr(kept, reference) + 1.0
+    assert np.allclose(second_moments(selected.array), truth_cov, rtol=0.1, atol=0.05)
+
+
+@pytest.mark.slow
+def test_shape_selection_keeps_a_defocus_disk(rng):
+    """A group made with a defocus disk (radius 3 HR px), the disk as the start: the Gaussian of
+    its covariance has no zeros in its transfer where the disk's has them, the likelihood sees it,
+    and the disk is kept as it was refined."""
+    truth = np.pad(disk(3), 2)
+    group = blurred_group(rng, truth)
+    start = SRKernel.from_array(truth, 2, order=1)
+    kept = refine_covariance(start, group, 2)
+    selected = refine_covariance(start, group, 2, shape="select")
+    record = selected.provenance["shape"]
+    assert record["chosen"] == "kernel" and record["nll"]["kernel"] < record["nll"]["gaussian"] - 0.01
+    assert np.array_equal(selected.array, kept.array)
+    with pytest.raises(ValueError, match="shape"):
+        refine_covariance(start, group, 2, shape="disk")

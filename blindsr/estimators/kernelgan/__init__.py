@@ -109,7 +109,7 @@ def refine(kernel: SRKernel, rgb: Images, settings: KernelGANSettings, fit_noise
     """The x2 kernel's covariance refitted on the image KernelGAN trained on (same shaved crop),
     or on a group's images together."""
     prepared = prepare_image(rgb, settings) if isinstance(rgb, np.ndarray) else [prepare_image(x, settings) for x in rgb]
-    return refine_covariance(kernel, prepared, 2, fit_noise=fit_noise)
+    return refine_covariance(kernel, prepared, 2, fit_noise=fit_noise, shape=settings.shape)
 
 
 def texture_evidence(rgb: np.ndarray, settings: KernelGANSettings, most: int = MAX_SELECT_TILES) -> dict[str, int]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
+from blindsr.estimators.likelihood import SHAPES
+
 REFINEMENTS = ("none", "affine")
 
 
@@ -58,6 +60,9 @@ class KernelGANSettings:
     # The combined kernel's covariance refitted by the LR image's marginal likelihood ("affine",
     # blindsr.estimators.likelihood), or left as KernelGAN made it ("none").
     refine: str = "none"
+    # The refined kernel's shape: KernelGAN's ("kernel"), or KernelGAN's or the Gaussian of its
+    # covariance, whichever the likelihood prefers ("select", ``likelihood.select_shape``).
+    shape: str = "kernel"
     # Runs whose kernel is not physical (sum far from 1, negative or edge mass) dropped before the
     # vote, and a new set trained when none is left (blindsr.estimators.kernelgan.unphysical).
     drop_collapsed: bool = False
@@ -66,10 +71,15 @@ class KernelGANSettings:
     # as for one image. See ``for_group``.
     group_iterations: int | None = None
     group_restarts: int | None = None
+    group_shape: str | None = None
 
     def __post_init__(self) -> None:
         if self.refine not in REFINEMENTS:
             raise ValueError(f"refine must be one of {REFINEMENTS}, got {self.refine!r}")
+        for name in ("shape", "group_shape"):
+            value = getattr(self, name)
+            if value is not None and value not in SHAPES:
+                raise ValueError(f"{name} must be one of {SHAPES}, got {value!r}")
         for name in ("group_iterations", "group_restarts"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -78,10 +88,11 @@ class KernelGANSettings:
     def for_group(self) -> "KernelGANSettings":
         """The settings a group's joint estimate trains with: ``group_iterations`` per run, with
         the schedules that count iterations (``schedule_every``, ``lr_decay_every``) scaled by
-        the same factor, and ``group_restarts`` runs."""
+        the same factor, ``group_restarts`` runs, and the refined shape ``group_shape``."""
         iterations = self.group_iterations or self.iterations
         ratio = iterations / self.iterations
         return replace(self, iterations=iterations, restarts=self.group_restarts or self.restarts,
+                       shape=self.group_shape or self.shape,
                        schedule_every=max(1, round(self.schedule_every * ratio)),
                        lr_decay_every=max(1, round(self.lr_decay_every * ratio)))
 
@@ -106,9 +117,12 @@ PRESETS: dict[str, KernelGANSettings] = {
     # dropped (docs/BENCHMARKS.md, 'robust'). A group's joint estimate trains as one image's:
     # shorter group budgets cost kernel accuracy on the one-camera tuning sets (3 seeds each: eight
     # runs of 500, 0.90x the time, -0.1 dB; six runs of 500, 0.73x, -0.5 dB; docs/BENCHMARKS.md,
-    # 'camera'), and a group's estimate is paid once for all its images.
+    # 'camera'), and a group's estimate is paid once for all its images. A group's kernel keeps
+    # KernelGAN's shape or takes the Gaussian of its covariance by the pooled likelihood (chosen
+    # on the one-camera tuning sets, docs/BENCHMARKS.md, 'camera').
     "default": KernelGANSettings(iterations=1000, bicubic_target="per_channel", threshold_rank=60,
-                                 restarts=4, trim=1, refine="affine", drop_collapsed=True),
+                                 restarts=4, trim=1, refine="affine", drop_collapsed=True,
+                                 group_shape="select"),
 }
 
 
