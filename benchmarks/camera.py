@@ -130,17 +130,21 @@ def own_estimate(lr: Path, out: Path, retime: bool = False) -> dict:
     return record
 
 
-# Group budgets tried on the tuning sets: (estimator.group_iterations, group_restarts).
-GROUP_BUDGETS = {"1000 x 4 (one image's)": (1000, 4), "500 x 6": (500, 6), "500 x 8": (500, 8)}
+# Group budgets tried on the tuning sets: (estimator.group_iterations, group_restarts, group_shape).
+GROUP_BUDGETS = {"1000 x 4 (one image's), KernelGAN's shape (until now)": (1000, 4, "kernel"),
+                 "1000 x 4, shape selected": (1000, 4, "select"), "750 x 4, shape selected": (750, 4, "select"),
+                 "500 x 8, shape selected": (500, 8, "select"), "500 x 4, shape selected": (500, 4, "select")}
 BUDGET_SEEDS = (0, 1, 2)
 
 
-def budget_label() -> str:
-    """The default group budget, as the joint estimates' cache names carry it."""
+def budget_label(shape: str | None = None) -> str:
+    """The default group budget and shape (or ``shape``), as the joint estimates' cache names
+    carry them (KernelGAN's shape unnamed: the names from before shape selection)."""
     from blindsr.estimators.kernelgan.settings import settings_for
 
     group = settings_for("default").for_group()
-    return f"{group.iterations}x{group.restarts}"
+    shape = shape or group.shape
+    return f"{group.iterations}x{group.restarts}" + ("" if shape == "kernel" else f"_{shape}")
 
 
 def joint_estimate(lrs: list[Path], out: Path, seed: int = 0, **overrides) -> dict:
@@ -256,6 +260,9 @@ def run_set(name: str, spec: CameraSet, shared: Path, work: Path, retime: bool =
     print(f"{name}: own estimates done", flush=True)
     budget = budget_label()
     joint = joint_estimate(lrs, results / f"joint_{budget}")
+    # The same joint estimate keeping KernelGAN's shape (no shape selection), for its kernel PSNR.
+    joint_estimate(lrs, results / f"joint_{budget_label('kernel')}", group_shape="kernel")
+    joint_kernel_shape = np.load(results / f"joint_{budget_label('kernel')}.npy")
     own_k = [np.load(results / "own" / f"{lr.stem}.npy") for lr in lrs]
     kernels = {"own": own_k, "averaged": [averaged(own_k)] * len(lrs),
                "joint": [np.load(results / f"joint_{budget}.npy")] * len(lrs)}
@@ -272,6 +279,7 @@ def run_set(name: str, spec: CameraSet, shared: Path, work: Path, retime: bool =
         for kind, ks in kernels.items():
             row[f"{kind}_kernel_psnr"] = kernel_psnr(ks[i], truth, size=truth.size)
             score(f"{kind}_sr", ks[i], spec.sigma)
+        row["joint_kernel_shape_kernel_psnr"] = kernel_psnr(joint_kernel_shape, truth, size=truth.size)
         # SRMD with the true kernel: a kernel estimate can beat it on one image, never on average.
         score("true_sr", truth.array, spec.sigma)
         score("own_sr_sigma0", own_k[i], 0.0)
@@ -312,10 +320,11 @@ def budget_study(shared: Path, work: Path) -> str:
         folder = make_set(name, spec, shared, work / "sets")
         lrs = [folder / "lr_x2" / f"im_{i + 1}.png" for i in range(len(spec.numbers))]
         truth = load_kernel(folder / "gt_k_x2" / "kernel_1.npy", 2)
-        for label, (iterations, restarts) in GROUP_BUDGETS.items():
+        for label, (iterations, restarts, shape) in GROUP_BUDGETS.items():
             for seed in BUDGET_SEEDS:
-                out = work / "results" / name / "budgets" / f"{iterations}x{restarts}_seed{seed}"
-                record = joint_estimate(lrs, out, seed, group_iterations=iterations, group_restarts=restarts)
+                out = work / "results" / name / "budgets" / f"{iterations}x{restarts}_{shape}_seed{seed}"
+                record = joint_estimate(lrs, out, seed, group_iterations=iterations, group_restarts=restarts,
+                                        group_shape=shape)
                 runs.append({"set": name, "budget": label, "seed": seed, "seconds": record["seconds"],
                              "kernel PSNR": kernel_psnr(np.load(out.with_suffix(".npy")), truth, size=truth.size)})
         print(f"{name}: budgets done", flush=True)
@@ -331,8 +340,9 @@ def budget_study(shared: Path, work: Path) -> str:
                      "time vs one image's budget": f"{np.mean([r['seconds'] for r in mine]) / np.mean([r['seconds'] for r in base]):.2f}x"})
     return ("### Group budgets (tuning sets only, seeds " + ", ".join(map(str, BUDGET_SEEDS)) + ")\n\n"
             "The joint estimate of `tune` and `tune_noise` under each budget, its loss-weight and learning-rate "
-            "schedules compressed in proportion to the iterations (`KernelGANSettings.for_group`). The default "
-            "group budget is chosen here.\n\n" + table(rows) + "\n\n" + table(
+            "schedules compressed in proportion to the iterations (`KernelGANSettings.for_group`), the refined "
+            "kernel's shape KernelGAN's or selected by the pooled likelihood (`estimator.group_shape`). The default "
+            "group budget and shape are chosen here.\n\n" + table(rows) + "\n\n" + table(
                 [{**r, "seconds": round(r["seconds"], 2), "kernel PSNR": round(float(r["kernel PSNR"]), 3)} for r in runs]))
 
 
@@ -357,7 +367,9 @@ def section(results: list[dict]) -> str:
             "set": f"{res['name']} ({spec.role})", "images": f"{spec.source} {spec.numbers[0]}-{spec.numbers[-1]}",
             "sigma": spec.sigma, "defocused": sum(1 for i in range(n) if spec.defocus_every and i % spec.defocus_every == 0),
             "own kernel PSNR mean/p10/worst": stats([r["own_kernel_psnr"] for r in rows]),
-            "averaged": f"{rows[0]['averaged_kernel_psnr']:.2f}", "joint": f"{rows[0]['joint_kernel_psnr']:.2f}",
+            "averaged": f"{rows[0]['averaged_kernel_psnr']:.2f}",
+            "joint, KernelGAN's shape": f"{rows[0]['joint_kernel_shape_kernel_psnr']:.2f}",
+            "joint": f"{rows[0]['joint_kernel_psnr']:.2f}",
             "smooth ceiling": f"{res['ceiling']:.2f}",
             "joint - mean own (dB)": f"{gain:+.2f}",
             "SR own mean/p10/worst": stats([r["own_sr"] for r in rows]),
@@ -421,7 +433,9 @@ def section(results: list[dict]) -> str:
             "estimate scores above it. The joint estimate reads up to 16 images of the set (each its most "
             "textured 1024 px square, all of these sets' images are smaller), crops drawn across them in "
             "proportion to their informative tiles, the refinement's tiles pooled, trained with the group budget "
-            f"({budget_label().replace('x', ' iterations x ')} runs; one image's estimate: 1000 x 4)." + retimed
+            f"({budget_label('kernel').replace('x', ' iterations x ')} runs; one image's estimate: 1000 x 4); its "
+            "kernel is KernelGAN's refined shape or the Gaussian of its covariance, whichever the pooled likelihood "
+            "prefers ('joint, KernelGAN's shape': the same estimate without that choice)." + retimed
             + "\n\n" + table(summary) + "\n\n### Blind noise level (own kernel; SRMD sr.noise=auto reads its record; on a clean set "
             "the true sigma is 0)\n\n" + table(noise)
             + "\n\n### ZSSR on noisy images (own kernel and its noise record; precision auto)\n\n"

@@ -244,7 +244,7 @@ def test_group_estimate_pools_the_images(monkeypatch, rng):
     assert shares[0] == shares[2] > shares[1] and sum(shares) == pytest.approx(1.0)
     k2 = out.kernels[2]
     assert k2.provenance["group"]["images"] == 3 and "noise" not in k2.provenance
-    assert k2.provenance["iterations"] == est.settings.iterations
+    assert k2.provenance["iterations"] == est.settings.for_group().iterations == 750
     texture = k2.provenance["diagnostics"]["texture"]
     assert texture["count"] == 3 * kg.texture_evidence(textured, est.settings, 32)["count"]
     calls.clear()
@@ -271,8 +271,12 @@ def test_group_settings_compress_the_schedules():
     assert (default.shape, group.shape) == ("kernel", "select")
     assert dataclasses.replace(group, iterations=1000, restarts=4, schedule_every=200, lr_decay_every=750,
                                shape="kernel") == default
-    assert dataclasses.replace(settings_for("default").for_group(), shape="kernel") == settings_for("default")
-    assert settings_for("default", {"group_shape": "kernel"}).for_group() == settings_for("default", {"group_shape": "kernel"})
+    shipped = settings_for("default").for_group()  # a group's default: 750 iterations, the shape selected
+    assert (shipped.iterations, shipped.restarts, shipped.schedule_every, shipped.lr_decay_every) == (750, 4, 150, 562)
+    assert dataclasses.replace(shipped, iterations=1000, schedule_every=200, lr_decay_every=750,
+                               shape="kernel") == settings_for("default")
+    as_one = {"group_iterations": 1000, "group_shape": "kernel"}
+    assert settings_for("default", as_one).for_group() == settings_for("default", as_one)
     assert settings_for("paper").for_group() == settings_for("paper")
     with pytest.raises(ValueError, match="group_restarts"):
         settings_for("default", {"group_restarts": 0})
