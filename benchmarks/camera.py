@@ -261,8 +261,9 @@ def run_set(name: str, spec: CameraSet, shared: Path, work: Path, retime: bool =
     budget = budget_label()
     joint = joint_estimate(lrs, results / f"joint_{budget}")
     # The same joint estimate keeping KernelGAN's shape (no shape selection), for its kernel PSNR.
-    joint_estimate(lrs, results / f"joint_{budget_label('kernel')}", group_shape="kernel")
-    joint_kernel_shape = np.load(results / f"joint_{budget_label('kernel')}.npy")
+    kernel_shape = results / f"joint_{budget_label('kernel')}"
+    joint_estimate(lrs, kernel_shape, group_shape="kernel")
+    joint_kernel_shape = np.load(kernel_shape.with_suffix(".npy"))
     own_k = [np.load(results / "own" / f"{lr.stem}.npy") for lr in lrs]
     kernels = {"own": own_k, "averaged": [averaged(own_k)] * len(lrs),
                "joint": [np.load(results / f"joint_{budget}.npy")] * len(lrs)}

@@ -237,15 +237,19 @@ class SRKernel:
                        provenance={**self.provenance, "narrowed_to_width": width,
                                    "narrowing_clipped_mass": out.provenance["negative_mass_clipped"]})
 
+    def covariance(self) -> np.ndarray:
+        """The kernel's second moments about the canvas centre (its centre of mass), (2, 2)."""
+        k = self.array
+        c = k.shape[0] // 2
+        rows, cols = np.mgrid[-c:c + 1, -c:c + 1]
+        return np.array([[np.sum(k * rows * rows), np.sum(k * rows * cols)],
+                         [np.sum(k * rows * cols), np.sum(k * cols * cols)]])
+
     def describe(self) -> dict[str, Any]:
         """Scalar diagnostics: size, centre-of-mass offset, principal standard deviations and
         orientation of the kernel's second moments."""
         k = self.array
-        c = k.shape[0] // 2
-        rows, cols = np.mgrid[-c:c + 1, -c:c + 1]
-        cov = np.array([[np.sum(k * rows * rows), np.sum(k * rows * cols)],
-                        [np.sum(k * rows * cols), np.sum(k * cols * cols)]])
-        evals, evecs = np.linalg.eigh(cov)
+        evals, evecs = np.linalg.eigh(self.covariance())
         major = evecs[:, 1]
         return {
             "scale": self.scale,

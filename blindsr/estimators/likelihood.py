@@ -478,11 +478,7 @@ def _refine(kernel: SRKernel, rgb: Images, scale: int, fit_noise: bool, narrow_v
 def gaussian_of(kernel: SRKernel) -> SRKernel:
     """The Gaussian with ``kernel``'s second moments about its centre, on a canvas reaching four
     standard deviations along the major axis (at least ``kernel``'s canvas)."""
-    k = kernel.array
-    c = k.shape[0] // 2
-    rows, cols = np.mgrid[-c:c + 1, -c:c + 1]
-    covariance = np.array([[np.sum(k * rows * rows), np.sum(k * rows * cols)],
-                           [np.sum(k * rows * cols), np.sum(k * cols * cols)]])
+    covariance = kernel.covariance()
     major = math.sqrt(max(float(np.linalg.eigvalsh(covariance)[-1]), 0.0))
     size = max(kernel.size, 2 * math.ceil(4.0 * major) + 1)
     return SRKernel.from_array(gaussian_kernel(size, covariance), kernel.scale, order=1)
