@@ -16,18 +16,21 @@ set's images at once (``KernelGANEstimator.estimate_group``, reading exactly wha
 each kernel as the pipeline hands it over (``handoff_width``), given the true sigma; and on every
 set SRMD with the own kernel and sigma 0, the sigma its estimate recorded ("auto") and the true
 sigma, and with the joint kernel and each image's own sigma fitted under it (what a batch with
-``kernel_scope=folder sr.noise=auto`` does). On ``tune_noise`` and ``noise5`` also ZSSR with the own
+``kernel_scope=folder sr.noise=auto`` does). Part ``zssr``: on ``tune_noise`` and ``noise5``, ZSSR with the own
 kernel: the default preset, and without back-projection with noise on its training sons, the
 image's own level (``sr.noise_std=auto``) or KernelGAN's fixed 0.0125 (``ZSSR_VARIANTS``). Seconds: each own estimate, and the joint estimate (its cost per image is its time
 divided by the set's size). Every result is cached in ``--work``; an interrupted run resumes.
 ``--retime`` makes the own estimates again (once per code revision) in this process, just before
 the joint one, so that their seconds are side by side (the kernels must come out as cached).
 
-Group budgets (``--budgets``): the joint estimate of the tuning sets under each ``GROUP_BUDGETS``
+Part ``budgets``: the joint estimate of the tuning sets under each ``GROUP_BUDGETS``
 entry (``estimator.group_iterations`` x ``group_restarts``), three seeds each: where the default
-group budget was chosen.
+group budget was chosen. Part ``handoff``: SRMD with the tuning sets' joint kernels narrowed to
+several widths (``STUDY_WIDTHS``): where the handoff width of a group's kernel was chosen. Each
+part writes its own section of docs/BENCHMARKS.md.
 
     python -m benchmarks.camera --shared ../shared/data [--sets tune,clean,defocus,noise5,noise10]
+        [--part main|zssr|budgets|handoff]
 """
 from __future__ import annotations
 
@@ -165,7 +168,8 @@ def joint_estimate(lrs: list[Path], out: Path, seed: int = 0, **overrides) -> di
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out.with_suffix(".npy"), np.asarray(k.array))
     record = {"seconds": seconds, "images_read": len(read), "fallback": k.provenance.get("fallback"),
-              "confidence": (k.provenance.get("confidence") or {}).get("score")}
+              "confidence": (k.provenance.get("confidence") or {}).get("score"),
+              "shape": (k.provenance.get("shape") or {}).get("chosen")}
     out.with_suffix(".json").write_text(json.dumps(record))
     return record
 
@@ -178,9 +182,11 @@ def averaged(kernels: list[np.ndarray]) -> np.ndarray:
 
 
 def sr_scores(lr: np.ndarray, hr: np.ndarray, kernel: np.ndarray, sigma: float | str, cache: Path,
-              noise_record: dict | None = None) -> tuple[float, float]:
-    """Y-PSNR and SSIM of SRMD x2 with ``kernel`` handed over as the pipeline does, cached."""
-    cache = cache.with_suffix(".json")
+              noise_record: dict | None = None, width: float | None = None) -> tuple[float, float]:
+    """Y-PSNR and SSIM of SRMD x2 with ``kernel`` handed over as the pipeline does (narrowed to
+    ``width``, by default the handoff width), cached as ``cache``.json (the name kept whole: it may
+    hold dots)."""
+    cache = cache.with_name(cache.name + ".json")
     if cache.exists():
         return tuple(json.loads(cache.read_text()))
     from blindsr.backends import adapt, get_backend
@@ -191,7 +197,7 @@ def sr_scores(lr: np.ndarray, hr: np.ndarray, kernel: np.ndarray, sigma: float |
 
     k = SRKernel(kernel, 2, provenance={"noise": noise_record} if noise_record else {})
     backend = get_backend("srmd", device="cpu", noise=sigma)
-    kernels = adapt(handoff_kernels({2: k}, HANDOFF_WIDTH), backend.needs, 2)
+    kernels = adapt(handoff_kernels({2: k}, HANDOFF_WIDTH if width is None else width), backend.needs, 2)
     sr = backend.super_resolve(lr, 2, kernels).image
     values = tuple(float(v) for v in y_psnr_ssim(sr, hr[:sr.shape[0], :sr.shape[1]], 2))
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -246,7 +252,9 @@ def smooth_ceiling(spec: CameraSet, truth) -> float:
     return kernel_psnr(gaussian_kernel(truth.size, covariance), truth, size=truth.size)
 
 
-def run_set(name: str, spec: CameraSet, shared: Path, work: Path, retime: bool = False) -> dict:
+def run_set(name: str, spec: CameraSet, shared: Path, work: Path, retime: bool = False,
+            zssr: bool = False) -> dict:
+    from blindsr.config import GROUP_HANDOFF_WIDTH
     from blindsr.estimators.noise import estimate_noise
     from blindsr.images import read_image
     from blindsr.kernel import load_kernel
@@ -273,9 +281,12 @@ def run_set(name: str, spec: CameraSet, shared: Path, work: Path, retime: bool =
         row = {"image": lr_path.stem, "own_s": own[i]["seconds"], "own_fallback": own[i]["fallback"] or "",
                "sigma_auto": (own[i]["noise"] or {}).get("sigma")}
         def score(key: str, kernel: np.ndarray, sigma: float | str, noise: dict | None = None) -> None:
-            tag = f"_{budget}" if key.startswith("joint") else ""  # the joint kernel changes with the budget
+            # The joint kernel changes with the group budget and is handed over at the group's width.
+            joint_key = key.startswith("joint")
+            tag = f"_{budget}_w{round(GROUP_HANDOFF_WIDTH * 100)}" if joint_key else ""
             row[key], row[f"{key}_ssim"] = sr_scores(lr, hr, kernel, sigma,
-                                                     results / "sr" / f"{lr_path.stem}_{key}{tag}", noise)
+                                                     results / "sr" / f"{lr_path.stem}_{key}{tag}", noise,
+                                                     GROUP_HANDOFF_WIDTH if joint_key else None)
 
         for kind, ks in kernels.items():
             row[f"{kind}_kernel_psnr"] = kernel_psnr(ks[i], truth, size=truth.size)
@@ -289,7 +300,7 @@ def run_set(name: str, spec: CameraSet, shared: Path, work: Path, retime: bool =
         joint_noise = estimate_noise(lr, kernels["joint"][i], 2)
         row["joint_sigma_auto"] = joint_noise["sigma"]
         score("joint_sr_auto", kernels["joint"][i], "auto", joint_noise)
-        if spec.zssr:
+        if zssr:
             for n, variant in enumerate(ZSSR_VARIANTS):
                 row[f"zssr{n}"], row[f"zssr{n}_ssim"] = zssr_scores(
                     lr, hr, own_k[i], own[i]["noise"], variant, results / "zssr" / f"{lr_path.stem}_{n}.json")
@@ -339,12 +350,75 @@ def budget_study(shared: Path, work: Path) -> str:
                      "dB vs one image's budget": f"{np.mean([r['kernel PSNR'] for r in mine]) - np.mean([r['kernel PSNR'] for r in base]):+.3f}",
                      "seconds": f"{np.mean([r['seconds'] for r in mine]):.1f}",
                      "time vs one image's budget": f"{np.mean([r['seconds'] for r in mine]) / np.mean([r['seconds'] for r in base]):.2f}x"})
-    return ("### Group budgets (tuning sets only, seeds " + ", ".join(map(str, BUDGET_SEEDS)) + ")\n\n"
-            "The joint estimate of `tune` and `tune_noise` under each budget, its loss-weight and learning-rate "
+    return ("Tuning sets only, seeds " + ", ".join(map(str, BUDGET_SEEDS)) + ". The joint estimate of `tune` and `tune_noise` under each budget, its loss-weight and learning-rate "
             "schedules compressed in proportion to the iterations (`KernelGANSettings.for_group`), the refined "
             "kernel's shape KernelGAN's or selected by the pooled likelihood (`estimator.group_shape`). The default "
             "group budget and shape are chosen here.\n\n" + table(rows) + "\n\n" + table(
                 [{**r, "seconds": round(r["seconds"], 2), "kernel PSNR": round(float(r["kernel PSNR"]), 3)} for r in runs]))
+
+
+# Handoff widths tried for the joint kernel on the tuning sets (``handoff_study``).
+STUDY_WIDTHS = (0.8, 0.85, 0.9, 0.95, 1.0)
+
+
+def handoff_study(shared: Path, work: Path) -> str:
+    """SRMD with the tuning sets' joint kernels (shape selected, and KernelGAN's shape) narrowed to
+    each ``STUDY_WIDTHS`` entry, beside the own kernels at the handoff width and the true kernel:
+    whether the width chosen for one image's KernelGAN kernel suits a group's kernel."""
+    from blindsr.config import GROUP_HANDOFF_WIDTH
+    from blindsr.images import read_image
+    from blindsr.kernel import load_kernel
+
+    lines, per_image, worst = [], [], {}
+    for name, spec in SETS.items():
+        if spec.role != "tune":
+            continue
+        folder = make_set(name, spec, shared, work / "sets")
+        lrs = [folder / "lr_x2" / f"im_{i + 1}.png" for i in range(len(spec.numbers))]
+        truth = load_kernel(folder / "gt_k_x2" / "kernel_1.npy", 2)
+        results = work / "results" / name
+        for lr in lrs:
+            own_estimate(lr, results / "own" / lr.stem)
+        joints = {}
+        for shape in ("select", "kernel"):
+            label = budget_label(shape)
+            record = joint_estimate(lrs, results / f"joint_{label}", group_shape=shape)
+            joints[shape] = (label, record, np.load(results / f"joint_{label}.npy"))
+        scores: dict[str, list[float]] = {}
+        for i, lr_path in enumerate(lrs):
+            lr, hr = read_image(lr_path).rgb, read_image(folder / "gt" / lr_path.name).rgb
+            sr_dir = results / "sr"
+            row = {"set": name, "image": lr_path.stem,
+                   "own": sr_scores(lr, hr, np.load(results / "own" / f"{lr_path.stem}.npy"), spec.sigma,
+                                    sr_dir / f"{lr_path.stem}_own_sr")[0],
+                   "true kernel": sr_scores(lr, hr, truth.array, spec.sigma, sr_dir / f"{lr_path.stem}_true_sr")[0]}
+            for shape, (label, _, kernel) in joints.items():
+                for width in STUDY_WIDTHS:
+                    row[f"{shape} {width}"] = sr_scores(lr, hr, kernel, spec.sigma,
+                                                        sr_dir / f"{lr_path.stem}_joint_w{round(width * 100)}_{label}", width=width)[0]
+            for key, value in row.items():
+                if key not in ("set", "image"):
+                    scores.setdefault(key, []).append(value)
+            per_image.append({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()})
+        own_sr = np.asarray(scores["own"])
+        for key, values in scores.items():
+            v = np.asarray(values)
+            if key.startswith("select"):
+                worst[key] = min(worst.get(key, np.inf), float(np.min(v - own_sr)))
+            lines.append({"set": name, "kernel": key if key in ("own", "true kernel") else
+                          f"joint, {'shape selected (' + str(joints['select'][1]['shape']) + ')' if key.startswith('select') else 'KernelGAN shape'}, width {key.split()[-1]}",
+                          "SR mean / p10 / worst": stats(v), "vs own: mean": f"{np.mean(v - own_sr):+.3f}",
+                          "vs own: worst image": f"{np.min(v - own_sr):+.3f}"})
+        print(f"{name}: handoff study done", flush=True)
+    best = max(worst, key=worst.get)
+    return ("SRMD x2 Y-PSNR on the tuning sets (`tune`, `tune_noise`), given the true sigma, with the set's joint "
+            "kernel narrowed to each width before SR, beside each image's own estimate at the handoff width and "
+            "the true kernel as it is; 'vs own': SR with that kernel minus SR with the image's own, per image. "
+            "mean / 10th percentile / worst over the set's images.\n\n" + table(lines)
+            + f"\n\nWidth whose worst image (SR with the joint kernel, shape selected, minus SR with the image's own, "
+            f"over both sets) is highest: **{best.split()[-1]}** ({worst[best]:+.3f} dB). Shipped group handoff width "
+            f"(`group_handoff_width`, batch with kernel_scope=folder|camera): **{GROUP_HANDOFF_WIDTH}**."
+            + "\n\n### Per image\n\n" + table(per_image))
 
 
 def table(rows: list[dict]) -> str:
@@ -409,17 +483,6 @@ def section(results: list[dict]) -> str:
             checks.append(f"- {res['name']}: SRMD auto - true sigma {noise[-1]['auto - true, mean (worst)']} dB "
                           f"(goal within 0.3), auto - sigma 0 {noise[-1]['auto - sigma 0, mean']} dB"
                           + (" (goal >= +1 at sigma 10)" if spec.sigma >= 10 else ""))
-    zssr_rows = []
-    for res in results:
-        if res["spec"].zssr:
-            rows = res["rows"]
-            line = {"set": f"{res['name']} ({res['spec'].role})", "true sigma": res["spec"].sigma}
-            for n, variant in enumerate(ZSSR_VARIANTS):
-                line[f"{variant}: Y-PSNR"] = stats([r[f"zssr{n}"] for r in rows])
-                line[f"{variant}: SSIM"] = f"{np.mean([r[f'zssr{n}_ssim'] for r in rows]):.4f}"
-            line["auto - no son noise, worst image"] = f"{min(r['zssr1'] - r['zssr0'] for r in rows):+.3f}"
-            line["auto - 0.0125, worst image"] = f"{min(r['zssr1'] - r['zssr2'] for r in rows):+.3f}"
-            zssr_rows.append(line)
     same = [r["own_same_kernel"] for res in results for r in res["rows"] if "own_same_kernel" in r]
     retimed = (f" The own estimates were made again and timed (--retime; see the remark for the run that did it): "
                f"{sum(same)} of {len(same)} came out bit for bit as cached." if same else "")
@@ -427,8 +490,11 @@ def section(results: list[dict]) -> str:
     for res in results:
         for r in res["rows"]:
             per_image.append({"set": res["name"], **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()}})
+    from blindsr.config import GROUP_HANDOFF_WIDTH, HANDOFF_WIDTH
+
     return ("Sets of one camera (one random DIV2KRK x2 kernel per set), x2, seed 0, SRMD given each kernel "
-            "narrowed to the handoff width and the true sigma unless said. mean / 10th percentile / worst "
+            f"as a batch hands it over (own and averaged kernels narrowed to the handoff width {HANDOFF_WIDTH}, the "
+            f"joint kernel to the group handoff width {GROUP_HANDOFF_WIDTH}) and the true sigma unless said. mean / 10th percentile / worst "
             "over the set's images. 'smooth ceiling': the kernel PSNR of the set's Gaussian itself, before "
             "the protocol's per-tap noise (x(1 + U(-0.25, 0.25))), against the true kernel - no smooth "
             "estimate scores above it. The joint estimate reads up to 16 images of the set (each its most "
@@ -439,10 +505,24 @@ def section(results: list[dict]) -> str:
             "prefers ('joint, KernelGAN's shape': the same estimate without that choice)." + retimed
             + "\n\n" + table(summary) + "\n\n### Blind noise level (own kernel; SRMD sr.noise=auto reads its record; on a clean set "
             "the true sigma is 0)\n\n" + table(noise)
-            + "\n\n### ZSSR on noisy images (own kernel and its noise record; precision auto)\n\n"
-            + (table(zssr_rows) if zssr_rows else "(no set with ZSSR in this run)")
             + "\n\n### Checks (report sets)\n\n" + "\n".join(checks)
             + "\n\n### Per image\n\n" + table(per_image))
+
+
+def zssr_section(results: list[dict]) -> str:
+    """ZSSR with the own kernel on the sets marked ``zssr``, each ``ZSSR_VARIANTS`` entry."""
+    zssr_rows = []
+    for res in results:
+        rows = res["rows"]
+        line = {"set": f"{res['name']} ({res['spec'].role})", "true sigma": res["spec"].sigma}
+        for n, variant in enumerate(ZSSR_VARIANTS):
+            line[f"{variant}: Y-PSNR"] = stats([r[f"zssr{n}"] for r in rows])
+            line[f"{variant}: SSIM"] = f"{np.mean([r[f'zssr{n}_ssim'] for r in rows]):.4f}"
+        line["auto - no son noise, worst image"] = f"{min(r['zssr1'] - r['zssr0'] for r in rows):+.3f}"
+        line["auto - 0.0125, worst image"] = f"{min(r['zssr1'] - r['zssr2'] for r in rows):+.3f}"
+        zssr_rows.append(line)
+    return ("ZSSR x2 on the noisy one-camera sets with each image's own kernel (handoff width) and its noise "
+            "record, precision auto; mean / 10th percentile / worst over the set's images.\n\n" + table(zssr_rows))
 
 
 def main() -> None:
@@ -452,19 +532,34 @@ def main() -> None:
     parser.add_argument("--sets", default=",".join(SETS), help=f"comma-separated, from {', '.join(SETS)}")
     parser.add_argument("--work", type=Path, default=ROOT / "bench_out" / "camera")
     parser.add_argument("--retime", action="store_true", help="make the own estimates again, timed beside the joint")
-    parser.add_argument("--budgets", action="store_true", help="also the group-budget study on the tuning sets")
+    parser.add_argument("--part", choices=PARTS, default="main", help="which section to write: " + "; ".join(
+        f"{k}: {v[1]}" for k, v in PARTS.items()))
     args = parser.parse_args()
     from benchmarks.common import write_section
 
     import torch
     torch.set_num_threads(2)
     warm_up()
-    results = [run_set(name, SETS[name], args.shared, args.work, args.retime) for name in args.sets.split(",")]
-    parts = [*args.remark, section(results)]
-    if args.budgets:
-        parts.append(budget_study(args.shared, args.work))
-    body = "\n\n".join(parts)
-    write_section("camera", "One kernel per camera and blind noise (one-camera sets)", body, "bench-camera")
+    section_name, title, target = PARTS[args.part]
+    if args.part == "main":
+        results = [run_set(name, SETS[name], args.shared, args.work, args.retime) for name in args.sets.split(",")]
+        body = section(results)
+    elif args.part == "zssr":
+        body = zssr_section([run_set(name, SETS[name], args.shared, args.work, zssr=True)
+                             for name in args.sets.split(",") if SETS[name].zssr])
+    elif args.part == "budgets":
+        body = budget_study(args.shared, args.work)
+    else:
+        body = handoff_study(args.shared, args.work)
+    write_section(section_name, title, "\n\n".join([*args.remark, body]), target)
+
+
+# The benchmark's parts: (section, title, make target); each writes its own section.
+PARTS = {"main": ("camera", "One kernel per camera and blind noise (one-camera sets)", "bench-camera"),
+         "zssr": ("camera-zssr", "One-camera sets: ZSSR on noisy images", "bench-camera-zssr"),
+         "budgets": ("camera-budgets", "One kernel per camera: group budgets (tuning sets)", "bench-camera-budgets"),
+         "handoff": ("camera-handoff", "One kernel per camera: the joint kernel's handoff width (tuning sets)",
+                     "bench-camera-handoff")}
 
 
 if __name__ == "__main__":

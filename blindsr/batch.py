@@ -125,8 +125,9 @@ def process(task: ImageTask, progress=None) -> ImageOutcome:
             # A log shows each image's stages; a terminal shows the batch bar alone.
             stages = stage_work(estimator, backend, image.shape, scale)
             progress = LogLines(sum(units for _, units in stages), f"{task.stem} x{scale}", stages).update
+        width = config.handoff_width if task.group is None else config.group_handoff_width
         result = run_pipeline(image, estimator, backend, scale, seed=config.seed, kernels=kernels,
-                              handoff_width=config.handoff_width, progress=progress)
+                              handoff_width=width, progress=progress)
         paths = write_outputs(folder, task.stem, scale, image, result, plain(config))
     except BlindSRError as exc:
         return _failed(task, str(exc), start)

@@ -163,6 +163,10 @@ def plain(config: Any) -> dict[str, Any]:
 # Estimated kernels are narrowed to this fraction of their width before SR (stages.handoff_kernels);
 # chosen on held-out BSD100RK images (docs/BENCHMARKS.md, 'handoff width').
 HANDOFF_WIDTH = 0.95
+# A group's shared kernel (batch kernel_scope=folder|camera) is a different estimate (pooled evidence,
+# its shape selected) and gets its own width; chosen on the one-camera tuning sets
+# (docs/BENCHMARKS.md, 'the joint kernel's handoff width').
+GROUP_HANDOFF_WIDTH = 0.9
 
 
 @dataclass
@@ -193,8 +197,10 @@ class EvalConfig(CommonConfig):
     estimators: List[str] = field(default_factory=list)
     srs: List[str] = field(default_factory=list)
     handoff_width: float = checked(HANDOFF_WIDTH, _width)
-    # One kernel per image, or one shared by each folder or each camera (blindsr.groups).
+    # One kernel per image, or one shared by each folder or each camera (blindsr.groups); a shared
+    # kernel reaches SR narrowed to group_handoff_width instead of handoff_width.
     kernel_scope: str = checked("image", _scope)
+    group_handoff_width: float = checked(GROUP_HANDOFF_WIDTH, _width)
     estimator: Any = MISSING
     sr: Any = MISSING
     executor: Any = MISSING
@@ -248,8 +254,10 @@ class BatchConfig(CommonConfig):
     gt: Optional[str] = None  # folder of ground-truth HR images with the same relative names
     title: str = ""
     handoff_width: float = checked(HANDOFF_WIDTH, _width)
-    # One kernel per image, or one shared by each folder or each camera (blindsr.groups).
+    # One kernel per image, or one shared by each folder or each camera (blindsr.groups); a shared
+    # kernel reaches SR narrowed to group_handoff_width instead of handoff_width.
     kernel_scope: str = checked("image", _scope)
+    group_handoff_width: float = checked(GROUP_HANDOFF_WIDTH, _width)
     estimator: Any = MISSING
     sr: Any = MISSING
     executor: Any = MISSING

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from blindsr.config import GROUP_HANDOFF_WIDTH, HANDOFF_WIDTH
 from tests.conftest import textured_image
 
 pytestmark = pytest.mark.slow  # the CLI in subprocesses, worker processes, training runs
@@ -161,6 +162,9 @@ def test_shared_kernels_resume_after_kill(tmp_path):
             assert np.array_equal(own, shared_k)
             sidecar = json.loads((out / name / f"{Path(name).name}_kernel_x2.json").read_text())
             assert sidecar["provenance"]["noise"]["sigma"] >= 0.0
+            # A shared kernel reaches SR at the group's handoff width, not one image's.
+            record = json.loads((out / name / f"{Path(name).name}_x2.json").read_text())
+            assert record["stages"]["sr"]["handoff_width"] == GROUP_HANDOFF_WIDTH != HANDOFF_WIDTH
     assert "kernel_group" in (out / "summary.csv").read_text().splitlines()[0]
     assert "shared kernel:" in (out / "report.html").read_text()
 
