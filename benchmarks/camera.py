@@ -239,17 +239,23 @@ def stats(values) -> str:
     return f"{v.mean():.2f} / {np.percentile(v, 10):.2f} / {v.min():.2f}"
 
 
-def smooth_ceiling(spec: CameraSet, truth) -> float:
-    """Kernel PSNR of the drawn Gaussian itself against the true kernel, which the protocol made
-    by multiplying every tap by 1 + U(-0.25, 0.25): what a smooth estimate can reach at best."""
-    from blindsr.degradation import gaussian_kernel, random_kernels
-    from blindsr.metrics import kernel_psnr
+def drawn_covariance(spec: CameraSet) -> np.ndarray:
+    """The covariance (HR px^2) of the Gaussian the protocol drew for the set, before its per-tap noise."""
+    from blindsr.degradation import random_kernels
 
     drawn = random_kernels(np.random.default_rng(spec.seed))[2].provenance
     c, s = np.cos(drawn["theta"]), np.sin(drawn["theta"])
     rotation = np.array([[c, -s], [s, c]])
-    covariance = rotation @ np.diag(drawn["eigenvalues"]) @ rotation.T
-    return kernel_psnr(gaussian_kernel(truth.size, covariance), truth, size=truth.size)
+    return rotation @ np.diag(drawn["eigenvalues"]) @ rotation.T
+
+
+def smooth_ceiling(spec: CameraSet, truth) -> float:
+    """Kernel PSNR of the drawn Gaussian itself against the true kernel, which the protocol made
+    by multiplying every tap by 1 + U(-0.25, 0.25): what a perfect smooth estimate scores."""
+    from blindsr.degradation import gaussian_kernel
+    from blindsr.metrics import kernel_psnr
+
+    return kernel_psnr(gaussian_kernel(truth.size, drawn_covariance(spec)), truth, size=truth.size)
 
 
 def run_set(name: str, spec: CameraSet, shared: Path, work: Path, retime: bool = False,
@@ -365,11 +371,11 @@ def handoff_study(shared: Path, work: Path) -> str:
     """SRMD with the tuning sets' joint kernels (shape selected, and KernelGAN's shape) narrowed to
     each ``STUDY_WIDTHS`` entry, beside the own kernels at the handoff width and the true kernel:
     whether the width chosen for one image's KernelGAN kernel suits a group's kernel."""
-    from blindsr.config import GROUP_HANDOFF_WIDTH
+    from blindsr.config import GROUP_HANDOFF_WIDTH, HANDOFF_WIDTH
     from blindsr.images import read_image
-    from blindsr.kernel import load_kernel
+    from blindsr.kernel import SRKernel, load_kernel
 
-    lines, per_image, worst = [], [], {}
+    lines, per_image, worst, variance = [], [], {}, {}
     for name, spec in SETS.items():
         if spec.role != "tune":
             continue
@@ -390,8 +396,13 @@ def handoff_study(shared: Path, work: Path) -> str:
             sr_dir = results / "sr"
             row = {"set": name, "image": lr_path.stem,
                    "own": sr_scores(lr, hr, np.load(results / "own" / f"{lr_path.stem}.npy"), spec.sigma,
-                                    sr_dir / f"{lr_path.stem}_own_sr")[0],
-                   "true kernel": sr_scores(lr, hr, truth.array, spec.sigma, sr_dir / f"{lr_path.stem}_true_sr")[0]}
+                                    sr_dir / f"{lr_path.stem}_own_sr")[0]}
+            # The true kernel at each width too: where SRMD's preference lies for a kernel of the right
+            # covariance (the handoff width's own cache keeps its name).
+            for width in STUDY_WIDTHS:
+                row[f"true {width}"] = sr_scores(lr, hr, truth.array, spec.sigma, sr_dir / (
+                    f"{lr_path.stem}_true_sr" + ("" if width == HANDOFF_WIDTH else f"_w{round(width * 100)}")),
+                    width=width)[0]
             for shape, (label, _, kernel) in joints.items():
                 for width in STUDY_WIDTHS:
                     row[f"{shape} {width}"] = sr_scores(lr, hr, kernel, spec.sigma,
@@ -405,19 +416,31 @@ def handoff_study(shared: Path, work: Path) -> str:
             v = np.asarray(values)
             if key.startswith("select"):
                 worst[key] = min(worst.get(key, np.inf), float(np.min(v - own_sr)))
-            lines.append({"set": name, "kernel": key if key in ("own", "true kernel") else
-                          f"joint, {'shape selected (' + str(joints['select'][1]['shape']) + ')' if key.startswith('select') else 'KernelGAN shape'}, width {key.split()[-1]}",
+            kind = {"select": f"joint, shape selected ({joints['select'][1]['shape']})",
+                    "kernel": "joint, KernelGAN shape", "true": "true kernel"}.get(key.split()[0])
+            lines.append({"set": name, "kernel": f"{kind}, width {key.split()[-1]}" if kind else key,
                           "SR mean / p10 / worst": stats(v), "vs own: mean": f"{np.mean(v - own_sr):+.3f}",
                           "vs own: worst image": f"{np.min(v - own_sr):+.3f}"})
+        # How wide the joint kernel came out: its variance over the true kernel's (which degraded the
+        # images: the drawn Gaussian cut to the protocol's canvas, each tap scaled by its noise).
+        variance[name] = {shape: float(np.trace(SRKernel(kernel, 2).covariance()) / np.trace(truth.covariance()))
+                          for shape, (_, _, kernel) in joints.items()}
+        variance[name]["drawn"] = float(np.trace(drawn_covariance(spec)) / np.trace(truth.covariance()))
         print(f"{name}: handoff study done", flush=True)
     best = max(worst, key=worst.get)
     return ("SRMD x2 Y-PSNR on the tuning sets (`tune`, `tune_noise`), given the true sigma, with the set's joint "
             "kernel narrowed to each width before SR, beside each image's own estimate at the handoff width and "
-            "the true kernel as it is; 'vs own': SR with that kernel minus SR with the image's own, per image. "
+            f"the true kernel at each width (the handoff width for the own kernels: {HANDOFF_WIDTH}); 'vs own': SR with that kernel minus SR with the image's own, per image. "
             "mean / 10th percentile / worst over the set's images.\n\n" + table(lines)
             + f"\n\nWidth whose worst image (SR with the joint kernel, shape selected, minus SR with the image's own, "
             f"over both sets) is highest: **{best.split()[-1]}** ({worst[best]:+.3f} dB). Shipped group handoff width "
-            f"(`group_handoff_width`, batch with kernel_scope=folder|camera): **{GROUP_HANDOFF_WIDTH}**."
+            f"(`group_handoff_width`, batch with kernel_scope=folder|camera): **{GROUP_HANDOFF_WIDTH}**.\n\n"
+            "The joint kernel's variance (the trace of its second moments) over the true kernel's: "
+            + "; ".join(f"{name}: shape selected {v['select']:.3f}, KernelGAN shape {v['kernel']:.3f} (the drawn "
+                        f"Gaussian before the protocol cut and noised it: {v['drawn']:.3f})"
+                        for name, v in variance.items())
+            + ". A kernel of the right covariance, narrowed to the handoff width, would take the width "
+            f"{HANDOFF_WIDTH} / sqrt(ratio)."
             + "\n\n### Per image\n\n" + table(per_image))
 
 
@@ -438,6 +461,9 @@ def section(results: list[dict]) -> str:
         worst_sr = min(r["joint_sr"] - r["own_sr"] for r in rows)
         beaten = [r for r in rows if r["joint_sr"] - r["own_sr"] < -0.1]
         lucky = sum(r["own_sr"] > r["true_sr"] for r in beaten)
+        # The same check for the true kernel: how far a perfect kernel is from the goal on this set.
+        true_worst = min(r["true_sr"] - r["own_sr"] for r in rows)
+        true_beaten = sum(r["true_sr"] - r["own_sr"] < -0.1 for r in rows)
         summary.append({
             "set": f"{res['name']} ({spec.role})", "images": f"{spec.source} {spec.numbers[0]}-{spec.numbers[-1]}",
             "sigma": spec.sigma, "defocused": sum(1 for i in range(n) if spec.defocus_every and i % spec.defocus_every == 0),
@@ -462,7 +488,8 @@ def section(results: list[dict]) -> str:
                           f"smooth ceiling is {res['ceiling'] - np.mean([r['own_kernel_psnr'] for r in rows]):+.2f} dB "
                           f"above the mean own), worst image SR joint - own {worst_sr:+.3f} dB (goal >= -0.1; "
                           f"{len(beaten)} image(s) below -0.1 dB, on {lucky} of them the own kernel also beats "
-                          f"the true kernel), estimate cost per image falls {own_s / per_image:.1f}x for {n} images "
+                          f"the true kernel; the true kernel itself: worst image {true_worst:+.3f} dB, {true_beaten} "
+                          f"image(s) below -0.1 dB), estimate cost per image falls {own_s / per_image:.1f}x for {n} images "
                           f"(goal >= {n}x)")
         # Every set; on a clean one this is what auto costs where there is no noise.
         auto = [r["sigma_auto"] for r in rows]
@@ -496,8 +523,9 @@ def section(results: list[dict]) -> str:
             f"as a batch hands it over (own and averaged kernels narrowed to the handoff width {HANDOFF_WIDTH}, the "
             f"joint kernel to the group handoff width {GROUP_HANDOFF_WIDTH}) and the true sigma unless said. mean / 10th percentile / worst "
             "over the set's images. 'smooth ceiling': the kernel PSNR of the set's Gaussian itself, before "
-            "the protocol's per-tap noise (x(1 + U(-0.25, 0.25))), against the true kernel - no smooth "
-            "estimate scores above it. The joint estimate reads up to 16 images of the set (each its most "
+            "the protocol's per-tap noise (x(1 + U(-0.25, 0.25))), against the true kernel: what the drawn "
+            "Gaussian scores (a smooth estimate can score a little above it where the noise moved the true kernel's "
+            "moments). The true kernel is handed over like the own kernels (the handoff width). The joint estimate reads up to 16 images of the set (each its most "
             "textured 1024 px square, all of these sets' images are smaller), crops drawn across them in "
             "proportion to their informative tiles, the refinement's tiles pooled, trained with the group budget "
             f"({budget_label('kernel').replace('x', ' iterations x ')} runs; one image's estimate: 1000 x 4); its "
