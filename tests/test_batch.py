@@ -20,6 +20,8 @@ from tests.conftest import textured_image
 pytestmark = pytest.mark.slow  # the CLI in subprocesses, worker processes, training runs
 
 FAST = ["estimator.iterations=30", "estimator.restarts=2", "sr=bicubic", "recursive=true"]
+# A group's runs have their own budget (750 iterations by default): as short as one image's here.
+SHARED = [*FAST, "kernel_scope=folder", "estimator.group_iterations=30"]
 
 
 def blindsr(*args, cwd, timeout=600):
@@ -138,7 +140,7 @@ def test_shared_kernels_resume_after_kill(tmp_path):
     the outputs of an uninterrupted run. Every image of a group gets the group's kernel and its
     own noise level."""
     root = make_folder(tmp_path, np.random.default_rng(11))
-    shared = [*FAST, "kernel_scope=folder"]
+    shared = SHARED
     reference = blindsr("batch", "input=in", "output=whole", *shared, cwd=root)
     assert reference.returncode == 0, reference.stderr
     assert "shared kernel for the input folder: 2 image(s), done" in reference.stdout
@@ -176,7 +178,7 @@ def test_a_failed_group_fails_its_images_only(tmp_path):
     root = make_folder(tmp_path, np.random.default_rng(12))
     (root / "in" / "bad").mkdir()
     Image.fromarray(np.full((8, 8, 3), 128, np.uint8)).save(root / "in" / "bad" / "broken.png")
-    run = blindsr("batch", "input=in", "output=out", *FAST, "kernel_scope=folder", cwd=root)
+    run = blindsr("batch", "input=in", "output=out", *SHARED, cwd=root)
     assert run.returncode == 1 and "1 image(s) failed" in run.stderr and "Traceback" not in run.stderr
     assert "shared kernel for folder bad: 1 image(s), none of the group's images could be used" in run.stdout
     summary = json.loads((root / "out" / "summary.json").read_text())
