@@ -137,6 +137,9 @@ def _first_line(exc: BaseException) -> str:
     return ": ".join(dict.fromkeys(p for p in parts if p))
 
 
+INTERRUPTED = 130  # the exit status after Ctrl-C or SIGTERM (128 + SIGINT, as shells report it)
+
+
 def _on_sigterm(signum: int, frame: Any) -> None:
     STOP_REQUESTED.set()
     raise Interrupted()
@@ -180,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KeyboardInterrupt, Interrupted):
         print(f"blindsr {verb}: interrupted; finished files are kept, partial ones removed",
               file=sys.stderr)
-        return 130
+        return INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - the one place that turns crashes into one line
         if debug:
             raise
