@@ -423,9 +423,10 @@ def handoff_study(shared: Path, work: Path) -> str:
                           "vs own: worst image": f"{np.min(v - own_sr):+.3f}"})
         # How wide the joint kernel came out: its variance over the true kernel's (which degraded the
         # images: the drawn Gaussian cut to the protocol's canvas, each tap scaled by its noise).
-        variance[name] = {shape: float(np.trace(SRKernel(kernel, 2).covariance()) / np.trace(truth.covariance()))
+        true_variance = np.trace(truth.covariance())
+        variance[name] = {shape: float(np.trace(SRKernel(kernel, 2).covariance()) / true_variance)
                           for shape, (_, _, kernel) in joints.items()}
-        variance[name]["drawn"] = float(np.trace(drawn_covariance(spec)) / np.trace(truth.covariance()))
+        variance[name]["drawn"] = float(np.trace(drawn_covariance(spec)) / true_variance)
         print(f"{name}: handoff study done", flush=True)
     best = max(worst, key=worst.get)
     return ("SRMD x2 Y-PSNR on the tuning sets (`tune`, `tune_noise`), given the true sigma, with the set's joint "

@@ -8,7 +8,7 @@ code = main()
 if code == INTERRUPTED:
     # Interrupted: every finished file is written and every partial one removed by now. Leave at
     # once, so that nothing in the interpreter's shutdown can turn the exit status into a death by
-    # SIGINT (seen about once in 25 runs: the message printed, the status -SIGINT instead of 130).
+    # SIGINT (seen now and then: the message printed, the status -SIGINT instead of 130).
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -140,14 +140,13 @@ def test_shared_kernels_resume_after_kill(tmp_path):
     the outputs of an uninterrupted run. Every image of a group gets the group's kernel and its
     own noise level."""
     root = make_folder(tmp_path, np.random.default_rng(11))
-    shared = SHARED
-    reference = blindsr("batch", "input=in", "output=whole", *shared, cwd=root)
+    reference = blindsr("batch", "input=in", "output=whole", *SHARED, cwd=root)
     assert reference.returncode == 0, reference.stderr
     assert "shared kernel for the input folder: 2 image(s), done" in reference.stdout
     out = root / "killed"
-    finished = killed_batch(root, "killed", shared, "shared_kernels/*/COMPLETE.json")
+    finished = killed_batch(root, "killed", SHARED, "shared_kernels/*/COMPLETE.json")
     assert finished >= 1
-    resumed = blindsr("batch", "input=in", "output=killed", *shared, cwd=root)
+    resumed = blindsr("batch", "input=in", "output=killed", *SHARED, cwd=root)
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.count(", resumed") >= finished
     assert kernel_hashes(out) == kernel_hashes(root / "whole")
