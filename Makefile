@@ -12,6 +12,7 @@
 #   make bench-batch     resume after kill -9 and executor equivalence on the real photos, by hash
 #   make bench-handoff   the handoff width, chosen on held-out BSD100RK images with SRMD
 #   make bench-speed     the default pipeline's speed in seconds and units; the fast ZSSR preset vs kernelgan
+#   make bench-speed-x4  the gradual x4: the fast preset's x2-stage budget (tuning images), then blind/true/fp32 at x4
 #   make bench-speed-avx2  this CPU as it is and as an AVX2-only one: unit, KernelGAN estimate, demo
 #   make bench-kernel-budget  KernelGAN training budgets: cost vs kernel accuracy (tuning and held-out images)
 #   make bench-hashes BEFORE=REV [AFTER=HEAD]   outputs of pipeline, batch and eval by hash at two revisions
@@ -48,7 +49,7 @@ BUDGETS ?= today (1000 x 4),500 x 4,500 x 4 compressed,350 x 4 compressed,400 x 
 BEFORE ?= d5a51cf
 AFTER ?= HEAD
 
-.PHONY: install test test-fast demo bench-kernel bench-speed bench-speed-avx2 bench-zssr bench-srmd bench-memory bench-table1 bench-batch bench-handoff bench-hashes bench-kernel-budget bench-robust bench-robust-tune bench-camera bench-camera-zssr bench-camera-budgets bench-camera-handoff batch eval report clean
+.PHONY: install test test-fast demo bench-kernel bench-speed bench-speed-x4 bench-speed-avx2 bench-zssr bench-srmd bench-memory bench-table1 bench-batch bench-handoff bench-hashes bench-kernel-budget bench-robust bench-robust-tune bench-camera bench-camera-zssr bench-camera-budgets bench-camera-handoff batch eval report clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
@@ -105,6 +106,9 @@ clean:
 
 bench-speed: $(STAMP)
 	$(BIN)/python -m benchmarks.speed --data $(DATA)
+
+bench-speed-x4: $(STAMP)
+	$(BIN)/python -m benchmarks.speed --data $(DATA) --parts x4
 
 bench-speed-avx2: $(STAMP)
 	$(BIN)/python -m benchmarks.speed --data $(DATA) --parts isa

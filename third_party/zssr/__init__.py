@@ -55,7 +55,9 @@ def stages(scale: int) -> tuple[int, ...]:
 def work(shape: Sequence[int], scale: int, settings: ZSSRSettings | None = None) -> int:
     """Upper bound of the progress units ``super_resolve`` reports (one per training iteration;
     ``shape`` does not matter, a stage stops by its learning-rate policy or at ``max_iters``)."""
-    return (settings or preset()).max_iters * len(stages(scale))
+    settings = settings or preset()
+    factors = stages(scale)
+    return sum(settings.for_stage(i == len(factors) - 1).max_iters for i in range(len(factors)))
 
 
 def super_resolve(lr: np.ndarray, scale: int, kernels: Sequence[np.ndarray] | None = None,
@@ -111,8 +113,12 @@ def super_resolve(lr: np.ndarray, scale: int, kernels: Sequence[np.ndarray] | No
     train_image = source[:, :-1]
 
     reports: list[StageReport] = []
-    for down in downs:
-        reports.append(train_stage(net, optimizer, train_image, fathers, down, settings, generator, progress))
+    for i, down in enumerate(downs):
+        stage_settings = settings.for_stage(i == len(downs) - 1)
+        if stage_settings.max_iters == 0:
+            reports.append(StageReport(scale=down.scale))
+            continue
+        reports.append(train_stage(net, optimizer, train_image, fathers, down, stage_settings, generator, progress))
     net.eval()
 
     output_start = time.perf_counter()

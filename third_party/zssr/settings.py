@@ -64,6 +64,9 @@ class ZSSRSettings:
     lr_drop: float = 10.0
     min_learning_rate: float = 9e-6
     max_iters: int = 3000
+    # Iterations of each stage before the last (the gradual x4's x2 stage, which only pre-trains
+    # the network the x4 stage goes on with); None: ``max_iters``, as the authors ran it; 0 skips it.
+    intermediate_iters: int | None = None
     # Output.
     back_projection_iters: int = 2  # per stage output, and again after the ensemble median
     self_ensemble: bool = False
@@ -84,6 +87,8 @@ class ZSSRSettings:
             raise ValueError("depth must be >= 2, width >= 1 and crop_size >= 8")
         if self.max_iters < 1 or self.test_every < 1 or self.policy_every < 1:
             raise ValueError("max_iters, test_every and policy_every must be positive")
+        if self.intermediate_iters is not None and self.intermediate_iters < 0:
+            raise ValueError("intermediate_iters must be non-negative or None")
         if self.slope_points < 3:
             raise ValueError("the slope fit needs at least 3 points")
         if self.body not in BODIES:
@@ -105,6 +110,13 @@ class ZSSRSettings:
             raise KeyError(f"unknown ZSSR setting(s): {sorted(unknown)}; choose from {sorted(names)}")
         values = {k: (tuple(v) if k == "adam_betas" else v) for k, v in overrides.items() if v is not None}
         return replace(self, **values)
+
+    def for_stage(self, last: bool) -> "ZSSRSettings":
+        """The settings one stage trains with: ``intermediate_iters`` replaces ``max_iters`` (the
+        cosine schedule's length) in every stage but the last."""
+        if last or self.intermediate_iters is None:
+            return self
+        return replace(self, max_iters=self.intermediate_iters)
 
 
 AUTO = "auto"  # noise_std measured from the image by the caller
