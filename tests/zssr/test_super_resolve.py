@@ -133,6 +133,25 @@ def test_gradual_x4_and_progress(name, iterations):
     assert stages(2) == (2,) and stages(4) == (2, 4)
 
 
+@pytest.mark.parametrize("first", [3, 0])
+def test_intermediate_stage_budget(first):
+    """``intermediate_iters`` sets the x2 stage's iterations of the gradual x4 (0 skips its
+    training: the x4 stage starts from the initial network); the x4 stage keeps ``max_iters``,
+    and x2 alone is unaffected."""
+    rng = np.random.default_rng(3)
+    kernels = random_kernels(rng)
+    lr = degrade(textured_image(rng, 96, 80), kernels[4], 4)
+    settings = preset("fast", max_iters=5, crop_size=16, intermediate_iters=first)
+    ticks = []
+    result = super_resolve(lr, 4, [kernels[2].array, kernels[4].array], settings, progress=ticks.append)
+    assert np.isfinite(result.image).all()
+    assert [(s["scale"], s["iterations"]) for s in result.diagnostics["stages"]] == [(2, first), (4, 5)]
+    assert sum(ticks) == first + 5 == work(lr.shape, 4, settings)
+    assert work(lr.shape, 2, settings) == 5
+    with pytest.raises(ValueError, match="intermediate_iters"):
+        preset("fast", intermediate_iters=-1)
+
+
 def test_deterministic_for_a_seed(rng):
     lr = textured_image(rng, 40, 36)
     settings = preset("real", max_iters=15, crop_size=16)

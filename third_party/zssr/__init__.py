@@ -57,7 +57,7 @@ def work(shape: Sequence[int], scale: int, settings: ZSSRSettings | None = None)
     ``shape`` does not matter, a stage stops by its learning-rate policy or at ``max_iters``)."""
     settings = settings or preset()
     factors = stages(scale)
-    return sum(settings.for_stage(i == len(factors) - 1).max_iters for i in range(len(factors)))
+    return sum(settings.stage_iterations(i == len(factors) - 1) for i in range(len(factors)))
 
 
 def super_resolve(lr: np.ndarray, scale: int, kernels: Sequence[np.ndarray] | None = None,
@@ -114,10 +114,11 @@ def super_resolve(lr: np.ndarray, scale: int, kernels: Sequence[np.ndarray] | No
 
     reports: list[StageReport] = []
     for i, down in enumerate(downs):
-        stage_settings = settings.for_stage(i == len(downs) - 1)
-        if stage_settings.max_iters == 0:
+        iterations = settings.stage_iterations(i == len(downs) - 1)
+        if iterations == 0:
             reports.append(StageReport(scale=down.scale))
             continue
+        stage_settings = settings.updated({"max_iters": iterations})
         reports.append(train_stage(net, optimizer, train_image, fathers, down, stage_settings, generator, progress))
     net.eval()
 

@@ -111,12 +111,10 @@ class ZSSRSettings:
         values = {k: (tuple(v) if k == "adam_betas" else v) for k, v in overrides.items() if v is not None}
         return replace(self, **values)
 
-    def for_stage(self, last: bool) -> "ZSSRSettings":
-        """The settings one stage trains with: ``intermediate_iters`` replaces ``max_iters`` (the
-        cosine schedule's length) in every stage but the last."""
-        if last or self.intermediate_iters is None:
-            return self
-        return replace(self, max_iters=self.intermediate_iters)
+    def stage_iterations(self, last: bool) -> int:
+        """Iterations of one stage: ``intermediate_iters`` in every stage but the last (where set),
+        else ``max_iters`` (also the cosine schedule's length)."""
+        return self.max_iters if last or self.intermediate_iters is None else self.intermediate_iters
 
 
 AUTO = "auto"  # noise_std measured from the image by the caller
