@@ -13,6 +13,7 @@
 #   make bench-handoff   the handoff width, chosen on held-out BSD100RK images with SRMD
 #   make bench-speed     the default pipeline's speed in seconds and units; the fast ZSSR preset vs kernelgan
 #   make bench-speed-x4  the gradual x4: the fast preset's x2-stage budget (tuning images), then blind/true/fp32 at x4
+#   make bench-speed-allocator  the CPU allocator setting on and off (KernelGAN estimate, ZSSR), child processes
 #   make bench-speed-avx2  this CPU as it is and as an AVX2-only one: unit, KernelGAN estimate, demo
 #   make bench-kernel-budget  KernelGAN training budgets: cost vs kernel accuracy (tuning and held-out images)
 #   make bench-hashes BEFORE=REV [AFTER=HEAD]   outputs of pipeline, batch and eval by hash at two revisions
@@ -49,7 +50,7 @@ BUDGETS ?= today (1000 x 4),500 x 4,500 x 4 compressed,350 x 4 compressed,400 x 
 BEFORE ?= d5a51cf
 AFTER ?= HEAD
 
-.PHONY: install test test-fast demo bench-kernel bench-speed bench-speed-x4 bench-speed-avx2 bench-zssr bench-srmd bench-memory bench-table1 bench-batch bench-handoff bench-hashes bench-kernel-budget bench-robust bench-robust-tune bench-camera bench-camera-zssr bench-camera-budgets bench-camera-handoff batch eval report clean
+.PHONY: install test test-fast demo bench-kernel bench-speed bench-speed-x4 bench-speed-allocator bench-speed-avx2 bench-zssr bench-srmd bench-memory bench-table1 bench-batch bench-handoff bench-hashes bench-kernel-budget bench-robust bench-robust-tune bench-camera bench-camera-zssr bench-camera-budgets bench-camera-handoff batch eval report clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
@@ -109,6 +110,9 @@ bench-speed: $(STAMP)
 
 bench-speed-x4: $(STAMP)
 	$(BIN)/python -m benchmarks.speed --data $(DATA) --parts x4
+
+bench-speed-allocator: $(STAMP)
+	$(BIN)/python -m benchmarks.allocator --data $(DATA)
 
 bench-speed-avx2: $(STAMP)
 	$(BIN)/python -m benchmarks.speed --data $(DATA) --parts isa

@@ -17,7 +17,7 @@ from blindsr.backends import KernelNeeds, Progress, SRResult, register_backend
 from blindsr.degradation import imresize
 from blindsr.errors import UsageError
 from blindsr.kernel import SRKernel
-from blindsr.runtime import FAULT_RESEED, select_device
+from blindsr.runtime import FAULT_RESEED, keep_freed_memory, select_device
 
 log = logging.getLogger(__name__)
 # noise_std=auto (the default preset's) treats an image as noisy from this sigma (8-bit units) up,
@@ -47,6 +47,8 @@ class ZSSRBackend:
         self.settings = zssr.preset(preset, **overrides)
         self.preset = preset
         self.device = select_device(device)
+        if self.device.type == "cpu":
+            keep_freed_memory()
 
     def work(self, shape: tuple[int, int], scale: int) -> int:
         return zssr.work(shape, scale, self.settings)

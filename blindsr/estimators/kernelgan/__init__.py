@@ -29,7 +29,7 @@ from blindsr.estimators.noise import estimate_noise
 from blindsr.errors import InputError
 from blindsr.kernel import SRKernel, crop_or_pad
 from blindsr.metrics import kernel_psnr
-from blindsr.runtime import FAULT_RESEED, select_device, torch_threads
+from blindsr.runtime import FAULT_RESEED, keep_freed_memory, select_device, torch_threads
 
 log = logging.getLogger(__name__)
 RESTART_SEED_STRIDE = 1_000_003
@@ -166,6 +166,8 @@ class KernelGANEstimator:
         self.settings = settings_for(preset, overrides)
         self.preset = preset
         self.device = select_device(device)
+        if self.device.type == "cpu":
+            keep_freed_memory()
 
     def iterations(self, scale: int) -> int:
         return self.settings.iterations
