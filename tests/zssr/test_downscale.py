@@ -48,6 +48,23 @@ def test_banded_son_equals_reference_degradation(rng, scale, monkeypatch):
         np.testing.assert_allclose(as_numpy(son), degrade(hr, k, scale), atol=1e-13, rtol=0)
 
 
+@pytest.mark.parametrize("scale", [2, 4])
+@pytest.mark.parametrize("shape", [(53, 47), (37, 60), (9, 7)])
+def test_fft_son_equals_reference_degradation(rng, scale, shape, monkeypatch):
+    """Photo-sized inputs are correlated through the FFT (here every input, by lowering the limit):
+    the same numbers as the independent reference degradation, odd sizes and a kernel wider than
+    the image included."""
+    import zssr.downscale
+
+    monkeypatch.setattr(zssr.downscale, "FFT_ELEMENTS", 0)
+    k = random_kernels(rng)[scale].array
+    hr = rng.random(shape + (3,))
+    son = Downscaler(k, scale, torch.device("cpu"))(as_torch(hr))
+    ref = degrade(hr, k, scale)
+    assert son.shape[-2:] == ref.shape[:2]
+    np.testing.assert_allclose(as_numpy(son), ref, atol=1e-13, rtol=0)
+
+
 def test_son_of_gaussian_kernel_float32(rng):
     k = gaussian_kernel(11, np.array([[2.0, 0.7], [0.7, 1.0]]))
     hr = rng.random((40, 36, 3))

@@ -55,12 +55,29 @@ def symmetric_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
 # tensors unfolds its whole input (K*K values per output pixel), 31 GB for a 2000x1500 image with a
 # 21x21 kernel, so large images are done in bands of output rows (same arithmetic per pixel).
 BAND_ELEMENTS = 1 << 25
+# Beyond this many unfolded elements (a photo of a few megapixels, where the unfolding's memory
+# traffic made this correlation most of a pipeline's time: docs/BENCHMARKS.md, 'memory') the
+# correlation is computed through the FFT instead: the same sums, equal to rounding
+# (tests/zssr/test_downscale.py), at a fraction of the cost. Every benchmark image stays below it,
+# so their results are bit for bit what the convolution gives.
+FFT_ELEMENTS = 1 << 30
+
+
+def correlate_fft(padded: torch.Tensor, kernel: torch.Tensor, scale: int) -> torch.Tensor:
+    """``F.conv2d(padded, kernel, stride=scale)`` for padded (B, 1, H, W) and kernel (K, K), by
+    circular convolution with the flipped kernel at the input's size: outputs from index K - 1 on
+    never wrap around, and they are exactly the valid correlation."""
+    size = kernel.shape[-1]
+    shape = padded.shape[-2:]
+    spectrum = torch.fft.rfft2(padded[:, 0], s=shape) * torch.fft.rfft2(kernel.flip((0, 1)), s=shape)
+    full = torch.fft.irfft2(spectrum, s=shape)
+    return full[:, size - 1::scale, size - 1::scale].unsqueeze(1)
 
 
 def downscale(x: torch.Tensor, weight: torch.Tensor, scale: int) -> torch.Tensor:
     """Correlate every channel of ``x`` (N, C, H, W) with the sampling kernel ``weight`` (K, K)
     (see ``sampling_kernel``) on a symmetrically padded input, stride ``scale``, in bands of output
-    rows bounded by ``BAND_ELEMENTS``.
+    rows bounded by ``BAND_ELEMENTS`` (through the FFT above ``FFT_ELEMENTS``).
 
     Returns (N, C, ceil(H / s), ceil(W / s)): output (i, j) is centred on input (s*i, s*j).
     """
@@ -69,6 +86,9 @@ def downscale(x: torch.Tensor, weight: torch.Tensor, scale: int) -> torch.Tensor
     padded = symmetric_pad(x.reshape(n * c, 1, h, w), size // 2)
     kernel = weight.to(x.dtype)[None, None]
     out_h, out_w = -(-h // scale), -(-w // scale)
+    if n * c * out_h * out_w * size * size > FFT_ELEMENTS:
+        out = correlate_fft(padded, weight.to(x.dtype), scale)[..., :out_h, :out_w]
+        return out.reshape(n, c, out_h, out_w)
     band = max(1, BAND_ELEMENTS // (n * c * out_w * size * size))
     bands = [F.conv2d(padded[..., top * scale:(min(top + band, out_h) - 1) * scale + size, :], kernel, stride=scale)
              for top in range(0, out_h, band)]
