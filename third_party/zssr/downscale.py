@@ -69,9 +69,11 @@ def correlate_fft(padded: torch.Tensor, kernel: torch.Tensor, scale: int) -> tor
     never wrap around, and they are exactly the valid correlation."""
     size = kernel.shape[-1]
     shape = padded.shape[-2:]
-    spectrum = torch.fft.rfft2(padded[:, 0], s=shape) * torch.fft.rfft2(kernel.flip((0, 1)), s=shape)
-    full = torch.fft.irfft2(spectrum, s=shape)
-    return full[:, size - 1::scale, size - 1::scale].unsqueeze(1)
+    transfer = torch.fft.rfft2(kernel.flip((0, 1)), s=shape)
+    # One plane at a time: a plane's spectra are several times its size.
+    planes = [torch.fft.irfft2(torch.fft.rfft2(plane, s=shape) * transfer, s=shape)[size - 1::scale, size - 1::scale]
+              for plane in padded[:, 0]]
+    return torch.stack(planes).unsqueeze(1)
 
 
 def downscale(x: torch.Tensor, weight: torch.Tensor, scale: int) -> torch.Tensor:
