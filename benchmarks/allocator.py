@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import numbers, unit_seconds, write_section
-from blindsr.runtime import ALLOCATOR_ENV, KEPT_FREE_BYTES
+from blindsr.runtime import ALLOCATOR_ENV, KEPT_FREE_BYTES, allocator_environment
 from blindsr.tables import markdown_table
 
 TASKS = ("kernelgan", "zssr")
@@ -60,11 +59,9 @@ def child(data: Path, number: int, task: str) -> dict:
 
 
 def run_child(data: Path, number: int, task: str, setting: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in (ALLOCATOR_ENV, "MALLOC_TOP_PAD_")}
-    if setting == "default":
-        env[ALLOCATOR_ENV] = "default"
     run = subprocess.run([sys.executable, "-m", "benchmarks.allocator", "--data", str(data), "--child",
-                          f"{number}:{task}"], capture_output=True, text=True, env=env)
+                          f"{number}:{task}"], capture_output=True, text=True,
+                         env=allocator_environment(setting == "kept"))
     if run.returncode:
         raise SystemExit(f"benchmarks.allocator child ({number}, {task}, {setting}) failed:\n{run.stderr[-2000:]}")
     row = json.loads(run.stdout.strip().splitlines()[-1])

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,7 @@ from pathlib import Path
 from benchmarks.common import write_section
 from blindsr.degradation import imresize
 from blindsr.images import read_image, write_image
-from blindsr.runtime import ALLOCATOR_ENV
+from blindsr.runtime import ALLOCATOR_ENV, allocator_environment
 from blindsr.tables import markdown_table
 
 WRAPPER = ("import resource, subprocess, sys, json, time; t = time.time(); "
@@ -62,10 +61,8 @@ def main() -> None:
         for name, extra in (("bicubic", ["sr=bicubic"]), ("srmd", ["sr=srmd"]),
                             ("zssr", ["sr=zssr", f"sr.max_iters={args.zssr_iterations}"])):
             for allocator in ("kept", "default"):
-                env = {k: v for k, v in os.environ.items() if k not in (ALLOCATOR_ENV, "MALLOC_TOP_PAD_")}
-                if allocator == "default":
-                    env[ALLOCATOR_ENV] = "default"
                 start = time.perf_counter()
+                env = allocator_environment(allocator == "kept")
                 info = measure(image, Path(tmp) / f"{name}_{allocator}", extra, env)
                 rows.append({"back-end": name, "freed memory": "kept (as shipped)" if allocator == "kept" else
                              f"returned ({ALLOCATOR_ENV}=default)", "peak memory (MB)": info["peak_mb"],

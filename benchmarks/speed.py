@@ -230,6 +230,13 @@ def blind(cache: Cache, work: Path, data: Path, report: list[int], report_x4: li
     return report_text(per_image, truth_rows, fp32_rows, unit)
 
 
+def speed_verdict(key: str, s: dict[str, Any]) -> str:
+    """One check line: a comparison's speed-up and mean PSNR change against issue 12's goal."""
+    met = s["speed-up"] >= SPEEDUP_GOAL and s["mean dB"] >= -PSNR_TOLERANCE
+    return (f"- {key}: {s['speed-up']:.1f}x, {s['mean dB']:+.3f} dB mean (goal >= {SPEEDUP_GOAL:g}x and "
+            f">= -{PSNR_TOLERANCE} dB: {'met' if met else 'NOT met'})")
+
+
 def summary(rows: list[dict], today: str, new: str) -> dict[str, Any]:
     """Speed-up of the summed times (what a folder of these images costs) and the mean PSNR change."""
     if not rows:
@@ -379,11 +386,8 @@ def main() -> None:
             verdicts.append(f"- default KernelGAN x2 estimate: {kernelgan['now_units']:.0f} units (goal <= "
                             f"{KERNELGAN_UNITS_GOAL} units: {'met' if met else 'NOT met'}), kernels unchanged: "
                             f"{kernelgan['identical']}")
-        for key, s in checks.items():
-            if "ground-truth" in key or "fp32" in key or key.endswith("x2"):
-                met = s["speed-up"] >= SPEEDUP_GOAL and s["mean dB"] >= -PSNR_TOLERANCE
-                verdicts.append(f"- {key}: {s['speed-up']:.1f}x, {s['mean dB']:+.3f} dB mean (goal >= "
-                                f"{SPEEDUP_GOAL:g}x and >= -{PSNR_TOLERANCE} dB: {'met' if met else 'NOT met'})")
+        verdicts += [speed_verdict(key, s) for key, s in checks.items()
+                     if "ground-truth" in key or "fp32" in key or key.endswith("x2")]
         sections.append("### Checks\n\n" + "\n".join(verdicts))
     if "demo" in parts:
         sections.append("### make demo\n\n" + demo(args.work, units[0]))
@@ -392,10 +396,7 @@ def main() -> None:
         table = x4_ablation(cache, args.data, numbers(args.tune), unit)
         text, checks = blind(cache, args.work, args.data, [], numbers(args.report_x4), [],
                              numbers(args.fp32_x4), unit)
-        verdicts = [f"- {key}: {s['speed-up']:.1f}x, {s['mean dB']:+.3f} dB mean (goal >= {SPEEDUP_GOAL:g}x and "
-                    f">= -{PSNR_TOLERANCE} dB: "
-                    f"{'met' if s['speed-up'] >= SPEEDUP_GOAL and s['mean dB'] >= -PSNR_TOLERANCE else 'NOT met'})"
-                    for key, s in checks.items()]
+        verdicts = [speed_verdict(key, s) for key, s in checks.items()]
         unit_end = unit_seconds()
         head = (f"Speed unit (one fp32 ZSSR training step, plain network, 1x3x128x128): {unit:.4f} s at the start, "
                 f"{unit_end:.4f} s at the end of this run; {'native' if native_bf16() else 'no native'} bf16. Units "

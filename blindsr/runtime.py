@@ -44,6 +44,13 @@ def keep_freed_memory() -> bool:
     return _allocator_tuned
 
 
+def allocator_environment(kept: bool) -> dict[str, str]:
+    """This process's environment for a child that keeps freed memory (``kept``, as shipped) or
+    leaves glibc's malloc as it comes - what the benchmarks compare."""
+    env = {k: v for k, v in os.environ.items() if k not in (ALLOCATOR_ENV, "MALLOC_TOP_PAD_")}
+    return env if kept else {**env, ALLOCATOR_ENV: "default"}
+
+
 # Seed offset of the one retry after a numerical fault (KernelGAN runs, ZSSR runs).
 FAULT_RESEED = 7919
 

@@ -89,7 +89,7 @@ def downscale(x: torch.Tensor, weight: torch.Tensor, scale: int) -> torch.Tensor
     kernel = weight.to(x.dtype)[None, None]
     out_h, out_w = -(-h // scale), -(-w // scale)
     if n * c * out_h * out_w * size * size > FFT_ELEMENTS:
-        out = correlate_fft(padded, weight.to(x.dtype), scale)[..., :out_h, :out_w]
+        out = correlate_fft(padded, kernel[0, 0], scale)[..., :out_h, :out_w]
         return out.reshape(n, c, out_h, out_w)
     band = max(1, BAND_ELEMENTS // (n * c * out_w * size * size))
     bands = [F.conv2d(padded[..., top * scale:(min(top + band, out_h) - 1) * scale + size, :], kernel, stride=scale)
