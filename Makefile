@@ -19,6 +19,7 @@
 #   make bench-hashes BEFORE=REV [AFTER=HEAD]   outputs of pipeline, batch and eval by hash at two revisions
 #   make bench-robust    kernel estimates on held-out photos (hard set, BSD100RK 21-100) vs paper, bicubic, baseline
 #   make bench-robust-tune  the refinement's narrow-kernel settings and the bicubic kernel's likelihood, tuning images only
+#   make bench-robust-shape  held-out images: narrow estimates handed over as Gaussians, against KernelGAN's shape
 #   make bench-table1    the paper's Table 1 on BSD100RK (x2, x4) and the pipeline on the real photos
 #   make bench-camera    one kernel per camera (per-image vs averaged vs joint) and blind noise for SRMD
 #   make bench-camera-zssr     ZSSR with and without noise on its sons, on the noisy one-camera sets
@@ -50,7 +51,7 @@ BUDGETS ?= today (1000 x 4),500 x 4,500 x 4 compressed,350 x 4 compressed,400 x 
 BEFORE ?= d5a51cf
 AFTER ?= HEAD
 
-.PHONY: install test test-fast demo bench-kernel bench-speed bench-speed-x4 bench-speed-allocator bench-speed-avx2 bench-zssr bench-srmd bench-memory bench-table1 bench-batch bench-handoff bench-hashes bench-kernel-budget bench-robust bench-robust-tune bench-camera bench-camera-zssr bench-camera-budgets bench-camera-handoff batch eval report clean
+.PHONY: install test test-fast demo bench-kernel bench-speed bench-speed-x4 bench-speed-allocator bench-speed-avx2 bench-zssr bench-srmd bench-memory bench-table1 bench-batch bench-handoff bench-hashes bench-kernel-budget bench-robust bench-robust-tune bench-robust-shape bench-camera bench-camera-zssr bench-camera-budgets bench-camera-handoff batch eval report clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
@@ -131,6 +132,10 @@ bench-robust: $(STAMP)
 bench-robust-tune: $(STAMP)
 	$(BIN)/python -m benchmarks.hard_set --shared $(SHARED)/data --output hard_set
 	$(BIN)/python -m benchmarks.robust --data $(DATA) --tune hard_set
+
+bench-robust-shape: $(STAMP)
+	$(BIN)/python -m benchmarks.hard_set --shared $(SHARED)/data --output hard_set
+	$(BIN)/python -m benchmarks.robust --data $(DATA) --hard hard_set/report --shape-study
 
 bench-camera: $(STAMP)
 	BLINDSR_WEIGHTS_SRMD_PCA=$(SHARED)/srmd/srmd_pca_matlab.mat $(BIN)/python -m benchmarks.camera --shared $(SHARED)/data --retime

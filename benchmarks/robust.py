@@ -48,6 +48,9 @@ REFINEMENT_KEYS = ("scored", "nll_before", "nll_after", "nll_bicubic", "log_scal
 # The narrow refit's settings studied on the tuning images: (NARROW_VARIANCE, SCENE_BLUR), today's first.
 REPRODUCED = 1e-12  # per tap: today's setting, re-run from the saved unrefined kernel, gives the default's
 NARROW_VARIANTS = ((1.4, 0.15), (1.4, 0.2), (1.4, 0.3), (2.0, 0.15), (2.0, 0.2), (2.0, 0.3))
+# The estimate handed over as the Gaussian of its covariance when it is narrow
+# (``likelihood.gaussian_if_narrow``), studied from the default estimate.
+NARROW_SHAPE = "default, Gaussian when narrow"
 
 def job(lr: Path, method: str, out: Path) -> None:
     """One estimate in this process (the blindsr on sys.path decides the code), saved to ``out``."""
@@ -55,7 +58,7 @@ def job(lr: Path, method: str, out: Path) -> None:
     from blindsr.images import read_image
 
     preset = "paper" if method == "paper" else "default"
-    overrides = {"refine": "none"} if method == "unrefined" else {}
+    overrides = {"unrefined": {"refine": "none"}, "kernel_shape": {"shape": "kernel"}}.get(method, {})
     estimator = get_estimator("kernelgan", preset=preset, device="cpu", **overrides)
     image = read_image(lr).rgb
     start = time.perf_counter()
@@ -148,12 +151,13 @@ def tune_entries(data: Path, hard_root: Path) -> list[tuple[str, str, object]]:
             for e in load_benchmark(roots.get(folder, hard_root / folder), 2) if numbers is None or e.number in numbers]
 
 
-def refit(lr_path: str, unrefined: str, variants: tuple[tuple[float, float], ...]) -> list[np.ndarray]:
-    """The unrefined kernel refined with each (narrow variance, scene blur) variant; the first fit
-    is shared, as is each scene blur's refit."""
+def refit(lr_path: str, unrefined: str, variants: tuple[tuple[float, float], ...], shape: str) -> list[np.ndarray]:
+    """The unrefined kernel refined with each (narrow variance, scene blur) variant, then shaped as
+    the estimates were (``shape``: the preset's ``shape`` at their revision); the first fit is
+    shared, as is each scene blur's refit."""
     from blindsr.estimators.kernelgan.settings import settings_for
     from blindsr.estimators.kernelgan.train import prepare_image
-    from blindsr.estimators.likelihood import fit_covariance, needs_narrow_refit
+    from blindsr.estimators.likelihood import fit_covariance, gaussian_if_narrow, needs_narrow_refit
     from blindsr.images import read_image
     from blindsr.kernel import SRKernel
 
@@ -162,27 +166,34 @@ def refit(lr_path: str, unrefined: str, variants: tuple[tuple[float, float], ...
     first = fit_covariance(start, image, 2, True, 0.0)
     narrow = {v: needs_narrow_refit(first, v) for v, _ in variants}
     refits = {b: fit_covariance(start, image, 2, True, b) for b in sorted({b for v, b in variants if narrow[v]})}
-    return [np.asarray((refits[b] if narrow[v] else first).array) for v, b in variants]
+    fits = [(refits[b] if narrow[v] else first) for v, b in variants]
+    if shape == "gaussian_if_narrow":
+        fits = [gaussian_if_narrow(k, v) for k, (v, _) in zip(fits, variants)]
+    return [np.asarray(k.array) for k in fits]
 
 
-def tune_rows(entries: list[tuple[str, str, object]], work: Path) -> list[dict]:
+def tune_rows(entries: list[tuple[str, str, object]], work: Path, shape: str) -> list[dict]:
     """Per tuning image: kernel PSNR and LR-PSNR of the default estimate, of the bicubic kernel and
     of the unrefined estimate refined with each ``NARROW_VARIANTS`` setting (the first is today's
     and must give the default estimate again: checked), and the bicubic kernel's negative
     log-likelihood minus the estimate's on the pixels the refinement scored."""
     from concurrent.futures import ProcessPoolExecutor
 
+    from blindsr.estimators.likelihood import gaussian_if_narrow
+    from blindsr.kernel import SRKernel
+
     done = [(p, f, e) for p, f, e in entries
             if all((work / f / e.name / f"{m}.json").exists() for m in TUNE_METHODS)]
     with ProcessPoolExecutor(WORKERS) as pool:
         refined = list(pool.map(refit, [str(e.lr) for _, _, e in done],
                                 [str(work / f / e.name / "unrefined.npy") for _, f, e in done],
-                                [NARROW_VARIANTS] * len(done)))
+                                [NARROW_VARIANTS] * len(done), [shape] * len(done)))
     rows = []
     for (part, folder, entry), variants in zip(done, refined):
         record = json.loads((work / folder / entry.name / "default.json").read_text())
         default = np.load(work / folder / entry.name / "default.npy")
-        kernels = {"default": default, **{variant_name(v): k for v, k in zip(NARROW_VARIANTS, variants)}}
+        kernels = {"default": default, **{variant_name(v): k for v, k in zip(NARROW_VARIANTS, variants)},
+                   NARROW_SHAPE: np.asarray(gaussian_if_narrow(SRKernel.from_array(default, 2, order=1)).array)}
         row = {"part": part, "image": entry.name, **accuracy(entry, kernels)}
         refinement = record["refinement"]
         row["fallback"] = record["fallback"] or ""
@@ -211,7 +222,7 @@ def variant_table(rows: list[dict]) -> list[dict]:
     label = {"default": "the default estimate", today: today + " (today's, re-run)"}
     groups = [(part, [r for r in rows if r["part"] == part]) for part in dict.fromkeys(r["part"] for r in rows)]
     for part, sub in groups + [("all tuning images", rows)]:
-        for name in ["default"] + [variant_name(v) for v in NARROW_VARIANTS] + ["bicubic"]:
+        for name in ["default"] + [variant_name(v) for v in NARROW_VARIANTS] + [NARROW_SHAPE, "bicubic"]:
             k = np.array([r["bicubic_kernel_psnr" if r["fallback"] else f"{name}_kernel_psnr"] for r in sub])
             lr = np.array([r["bicubic_lr_psnr" if r["fallback"] else f"{name}_lr_psnr"] for r in sub])
             below = sum(1 for r, v in zip(sub, lr) if v < r["bicubic_lr_psnr"])
@@ -235,23 +246,27 @@ def tune(args: argparse.Namespace, measured: str) -> None:
             for m in TUNE_METHODS]
     if not args.score_only:
         run_jobs(jobs)
-    rows = tune_rows(entries, args.work)
+    rows = tune_rows(entries, args.work, args.estimate_shape)
     table = variant_table(rows)
     preferred = [r for r in rows if r["bicubic_minus_estimate_nll"] < 0]
     below = [r for r in rows if r["bicubic_lr_psnr"] > r["default_lr_psnr"] and not r["fallback"]]
     nll = np.array([r["bicubic_minus_estimate_nll"] for r in rows if not r["fallback"]])
     columns = ["part", "image", "default_kernel_psnr", "default_lr_psnr", "bicubic_kernel_psnr", "bicubic_lr_psnr"]
-    columns += [f"{variant_name(v)}_{m}" for v in NARROW_VARIANTS[1:] for m in ("kernel_psnr", "lr_psnr")]
+    columns += [f"{name}_{m}" for name in [variant_name(v) for v in NARROW_VARIANTS[1:]] + [NARROW_SHAPE]
+                for m in ("kernel_psnr", "lr_psnr")]
     columns += ["bicubic_minus_estimate_nll", "scored", "fallback", "reproduced", "seconds"]
     body = ("Tuning images only (docs/RELIABILITY.md: the hard set's `tune/`, `narrow/` and `narrow_hard/` parts, "
             f"BSD100RK 1-20, Urban100RK 1-8); the default preset at revision {measured}, seed 0, and the same "
             "estimate without its refinement, refined again here with each setting of the narrow refit "
             "(`likelihood.refine_covariance`: a fit whose mean principal variance is below `narrow` HR px^2 is "
-            "redone with a Gaussian scene softness of variance `blur` in the prior). The first setting is "
+            "redone with a Gaussian scene softness of variance `blur` in the prior), each shaped as the "
+            f"estimates were (`{args.estimate_shape}`). The first setting is "
             f"today's; it reproduced the default estimate to 1e-12 per tap (float rounding of the saved kernel) on {sum(r['reproduced'] for r in rows)} of "
             f"{len(rows)} images (largest difference on any: {max(r['reproduction_error'] for r in rows):.1e}). Kernel PSNR and LR-PSNR (dB) of the kernel handed over; a fallback hands over "
             "the bicubic kernel whatever the setting. 'below bicubic': images whose LR-PSNR is below the "
-            "bicubic kernel's.\n\n" + markdown_table(table, list(table[0]))
+            "bicubic kernel's. '" + NARROW_SHAPE + "': the default estimate handed over as the Gaussian of "
+            "its covariance when its mean principal variance is below 1.4 HR px^2 "
+            "(`likelihood.gaussian_if_narrow`).\n\n" + markdown_table(table, list(table[0]))
             + "\n\nThe bicubic kernel against the refined estimate, by the refinement's own score (its negative "
             "log-likelihood minus the estimate's, nats per LR frequency, on the pixels the refinement scored): "
             f"lower for the bicubic kernel on {len(preferred)} of {len(nll)} images; smallest difference "
@@ -264,6 +279,94 @@ def tune(args: argparse.Namespace, measured: str) -> None:
     write_section("robust-tuning", "Narrow kernels and the bicubic kernel on the tuning images", body,
                   "bench-robust-tune")
     print(markdown_table(table, list(table[0])))
+
+
+def shape_rows(entries: list[tuple[str, object]], work: Path) -> list[dict]:
+    """Per held-out image: the default estimate made with KernelGAN's shape kept (``kernel_shape``)
+    and as the default hands it over now, the Gaussian of its covariance when narrow
+    (``likelihood.gaussian_if_narrow``; a fallback's bicubic kernel is handed over as it is)."""
+    from blindsr.estimators.likelihood import gaussian_if_narrow, mean_variance
+    from blindsr.kernel import SRKernel
+
+    rows = []
+    for part, entry in entries:
+        folder = work / part.split()[0] / entry.name
+        if not (folder / "kernel_shape.json").exists():
+            continue
+        record = json.loads((folder / "kernel_shape.json").read_text())
+        before = SRKernel.from_array(np.load(folder / "kernel_shape.npy"), 2, order=1)
+        after = before if record["fallback"] else gaussian_if_narrow(before)
+        row = {"part": part, "image": entry.name,
+               **accuracy(entry, {"kernel_shape": before.array, "default": after.array}),
+               "mean_variance": mean_variance(before),
+               "gaussian": bool(after.provenance.get("shape", {}).get("chosen") == "gaussian"),
+               "fallback": record["fallback"] or "", "seconds": record["seconds"]}
+        rows.append(row)
+    return rows
+
+
+SHAPE_LABELS = {"kernel_shape": "KernelGAN's shape (before)", "default": "Gaussian when narrow (the default)",
+                "bicubic": "bicubic kernel"}
+
+
+def shape_summary(rows: list[dict]) -> list[dict]:
+    out = []
+    for part in dict.fromkeys(r["part"] for r in rows):
+        sub = [r for r in rows if r["part"] == part]
+        for m, label in SHAPE_LABELS.items():
+            line = {"part": part, "kernel handed over": label, "images": len(sub)}
+            for metric in ("kernel_psnr", "lr_psnr"):
+                v = np.array([r[f"{m}_{metric}"] for r in sub])
+                line.update({f"{metric} mean": v.mean(), f"{metric} p10": np.percentile(v, 10),
+                             f"{metric} worst": v.min()})
+            line["below bicubic"] = (sum(1 for r in sub if r[f"{m}_lr_psnr"] < r["bicubic_lr_psnr"] and not r["fallback"])
+                                     if m != "bicubic" else 0)
+            out.append(line)
+    return out
+
+
+def shape_study(args: argparse.Namespace, measured: str) -> None:
+    """``--shape-study``: the held-out images' default estimates with KernelGAN's shape kept, and
+    handed over as the default does now (section 'robust-narrow-shape')."""
+    from benchmarks.common import worktree, write_section
+    from blindsr.tables import markdown_table
+
+    current = worktree(measured, args.work)
+    entries = first_of_each_part(images(args.data, args.hard), args.limit)
+    jobs = [(current, e.lr, "kernel_shape", args.work / p.split()[0] / e.name / "kernel_shape.json") for p, e in entries]
+    if not args.score_only:
+        run_jobs(jobs)
+    rows = shape_rows(entries, args.work)
+    name_scored_part(rows)
+    table = shape_summary(rows)
+    changed = [r for r in rows if r["gaussian"]]
+    worse = [r for r in changed if r["default_lr_psnr"] < r["kernel_shape_lr_psnr"] - 0.1]
+    lines = [f"- handed over as the Gaussian (narrow): {len(changed)} of {len(rows)} images"
+             + (f" ({', '.join(r['image'] + ' (' + r['part'] + ')' for r in changed)})" if changed else ""),
+             f"- of those, LR-PSNR more than 0.1 dB lower than with KernelGAN's shape: {len(worse)}"
+             + (f" ({', '.join(r['image'] + ' (' + r['part'] + ')' for r in worse)})" if worse else "")]
+    for part in dict.fromkeys(r["part"] for r in changed):
+        sub = [r for r in changed if r["part"] == part]
+        for metric in ("kernel_psnr", "lr_psnr"):
+            delta = np.array([r[f"default_{metric}"] - r[f"kernel_shape_{metric}"] for r in sub])
+            lines.append(f"- {part}, the {len(sub)} narrow estimates, {metric.replace('_', ' ')} change: mean "
+                         f"{delta.mean():+.2f} dB, worst {delta.min():+.2f} dB, best {delta.max():+.2f} dB")
+    columns = ["part", "image"] + [f"{m}_{x}" for m in SHAPE_LABELS for x in ("kernel_psnr", "lr_psnr")]
+    columns += ["mean_variance", "gaussian", "fallback", "seconds"]
+    body = ("Held-out images only (the hard set's `report/` part and BSD100RK 21-100, never used for a "
+            f"choice). The default preset at revision {measured} with KernelGAN's refined shape kept "
+            "(`estimator.shape=kernel`, the default before this rule), seed 0, one estimate per image, two at a "
+            "time, one thread each; the same kernel as the default now hands it over: the Gaussian of its "
+            "covariance when its mean principal variance is below 1.4 HR px^2 "
+            "(`likelihood.gaussian_if_narrow`; a fallback's bicubic kernel as it is). Kernel PSNR (dB, on the "
+            "true kernel's 11x11 canvas) and LR-PSNR (dB, the true HR scene re-degraded with the kernel, against "
+            "the LR input); 'below bicubic': images whose LR-PSNR is below the bicubic kernel's without a "
+            "fallback.\n\n" + markdown_table(table, list(table[0])) + "\n\nChecks:\n\n" + "\n".join(lines)
+            + "".join(f"\n- {remark}" for remark in args.remark)
+            + "\n\nPer image:\n\n" + markdown_table(rows, columns))
+    write_section("robust-narrow-shape", "Narrow kernels handed over as Gaussians (held-out images)", body,
+                  "bench-robust-shape")
+    print("\n".join(lines))
 
 
 def summary(rows: list[dict]) -> list[dict]:
@@ -304,6 +407,15 @@ def checks(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def name_scored_part(rows: list[dict]) -> None:
+    """Name the BSD100RK images actually scored in their part (a limited or interrupted run scores
+    part of them)."""
+    scored = ranges(sorted(int(r["image"].split("_")[-1]) for r in rows if r["part"].startswith("BSD")))
+    for r in rows:
+        if r["part"].startswith("BSD"):
+            r["part"] = f"BSD100RK {scored}"
+
+
 def ranges(numbers: list[int]) -> str:
     """Sorted image numbers as runs, e.g. [21, 22, 23, 77, 78] -> '21-23, 77-78'."""
     runs: list[list[int]] = []
@@ -325,11 +437,15 @@ def main() -> None:
     parser.add_argument("--baseline", help="git revision of the earlier default")
     parser.add_argument("--tune", type=Path, metavar="HARD_SET",
                         help="study the bicubic guard on the tuning images instead (the hard set's root folder)")
+    parser.add_argument("--shape-study", action="store_true",
+                        help="the held-out images with and without the Gaussian for narrow estimates")
     parser.add_argument("--revision", default="HEAD", help="git revision of the code measured")
     parser.add_argument("--work", type=Path, default=ROOT / "bench_out" / "robust")
     parser.add_argument("--limit", type=int, default=0, help="first N images of each set (0: all)")
     parser.add_argument("--score-only", action="store_true",
                         help="run no estimate: score the images whose estimates are all finished")
+    parser.add_argument("--estimate-shape", default=None,
+                        help="--tune: the default preset's refined shape at --revision (default: today's)")
     parser.add_argument("--remark", action="append", default=[],
                         help="a line added to the section (e.g. how an interrupted run was completed)")
     args = parser.parse_args()
@@ -339,9 +455,18 @@ def main() -> None:
     measured = subprocess.run(["git", "rev-parse", "--short", args.revision], cwd=ROOT, check=True,
                               capture_output=True, text=True).stdout.strip()
     args.work = args.work / measured
+    if args.estimate_shape is None:
+        from blindsr.estimators.kernelgan.settings import settings_for
+
+        args.estimate_shape = settings_for("default").shape
     args.work.mkdir(parents=True, exist_ok=True)
     if args.tune:
         tune(args, measured)
+        return
+    if args.shape_study:
+        if not args.hard:
+            parser.error("--shape-study needs --hard")
+        shape_study(args, measured)
         return
     if not (args.hard and args.baseline):
         parser.error("--hard and --baseline are required unless --tune is given")
@@ -353,10 +478,7 @@ def main() -> None:
     if not args.score_only:
         run_jobs(jobs)
     rows = score(entries, args.work)
-    scored = ranges(sorted(int(r["image"].split("_")[-1]) for r in rows if r["part"].startswith("BSD")))
-    for r in rows:  # name the images actually scored (an interrupted run scores part of them)
-        if r["part"].startswith("BSD"):
-            r["part"] = f"BSD100RK {scored}"
+    name_scored_part(rows)
     columns = ["part", "image"] + [f"{m}_{x}" for m in (*METHODS, "bicubic") for x in ("kernel_psnr", "lr_psnr")]
     columns += ["fallback", "confidence", "scored", "baseline_s", "default_s", "paper_s"]
     stats = ["part", "method", "images"] + [f"{m} {s}" for m in ("kernel_psnr", "lr_psnr")

@@ -50,7 +50,7 @@ SPECTRUM_EXPONENT = 2.0
 # (``refine_covariance``); both chosen on the tuning images (docs/BENCHMARKS.md, 'robust').
 NARROW_VARIANCE = 1.4
 SCENE_BLUR = 0.15
-SHAPES = ("kernel", "select")  # refine_covariance's ``shape``
+SHAPES = ("kernel", "select", "gaussian_if_narrow")  # refine_covariance's ``shape``
 ROUNDING_NOISE = (1.0 / 255.0) ** 2 / 12.0  # variance of 8-bit rounding, on [0, 1]
 MAX_LOG_SCALE = 1.2  # the affine map stretches each axis by at most e^1.2 = 3.3x either way
 SELECT_TILE = 64  # LR px: tiles scored one by one, to find the in-focus, textured part of a photo
@@ -456,12 +456,15 @@ def refine_covariance(kernel: SRKernel, rgb: Images, scale: int = 2, fit_noise: 
 
     ``shape``: ``"kernel"`` keeps the shape of ``kernel``; ``"select"`` also refits the Gaussian
     of the refined kernel's covariance and keeps whichever the image finds likelier
-    (``select_shape``)."""
+    (``select_shape``); ``"gaussian_if_narrow"`` keeps it unless the refined kernel is narrow
+    (``gaussian_if_narrow``)."""
     if shape not in SHAPES:
         raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
     refined, score = _refine(kernel, rgb, scale, fit_noise, narrow_variance, scene_blur)
     if shape == "kernel":
         return refined
+    if shape == "gaussian_if_narrow":
+        return gaussian_if_narrow(refined, narrow_variance)
     return select_shape(refined, score, rgb, scale, fit_noise, narrow_variance, scene_blur)
 
 
@@ -504,6 +507,24 @@ def select_shape(refined: SRKernel, score: LRLikelihood, rgb: Images, scale: int
     if chosen == "kernel":
         return refined.with_provenance(shape=record)
     return SRKernel(gaussian.array, refined.scale, provenance={**refined.provenance, "shape": record})
+
+
+def gaussian_if_narrow(refined: SRKernel, narrow_variance: float = NARROW_VARIANCE) -> SRKernel:
+    """``refined``, or the Gaussian of its covariance when its mean principal variance is below
+    ``narrow_variance`` HR px^2; the choice is recorded in the provenance under ``shape``.
+
+    A narrow kernel's fine shape lies below what the LR image resolves: KernelGAN's runs put
+    their scatter there, and the affine map shrinks that scatter with the kernel rather than
+    removing it. The Gaussian of the same second moments is the kernel without it (an optic's
+    sharp kernel - pixel aperture, diffraction, an anti-aliasing filter - is close to one). On
+    the tuning images it raised the kernel PSNR and LR-PSNR of most narrow estimates and of wide
+    ones only about half the time (docs/BENCHMARKS.md, 'robust-tuning'), hence only the narrow."""
+    variance = mean_variance(refined)
+    record = {"rule": "gaussian_if_narrow", "mean_variance": round(variance, 4), "narrow_variance": narrow_variance}
+    if variance >= narrow_variance:
+        return refined.with_provenance(shape={**record, "chosen": "kernel"})
+    gaussian = gaussian_of(refined)
+    return SRKernel(gaussian.array, refined.scale, provenance={**refined.provenance, "shape": {**record, "chosen": "gaussian"}})
 
 
 def needs_narrow_refit(first: SRKernel, narrow_variance: float = NARROW_VARIANCE) -> bool:

@@ -329,3 +329,57 @@ def test_shape_selection_keeps_a_defocus_disk(rng):
     assert np.array_equal(selected.array, kept.array)
     with pytest.raises(ValueError, match="shape"):
         refine_covariance(start, group, 2, shape="disk")
+
+
+def bumpy_narrow_kernel() -> np.ndarray:
+    """A sharp kernel (mean principal variance about 0.8 HR px^2) carrying a fine, asymmetric
+    scatter, as KernelGAN's averaged runs leave it."""
+    rows, cols = np.mgrid[-6:7, -6:7]
+    k = np.exp(-(rows ** 2 / 0.9 + cols ** 2 / 0.7) / 2)
+    k = k * (1 + 0.3 * np.cos(2.5 * rows + 1.0) * np.sin(1.7 * cols))
+    k[5, 8] += 0.05
+    return k / k.sum()
+
+
+def test_narrow_kernel_is_handed_over_as_the_gaussian_of_its_covariance():
+    """A narrow kernel becomes the sampled Gaussian of its own second moments (built here from
+    the formula); a wide one comes back unchanged. Both choices are recorded."""
+    narrow = SRKernel(bumpy_narrow_kernel(), 2)
+    n = narrow.size  # second moments about the canvas centre: a handed-off kernel is centred there
+    rows, cols = np.mgrid[0:n, 0:n] - (n - 1) / 2
+    cov = np.array([[np.sum(narrow.array * rows * rows), np.sum(narrow.array * rows * cols)],
+                    [np.sum(narrow.array * rows * cols), np.sum(narrow.array * cols * cols)]])
+    assert np.trace(cov) / 2 < likelihood.NARROW_VARIANCE
+    shaped = likelihood.gaussian_if_narrow(narrow)
+    assert shaped.provenance["shape"]["chosen"] == "gaussian"
+    n = shaped.size
+    rows, cols = np.mgrid[0:n, 0:n] - (n - 1) / 2
+    x = np.stack([rows, cols], axis=-1)
+    expected = np.exp(-0.5 * np.einsum("...i,ij,...j->...", x, np.linalg.inv(cov), x))
+    np.testing.assert_allclose(shaped.array, expected / expected.sum(), atol=1e-12)
+    np.testing.assert_allclose(second_moments(shaped.array), cov, atol=1e-4)  # sampled: ~2e-5
+
+    wide = SRKernel(gaussian_kernel(15, np.diag([2.5, 1.5])), 2)
+    kept = likelihood.gaussian_if_narrow(wide)
+    assert kept.provenance["shape"]["chosen"] == "kernel"
+    np.testing.assert_array_equal(kept.array, wide.array)
+
+
+def test_refinement_hands_a_narrow_fit_over_as_a_gaussian(chelsea_hr):
+    """``shape="gaussian_if_narrow"`` is KernelGAN's shape refined as before, then the rule: the
+    sharp camera on a photo ends as the Gaussian of the refined kernel's covariance, and the
+    default preset refines this way."""
+    from blindsr.estimators.kernelgan.settings import settings_for
+
+    truth = SRKernel(gaussian_kernel(15, np.diag([0.7, 0.6])), 2)
+    lr = quantize(degrade(chelsea_hr, truth, 2))
+    start = SRKernel(bumpy_narrow_kernel(), 2)
+    plain = refine_covariance(start, lr, 2, shape="kernel")
+    shaped = refine_covariance(start, lr, 2, shape="gaussian_if_narrow")
+    assert shaped.provenance["shape"]["chosen"] == "gaussian"
+    np.testing.assert_array_equal(shaped.array, likelihood.gaussian_if_narrow(plain).array)
+    fits = [{k: x.provenance["refinement"][k] for k in ("scored", "log_scales", "angle_rad", "nll_after")}
+            for x in (shaped, plain)]
+    assert fits[0] == fits[1]
+    assert settings_for("default").shape == "gaussian_if_narrow"
+    assert settings_for("paper").shape == "kernel"

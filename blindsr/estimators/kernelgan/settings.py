@@ -61,7 +61,8 @@ class KernelGANSettings:
     # blindsr.estimators.likelihood), or left as KernelGAN made it ("none").
     refine: str = "none"
     # The refined kernel's shape: KernelGAN's ("kernel"), or KernelGAN's or the Gaussian of its
-    # covariance, whichever the likelihood prefers ("select", ``likelihood.select_shape``).
+    # covariance, whichever the likelihood prefers ("select", ``likelihood.select_shape``), or
+    # the Gaussian when the refined kernel is narrow ("gaussian_if_narrow").
     shape: str = "kernel"
     # Runs whose kernel is not physical (sum far from 1, negative or edge mass) dropped before the
     # vote, and a new set trained when none is left (blindsr.estimators.kernelgan.unphysical).
@@ -120,9 +121,11 @@ PRESETS: dict[str, KernelGANSettings] = {
     # 'camera': +0.9 dB kernel PSNR over KernelGAN's shape at one image's budget, the same with
     # 1000, 750 or 500 iterations; 750 keeps more of KernelGAN's own shape, which a camera whose
     # kernel is not Gaussian keeps: 500 lost 0.2 dB of it, 'KernelGAN: cost against accuracy').
+    # One image's narrow kernel is handed over as the Gaussian of its covariance (the tuning
+    # images, docs/BENCHMARKS.md, 'robust-tuning'; held out: 'robust-narrow-shape').
     "default": KernelGANSettings(iterations=1000, bicubic_target="per_channel", threshold_rank=60,
                                  restarts=4, trim=1, refine="affine", drop_collapsed=True,
-                                 group_iterations=750, group_shape="select"),
+                                 shape="gaussian_if_narrow", group_iterations=750, group_shape="select"),
 }
 
 
