@@ -283,8 +283,9 @@ def tune(args: argparse.Namespace, measured: str) -> None:
 
 def shape_rows(entries: list[tuple[str, object]], work: Path) -> list[dict]:
     """Per held-out image: the default estimate made with KernelGAN's shape kept (``kernel_shape``)
-    and as the default hands it over now, the Gaussian of its covariance when narrow
-    (``likelihood.gaussian_if_narrow``; a fallback's bicubic kernel is handed over as it is)."""
+    and as ``estimator.shape=gaussian_if_narrow`` hands it over, the Gaussian of its covariance
+    when narrow (``likelihood.gaussian_if_narrow``; a fallback's bicubic kernel as it is), scored
+    under the name ``default``."""
     from blindsr.estimators.likelihood import gaussian_if_narrow, mean_variance
     from blindsr.kernel import SRKernel
 
@@ -305,7 +306,7 @@ def shape_rows(entries: list[tuple[str, object]], work: Path) -> list[dict]:
     return rows
 
 
-SHAPE_LABELS = {"kernel_shape": "KernelGAN's shape (before)", "default": "Gaussian when narrow (the default)",
+SHAPE_LABELS = {"kernel_shape": "KernelGAN's shape (the default)", "default": "Gaussian when narrow",
                 "bicubic": "bicubic kernel"}
 
 
@@ -327,7 +328,7 @@ def shape_summary(rows: list[dict]) -> list[dict]:
 
 def shape_study(args: argparse.Namespace, measured: str) -> None:
     """``--shape-study``: the held-out images' default estimates with KernelGAN's shape kept, and
-    handed over as the default does now (section 'robust-narrow-shape')."""
+    with narrow ones handed over as Gaussians (section 'robust-narrow-shape')."""
     from benchmarks.common import worktree, write_section
     from blindsr.tables import markdown_table
 
@@ -355,9 +356,9 @@ def shape_study(args: argparse.Namespace, measured: str) -> None:
     columns += ["mean_variance", "gaussian", "fallback", "seconds"]
     body = ("Held-out images only (the hard set's `report/` part and BSD100RK 21-100, never used for a "
             f"choice). The default preset at revision {measured} with KernelGAN's refined shape kept "
-            "(`estimator.shape=kernel`, the default before this rule), seed 0, one estimate per image, two at a "
-            "time, one thread each; the same kernel as the default now hands it over: the Gaussian of its "
-            "covariance when its mean principal variance is below 1.4 HR px^2 "
+            "(`estimator.shape=kernel`), seed 0, one estimate per image, two at a "
+            "time, one thread each; the same kernel as `estimator.shape=gaussian_if_narrow` hands it over: the "
+            "Gaussian of its covariance when its mean principal variance is below 1.4 HR px^2 "
             "(`likelihood.gaussian_if_narrow`; a fallback's bicubic kernel as it is). Kernel PSNR (dB, on the "
             "true kernel's 11x11 canvas) and LR-PSNR (dB, the true HR scene re-degraded with the kernel, against "
             "the LR input); 'below bicubic': images whose LR-PSNR is below the bicubic kernel's without a "

@@ -517,8 +517,9 @@ def gaussian_if_narrow(refined: SRKernel, narrow_variance: float = NARROW_VARIAN
     their scatter there, and the affine map shrinks that scatter with the kernel rather than
     removing it. The Gaussian of the same second moments is the kernel without it (an optic's
     sharp kernel - pixel aperture, diffraction, an anti-aliasing filter - is close to one). On
-    the tuning images it raised the kernel PSNR and LR-PSNR of most narrow estimates and of wide
-    ones only about half the time (docs/BENCHMARKS.md, 'robust-tuning'), hence only the narrow."""
+    the sharp-kernel tuning images it raised the mean kernel PSNR and LR-PSNR, but on held-out
+    BSD100RK images it lowered most narrow estimates (docs/BENCHMARKS.md, 'robust-tuning',
+    'robust-narrow-shape'): an option (``shape="gaussian_if_narrow"``), not the default."""
     variance = mean_variance(refined)
     record = {"rule": "gaussian_if_narrow", "mean_variance": round(variance, 4), "narrow_variance": narrow_variance}
     if variance >= narrow_variance:

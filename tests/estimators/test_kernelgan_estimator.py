@@ -258,27 +258,24 @@ def test_group_estimate_pools_the_images(monkeypatch, rng):
     photos = [quantize(degrade(textured_image(rng, 320, 320), camera, 2)) for _ in range(2)]
     shape = refined.estimate_group(photos, 2, seed=1).kernels[2].provenance["shape"]
     assert shape["chosen"] in ("kernel", "gaussian") and set(shape["nll"]) == {"kernel", "gaussian"}
-    # one image: no likelihood selection, only the narrow-kernel rule
-    single_shape = refined.estimate(photos[0], 2, seed=1).kernels[2].provenance["shape"]
-    assert single_shape["rule"] == "gaussian_if_narrow" and "nll" not in single_shape
+    assert "shape" not in refined.estimate(photos[0], 2, seed=1).kernels[2].provenance
 
 
 def test_group_settings_compress_the_schedules():
     """A group's runs: ``group_iterations`` with the iteration-counted schedules scaled alike
     (1000 -> 500 halves 200 and 750), ``group_restarts`` runs and the ``group_shape`` selection;
-    unset, a group trains as one image. One image keeps KernelGAN's shape by default, unless
-    narrow."""
+    unset, a group trains as one image. One image keeps KernelGAN's shape by default."""
     default = settings_for("default", {"group_iterations": 500, "group_restarts": 8})
     group = default.for_group()
     assert (group.iterations, group.restarts, group.schedule_every, group.lr_decay_every) == (500, 8, 100, 375)
-    assert (default.shape, group.shape) == ("gaussian_if_narrow", "select")
+    assert (default.shape, group.shape) == ("kernel", "select")
     assert dataclasses.replace(group, iterations=1000, restarts=4, schedule_every=200, lr_decay_every=750,
-                               shape="gaussian_if_narrow") == default
+                               shape="kernel") == default
     shipped = settings_for("default").for_group()  # a group's default: 750 iterations, the shape selected
     assert (shipped.iterations, shipped.restarts, shipped.schedule_every, shipped.lr_decay_every) == (750, 4, 150, 562)
     assert dataclasses.replace(shipped, iterations=1000, schedule_every=200, lr_decay_every=750,
-                               shape="gaussian_if_narrow") == settings_for("default")
-    as_one = {"group_iterations": 1000, "group_shape": "gaussian_if_narrow"}
+                               shape="kernel") == settings_for("default")
+    as_one = {"group_iterations": 1000, "group_shape": "kernel"}
     assert settings_for("default", as_one).for_group() == settings_for("default", as_one)
     assert settings_for("paper").for_group() == settings_for("paper")
     with pytest.raises(ValueError, match="group_restarts"):

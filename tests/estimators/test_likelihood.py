@@ -367,10 +367,7 @@ def test_narrow_kernel_is_handed_over_as_the_gaussian_of_its_covariance():
 
 def test_refinement_hands_a_narrow_fit_over_as_a_gaussian(chelsea_hr):
     """``shape="gaussian_if_narrow"`` is KernelGAN's shape refined as before, then the rule: the
-    sharp camera on a photo ends as the Gaussian of the refined kernel's covariance, and the
-    default preset refines this way."""
-    from blindsr.estimators.kernelgan.settings import settings_for
-
+    sharp camera on a photo ends as the Gaussian of the refined kernel's covariance."""
     truth = SRKernel(gaussian_kernel(15, np.diag([0.7, 0.6])), 2)
     lr = quantize(degrade(chelsea_hr, truth, 2))
     start = SRKernel(bumpy_narrow_kernel(), 2)
@@ -381,5 +378,3 @@ def test_refinement_hands_a_narrow_fit_over_as_a_gaussian(chelsea_hr):
     fits = [{k: x.provenance["refinement"][k] for k in ("scored", "log_scales", "angle_rad", "nll_after")}
             for x in (shaped, plain)]
     assert fits[0] == fits[1]
-    assert settings_for("default").shape == "gaussian_if_narrow"
-    assert settings_for("paper").shape == "kernel"

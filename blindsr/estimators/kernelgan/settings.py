@@ -121,11 +121,12 @@ PRESETS: dict[str, KernelGANSettings] = {
     # 'camera': +0.9 dB kernel PSNR over KernelGAN's shape at one image's budget, the same with
     # 1000, 750 or 500 iterations; 750 keeps more of KernelGAN's own shape, which a camera whose
     # kernel is not Gaussian keeps: 500 lost 0.2 dB of it, 'KernelGAN: cost against accuracy').
-    # One image's narrow kernel is handed over as the Gaussian of its covariance (the tuning
-    # images, docs/BENCHMARKS.md, 'robust-tuning'; held out: 'robust-narrow-shape').
+    # One image keeps KernelGAN's shape even when narrow: the Gaussian of a narrow kernel's
+    # covariance (shape="gaussian_if_narrow") helped the sharp-kernel tuning images but lowered
+    # held-out BSD100RK 21-100 (docs/BENCHMARKS.md, 'robust-tuning', 'robust-narrow-shape').
     "default": KernelGANSettings(iterations=1000, bicubic_target="per_channel", threshold_rank=60,
                                  restarts=4, trim=1, refine="affine", drop_collapsed=True,
-                                 shape="gaussian_if_narrow", group_iterations=750, group_shape="select"),
+                                 group_iterations=750, group_shape="select"),
 }
 
 
