@@ -239,6 +239,10 @@ def tune(args: argparse.Namespace, measured: str) -> None:
     from benchmarks.common import worktree, write_section
     from blindsr.tables import markdown_table
 
+    from blindsr.estimators.kernelgan.settings import settings_for
+    from blindsr.estimators.likelihood import NARROW_VARIANCE
+
+    args.estimate_shape = args.estimate_shape or settings_for("default").shape
     current = worktree(measured, args.work)
     entries = tune_entries(args.data, args.tune)
     entries = first_of_each_part(entries, args.limit)
@@ -265,14 +269,13 @@ def tune(args: argparse.Namespace, measured: str) -> None:
             f"{len(rows)} images (largest difference on any: {max(r['reproduction_error'] for r in rows):.1e}). Kernel PSNR and LR-PSNR (dB) of the kernel handed over; a fallback hands over "
             "the bicubic kernel whatever the setting. 'below bicubic': images whose LR-PSNR is below the "
             "bicubic kernel's. '" + NARROW_SHAPE + "': the default estimate handed over as the Gaussian of "
-            "its covariance when its mean principal variance is below 1.4 HR px^2 "
+            f"its covariance when its mean principal variance is below {NARROW_VARIANCE:g} HR px^2 "
             "(`likelihood.gaussian_if_narrow`).\n\n" + markdown_table(table, list(table[0]))
             + "\n\nThe bicubic kernel against the refined estimate, by the refinement's own score (its negative "
             "log-likelihood minus the estimate's, nats per LR frequency, on the pixels the refinement scored): "
             f"lower for the bicubic kernel on {len(preferred)} of {len(nll)} images; smallest difference "
             f"{nll.min():+.4f}, median {np.median(nll):+.4f}. The default estimate is below the bicubic kernel's "
-            f"LR-PSNR on {len(below)} images" + (f" ({', '.join(r['image'] + ' (' + r['part'] + ')' for r in below)})"
-                                                 if below else "")
+            f"LR-PSNR on {len(below)} images" + named(below)
             + ": a guard that falls back when the bicubic kernel scores better would catch none of them."
             + "".join(f"\n- {remark}" for remark in args.remark)
             + "\n\nPer image:\n\n" + markdown_table(rows, columns))
@@ -300,7 +303,7 @@ def shape_rows(entries: list[tuple[str, object]], work: Path) -> list[dict]:
         row = {"part": part, "image": entry.name,
                **accuracy(entry, {"kernel_shape": before.array, "default": after.array}),
                "mean_variance": mean_variance(before),
-               "gaussian": bool(after.provenance.get("shape", {}).get("chosen") == "gaussian"),
+               "gaussian": after.provenance.get("shape", {}).get("chosen") == "gaussian",
                "fallback": record["fallback"] or "", "seconds": record["seconds"]}
         rows.append(row)
     return rows
@@ -317,9 +320,7 @@ def shape_summary(rows: list[dict]) -> list[dict]:
         for m, label in SHAPE_LABELS.items():
             line = {"part": part, "kernel handed over": label, "images": len(sub)}
             for metric in ("kernel_psnr", "lr_psnr"):
-                v = np.array([r[f"{m}_{metric}"] for r in sub])
-                line.update({f"{metric} mean": v.mean(), f"{metric} p10": np.percentile(v, 10),
-                             f"{metric} worst": v.min()})
+                line.update(spread(metric, [r[f"{m}_{metric}"] for r in sub]))
             line["below bicubic"] = (sum(1 for r in sub if r[f"{m}_lr_psnr"] < r["bicubic_lr_psnr"] and not r["fallback"])
                                      if m != "bicubic" else 0)
             out.append(line)
@@ -330,6 +331,7 @@ def shape_study(args: argparse.Namespace, measured: str) -> None:
     """``--shape-study``: the held-out images' default estimates with KernelGAN's shape kept, and
     with narrow ones handed over as Gaussians (section 'robust-narrow-shape')."""
     from benchmarks.common import worktree, write_section
+    from blindsr.estimators.likelihood import NARROW_VARIANCE
     from blindsr.tables import markdown_table
 
     current = worktree(measured, args.work)
@@ -343,9 +345,9 @@ def shape_study(args: argparse.Namespace, measured: str) -> None:
     changed = [r for r in rows if r["gaussian"]]
     worse = [r for r in changed if r["default_lr_psnr"] < r["kernel_shape_lr_psnr"] - 0.1]
     lines = [f"- handed over as the Gaussian (narrow): {len(changed)} of {len(rows)} images"
-             + (f" ({', '.join(r['image'] + ' (' + r['part'] + ')' for r in changed)})" if changed else ""),
+             + named(changed),
              f"- of those, LR-PSNR more than 0.1 dB lower than with KernelGAN's shape: {len(worse)}"
-             + (f" ({', '.join(r['image'] + ' (' + r['part'] + ')' for r in worse)})" if worse else "")]
+             + named(worse)]
     for part in dict.fromkeys(r["part"] for r in changed):
         sub = [r for r in changed if r["part"] == part]
         for metric in ("kernel_psnr", "lr_psnr"):
@@ -358,7 +360,7 @@ def shape_study(args: argparse.Namespace, measured: str) -> None:
             f"choice). The default preset at revision {measured} with KernelGAN's refined shape kept "
             "(`estimator.shape=kernel`), seed 0, one estimate per image, two at a "
             "time, one thread each; the same kernel as `estimator.shape=gaussian_if_narrow` hands it over: the "
-            "Gaussian of its covariance when its mean principal variance is below 1.4 HR px^2 "
+            f"Gaussian of its covariance when its mean principal variance is below {NARROW_VARIANCE:g} HR px^2 "
             "(`likelihood.gaussian_if_narrow`; a fallback's bicubic kernel as it is). Kernel PSNR (dB, on the "
             "true kernel's 11x11 canvas) and LR-PSNR (dB, the true HR scene re-degraded with the kernel, against "
             "the LR input); 'below bicubic': images whose LR-PSNR is below the bicubic kernel's without a "
@@ -370,6 +372,17 @@ def shape_study(args: argparse.Namespace, measured: str) -> None:
     print("\n".join(lines))
 
 
+def spread(metric: str, values: list[float]) -> dict[str, float]:
+    """``<metric> mean``, ``<metric> p10`` and ``<metric> worst`` of ``values``."""
+    v = np.asarray(values)
+    return {f"{metric} mean": v.mean(), f"{metric} p10": np.percentile(v, 10), f"{metric} worst": v.min()}
+
+
+def named(rows: list[dict]) -> str:
+    """' (im_2 (part), ...)' naming ``rows``' images, or '' for none."""
+    return f" ({', '.join(r['image'] + ' (' + r['part'] + ')' for r in rows)})" if rows else ""
+
+
 def summary(rows: list[dict]) -> list[dict]:
     out = []
     for part in dict.fromkeys(r["part"] for r in rows):
@@ -377,25 +390,22 @@ def summary(rows: list[dict]) -> list[dict]:
         for m in (*METHODS, "bicubic"):
             line = {"part": part, "method": m, "images": len(sub)}
             for metric in ("kernel_psnr", "lr_psnr"):
-                v = np.array([r[f"{m}_{metric}"] for r in sub])
-                line.update({f"{metric} mean": v.mean(), f"{metric} p10": np.percentile(v, 10),
-                             f"{metric} worst": v.min()})
+                line.update(spread(metric, [r[f"{m}_{metric}"] for r in sub]))
             line["seconds"] = float(np.mean([r[f"{m}_s"] for r in sub])) if m != "bicubic" else 0.0
             out.append(line)
     return out
 
 
 def checks(rows: list[dict]) -> str:
-    below_paper = [r["image"] + f" ({r['part']})" for r in rows if r["default_lr_psnr"] < r["paper_lr_psnr"] - 1.0]
-    below_bicubic = [r["image"] + f" ({r['part']})" for r in rows
-                     if r["default_lr_psnr"] < r["bicubic_lr_psnr"] and not r["fallback"]]
+    below_paper = [r for r in rows if r["default_lr_psnr"] < r["paper_lr_psnr"] - 1.0]
+    below_bicubic = [r for r in rows if r["default_lr_psnr"] < r["bicubic_lr_psnr"] and not r["fallback"]]
     fallbacks = [r for r in rows if r["fallback"]]
     bsd = [r for r in rows if r["part"].startswith("BSD")]
     lines = [
         f"- default more than 1 dB below the paper preset in LR-PSNR: {len(below_paper)} of {len(rows)}"
-        + (f" ({', '.join(below_paper)})" if below_paper else ""),
+        + named(below_paper),
         f"- default below the bicubic kernel's LR-PSNR without an announced fallback: {len(below_bicubic)}"
-        + (f" ({', '.join(below_bicubic)})" if below_bicubic else ""),
+        + named(below_bicubic),
         f"- fallbacks: {len(fallbacks)}" + "".join(f"; {r['image']} ({r['part']}): {r['fallback']}" for r in fallbacks),
     ]
     if bsd:
@@ -456,10 +466,6 @@ def main() -> None:
     measured = subprocess.run(["git", "rev-parse", "--short", args.revision], cwd=ROOT, check=True,
                               capture_output=True, text=True).stdout.strip()
     args.work = args.work / measured
-    if args.estimate_shape is None:
-        from blindsr.estimators.kernelgan.settings import settings_for
-
-        args.estimate_shape = settings_for("default").shape
     args.work.mkdir(parents=True, exist_ok=True)
     if args.tune:
         tune(args, measured)
