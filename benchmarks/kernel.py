@@ -56,7 +56,8 @@ def speed(data: Path, iterations: int) -> str:
             "same seed and crops:\n\n"
             + markdown_table(rows, ["generator", "ms / iteration"])
             + f"\n\nSpeed-up of the collapsed generator: **{ratio:.1f}x** (same code otherwise).\n\n"
-            "Whole estimates (3000 iterations per run; the authors' code takes 223-285 s here):\n\n"
+            "Whole estimates (the paper preset runs 3000 iterations; the authors' code took 223-285 s per "
+            "image on the machine of ../shared/specs/kernelgan.md, not timed here):\n\n"
             + markdown_table(full, ["preset", "iterations", "restarts", "seconds"], digits=1))
 
 
