@@ -46,7 +46,7 @@ SRS ?= [bicubic,zssr,srmd]
 # The default kernel estimate before the robustness work (bench-robust runs it side by side).
 BASELINE ?= 02761fc
 # bench-kernel-budget: the KernelGAN training budgets compared (names in benchmarks/kernel_budget.py).
-BUDGETS ?= today (1000 x 4),500 x 4,500 x 4 compressed,350 x 4 compressed,400 x 5 compressed,350 x 6 compressed,1000 x 2
+BUDGETS ?= today (1000 x 4),700 x 4 compressed,700 x 3,500 x 4,500 x 4 compressed,350 x 4 compressed,400 x 5 compressed,350 x 6 compressed,1000 x 2
 # bench-hashes: the revisions compared (results must not change across a change of structure).
 BEFORE ?= d5a51cf
 AFTER ?= HEAD

@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TODAY = "today (1000 x 4)"
 CANDIDATES: dict[str, dict[str, Any]] = {
     TODAY: {"iterations": 1000, "restarts": 4, "schedule_every": 200, "lr_decay_every": 750},
+    "700 x 4 compressed": {"iterations": 700, "restarts": 4, "schedule_every": 140, "lr_decay_every": 525},
     "500 x 4": {"iterations": 500, "restarts": 4, "schedule_every": 200, "lr_decay_every": 750},
     "500 x 4 compressed": {"iterations": 500, "restarts": 4, "schedule_every": 100, "lr_decay_every": 375},
     "350 x 4 compressed": {"iterations": 350, "restarts": 4, "schedule_every": 70, "lr_decay_every": 260},
