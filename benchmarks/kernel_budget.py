@@ -60,7 +60,8 @@ def set_label(folder: Path, wanted: list[int]) -> str:
 
 
 def run_candidate(name: str, overrides: dict[str, Any], folder: Path, wanted: list[int],
-                  work: Path) -> list[dict[str, Any]]:
+                  work: Path, unit: float) -> list[dict[str, Any]]:
+    """Each estimate of ``name``, cached with ``unit``: the speed unit of the run that made it."""
     entries = [e for e in load_benchmark(folder, 2) if int(e.name.split("_")[-1]) in wanted]
     estimator = get_estimator("kernelgan", device="cpu", **overrides)
     rows = []
@@ -71,7 +72,7 @@ def run_candidate(name: str, overrides: dict[str, Any], folder: Path, wanted: li
             rows.append(json.loads(path.read_text()))
             continue
         kernels, seconds = estimate_kernels(entry, estimator, 2, seed=0)
-        row = {"image": entry.name, "seconds": seconds, **kernel_metrics(entry, kernels, 2),
+        row = {"image": entry.name, "seconds": seconds, "unit": unit, **kernel_metrics(entry, kernels, 2),
                "fallback": bool(kernels[2].provenance.get("fallback"))}
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(row))
@@ -82,12 +83,14 @@ def run_candidate(name: str, overrides: dict[str, Any], folder: Path, wanted: li
 
 
 def summarise(rows: list[dict[str, Any]], unit: float) -> dict[str, Any]:
+    """Per-set statistics; units divide each estimate's seconds by the unit cached with it
+    (``unit`` where an older cache recorded none)."""
     kp = np.array([r["kernel_psnr"] for r in rows])
     lp = np.array([r["lr_psnr"] for r in rows])
     seconds = statistics.mean(r["seconds"] for r in rows)
     return {"images": len(rows), "kernel PSNR mean": kp.mean(), "p10": np.percentile(kp, 10), "worst": kp.min(),
             "LR-PSNR mean": lp.mean(), "LR worst": lp.min(), "fallbacks": sum(r["fallback"] for r in rows),
-            "seconds": seconds, "units": seconds / unit}
+            "seconds": seconds, "units": statistics.mean(r["seconds"] / r.get("unit", unit) for r in rows)}
 
 
 def main() -> None:
@@ -111,7 +114,7 @@ def main() -> None:
     for part, folder, wanted in args.sets:
         for name in (chosen if part == "tune" else reported):
             results[(part, set_label(folder, wanted), name)] = run_candidate(
-                name, CANDIDATES[name], folder, wanted, args.work)
+                name, CANDIDATES[name], folder, wanted, args.work, unit_start)
     unit_end = unit_seconds()
     unit = unit_start
     tables = []
@@ -130,7 +133,9 @@ def main() -> None:
     body = (f"Default KernelGAN estimate (x2, seed 0, the process's torch threads: one per batched restart "
             f"within the budget) under each budget; kernel PSNR on the true kernel's canvas. Speed unit "
             f"(one fp32 ZSSR training step on 1x3x128x128): {unit_start:.4f} s at the start, {unit_end:.4f} s "
-            f"at the end of this run ({'native' if native_bf16() else 'no native'} bf16); units use the first. "
+            f"at the end of this run ({'native' if native_bf16() else 'no native'} bf16). Units divide each estimate's "
+            f"seconds by the unit timed at the start of the run that made it (cached with it), or by this run's first "
+            f"where the cache has none. "
             f"Seconds are each estimate's own, including its KernelGAN set-up and refinement. "
             f"Overrides of the default preset: {overrides}.\n\n"
             + (args.remark + "\n\n" if args.remark else "") + "\n\n".join(tables))
