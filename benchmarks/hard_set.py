@@ -26,7 +26,11 @@ blurred by kernels from the sharp corner of the protocol (covariance eigenvalues
 instead of U(0.6, 5)): a camera kernel close to the bicubic one, where an estimate that errs wide
 does worse than assuming bicubic. A fourth, ``narrow_hard/`` (tuning only, seed + 3), edits the
 same images by the seven variants and blurs them with such sharp kernels: the two failure shapes
-at once (a sharp camera kernel on a photo with a defocused background or a sky).
+at once (a sharp camera kernel on a photo with a defocused background or a sky). A fifth, ``crops/``
+(tuning only, seed + 4), holds five unedited BSD100RK-sized windows (480x320, either way up) of each
+of Urban100RK HR images 1-8 under protocol kernels: plain photos whose content, not a defocused
+background, varies in sharpness from tile to tile (where the refinement must not mistake one for
+the other).
 
     python -m benchmarks.hard_set --shared ../shared/data --output hard_set [--seed 4004]
 """
@@ -36,7 +40,7 @@ import argparse
 import io
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image
@@ -55,9 +59,11 @@ NARROW_EIGEN_RANGE = (0.6, 1.0)
 PARTS = {"tune": ("BSD100RK", range(1, 21), 0, VARIANTS, DIV2KRK_EIGEN_RANGE),
          "report": ("Urban100RK", range(9, 21), 1, VARIANTS, DIV2KRK_EIGEN_RANGE),
          "narrow": ("BSD100RK", range(1, 21), 2, ("plain",), NARROW_EIGEN_RANGE),
-         "narrow_hard": ("BSD100RK", range(1, 21), 3, VARIANTS, NARROW_EIGEN_RANGE)}
+         "narrow_hard": ("BSD100RK", range(1, 21), 3, VARIANTS, NARROW_EIGEN_RANGE),
+         "crops": ("Urban100RK", [n for n in range(1, 9) for _ in range(5)], 4, ("crop",), DIV2KRK_EIGEN_RANGE)}
 SCALES = (2, 4)
 DISK_RADIUS = (3.0, 12.0)
+CROP = (480, 320)  # HR px (long side, short side): a BSD100 photo's size
 GAUSS_SIGMA = (1.5, 6.0)
 DEFOCUSED_FRACTION = (0.5, 0.8)
 FLAT_FRACTION = (0.4, 0.7)
@@ -198,6 +204,12 @@ def edit_scene(hr: np.ndarray, variant: str, rng: np.random.Generator) -> tuple[
     """The variant's scene edit and the parameters to record (``defocus`` or ``flat``)."""
     if variant == "plain":
         return hr, {"defocus": None, "flat": None}
+    if variant == "crop":
+        window = CROP if rng.integers(2) else CROP[::-1]
+        top = int(rng.integers(hr.shape[0] - window[1] + 1))
+        left = int(rng.integers(hr.shape[1] - window[0] + 1))
+        return hr[top:top + window[1], left:left + window[0]], {"defocus": None, "flat": None,
+                                                                 "crop": {"top": top, "left": left}}
     if variant.startswith("sky"):
         scene, params = flatten(hr, rng)
         return scene, {"defocus": None, "flat": params}
@@ -224,7 +236,7 @@ def write_mat(path: Path, kernel: np.ndarray) -> None:
     atomic_write_bytes(path, MAT_DESCRIPTION.ljust(116, b"\0") + buf.getvalue()[116:])
 
 
-def make_part(shared: Path, source: str, sources: range, out: Path, seed: int, variants: tuple[str, ...],
+def make_part(shared: Path, source: str, sources: Sequence[int], out: Path, seed: int, variants: tuple[str, ...],
               eigen_range: tuple[float, float]) -> list[dict[str, Any]]:
     """Write one part (DIV2KRK layout, numbered from 1) from ``source``'s gt images ``sources``,
     edited by ``variants`` in turn, blurred by kernels of covariance eigenvalues in
@@ -272,7 +284,7 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data",
                         help="the development data (holds BSD100RK/ and Urban100RK/)")
     parser.add_argument("--output", type=Path, default=ROOT / "hard_set")
-    parser.add_argument("--seed", type=int, default=4004, help="tune/ uses seed, report/ seed + 1, narrow/ seed + 2, narrow_hard/ seed + 3")
+    parser.add_argument("--seed", type=int, default=4004, help="tune/ uses seed, report/ seed + 1, narrow/ seed + 2, narrow_hard/ seed + 3, crops/ seed + 4")
     args = parser.parse_args()
     start = time.perf_counter()
     for part, (source, sources, offset, variants, eigen_range) in PARTS.items():

@@ -14,7 +14,9 @@ two at a time, image by image; finished jobs are kept in ``--work``, so an inter
 
 ``--tune hard_set`` studies the tuning images instead (``tune``): the refinement's narrow-kernel
 settings, re-run from the unrefined estimates, and the bicubic kernel's likelihood against the
-estimate's (section 'robust-tuning').
+estimate's (section 'robust-tuning'). ``--focus-study hard_set`` re-runs the refinement from the
+tuning images' unrefined estimates with each rule for scoring only the in-focus tiles
+(``focus_study``, section 'robust-focus').
 """
 from __future__ import annotations
 
@@ -48,6 +50,11 @@ REFINEMENT_KEYS = ("scored", "nll_before", "nll_after", "nll_bicubic", "log_scal
 # The narrow refit's settings studied on the tuning images: (NARROW_VARIANCE, SCENE_BLUR), today's first.
 REPRODUCED = 1e-12  # per tap: today's setting, re-run from the saved unrefined kernel, gives the default's
 NARROW_VARIANTS = ((1.4, 0.15), (1.4, 0.2), (1.4, 0.3), (2.0, 0.15), (2.0, 0.2), (2.0, 0.3))
+# --focus-study: the tuning parts (with the plain windows of Urban100RK 1-8) and the rules for
+# scoring only the in-focus tiles, as (OUT_OF_FOCUS_MARGIN, MIN_OUT_OF_FOCUS); None: the in-focus
+# share alone (the rule before), today's second.
+FOCUS_PARTS = TUNE_PARTS + (("hard crops", "crops", None),)
+FOCUS_RULES = (None, (0.4, 2), (0.3, 2), (0.5, 2), (0.4, 1), (0.4, 3))
 # The estimate handed over as the Gaussian of its covariance when it is narrow
 # (``likelihood.gaussian_if_narrow``), studied from the default estimate.
 NARROW_SHAPE = "default, Gaussian when narrow"
@@ -284,6 +291,96 @@ def tune(args: argparse.Namespace, measured: str) -> None:
     print(markdown_table(table, list(table[0])))
 
 
+def focus_rule_name(rule: tuple[float, int] | None) -> str:
+    return "in-focus share alone" if rule is None else f"margin {rule[0]:g}, at least {rule[1]}"
+
+
+def focus_refits(lr_path: str, unrefined: str, rules: tuple) -> list[tuple[np.ndarray, str]]:
+    """The unrefined kernel refined as the default preset does (``KernelGANEstimator``: the
+    preset's shape) under each rule for scoring only the in-focus tiles, and what each scored."""
+    from blindsr.estimators import likelihood
+    from blindsr.estimators.kernelgan.settings import settings_for
+    from blindsr.estimators.kernelgan.train import prepare_image
+    from blindsr.images import read_image
+    from blindsr.kernel import SRKernel
+
+    settings = settings_for("default")
+    image = prepare_image(read_image(lr_path).rgb, settings)
+    start = SRKernel.from_array(np.load(unrefined), 2, order=1)
+    today = (likelihood.OUT_OF_FOCUS_MARGIN, likelihood.MIN_OUT_OF_FOCUS)
+    out = []
+    try:
+        for rule in rules:
+            likelihood.OUT_OF_FOCUS_MARGIN, likelihood.MIN_OUT_OF_FOCUS = rule or (math.inf, 0)
+            k = likelihood.refine_covariance(start, image, 2, shape=settings.shape)
+            out.append((np.asarray(k.array), k.provenance["refinement"]["scored"]))
+    finally:
+        likelihood.OUT_OF_FOCUS_MARGIN, likelihood.MIN_OUT_OF_FOCUS = today
+    return out
+
+
+def focus_study(args: argparse.Namespace, measured: str) -> None:
+    """``--focus-study``: per tuning image, the default refinement re-run from the unrefined
+    estimate under each rule of ``FOCUS_RULES`` (section 'robust-focus')."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from benchmarks.common import worktree, write_section
+    from blindsr.datasets import load_benchmark
+    from blindsr.tables import markdown_table
+
+    current = worktree(measured, args.work)
+    roots = {"BSD100RK": args.data, "Urban100RK": args.data.parent / "Urban100RK"}
+    entries = [(part, folder, e) for part, folder, numbers in FOCUS_PARTS
+               for e in load_benchmark(roots.get(folder, args.focus_study / folder), 2)
+               if numbers is None or e.number in numbers]
+    entries = first_of_each_part(entries, args.limit)
+    jobs = [(current, e.lr, "unrefined", args.work / folder / e.name / "unrefined.json") for _, folder, e in entries]
+    if not args.score_only:
+        run_jobs(jobs)
+    done = [(p, f, e) for p, f, e in entries if (args.work / f / e.name / "unrefined.json").exists()]
+    with ProcessPoolExecutor(WORKERS) as pool:
+        refits = list(pool.map(focus_refits, [str(e.lr) for _, _, e in done],
+                               [str(args.work / f / e.name / "unrefined.npy") for _, f, e in done],
+                               [FOCUS_RULES] * len(done)))
+    names = [focus_rule_name(r) for r in FOCUS_RULES]
+    rows = []
+    for (part, _, entry), fits in zip(done, refits):
+        row = {"part": part, "image": entry.name, **accuracy(entry, {n: k for n, (k, _) in zip(names, fits)})}
+        row.update({f"{n}_scored": scored for n, (_, scored) in zip(names, fits)})
+        rows.append(row)
+    table = []
+    plain = [r for r in rows if r["part"] in ("BSD100RK 1-20", "Urban100RK 1-8", "hard narrow", "hard crops")]
+    groups = [(part, [r for r in rows if r["part"] == part]) for part in dict.fromkeys(r["part"] for r in rows)]
+    for group, sub in groups + [("plain photos (BSD100RK 1-20, Urban100RK 1-8, narrow, crops)", plain),
+                                ("all tuning images", rows)]:
+        for name in names:
+            line = {"part": group, "rule": name, "images": len(sub),
+                    "in-focus tiles scored": sum(1 for r in sub if r[f"{name}_scored"] != "whole image")}
+            for metric in ("kernel_psnr", "lr_psnr"):
+                line.update(spread(metric, [r[f"{name}_{metric}"] for r in sub]))
+            line["below bicubic"] = sum(1 for r in sub if r[f"{name}_lr_psnr"] < r["bicubic_lr_psnr"])
+            table.append(line)
+    before, today = names[0], names[1]
+    changed = [r for r in rows if r[f"{before}_scored"] != r[f"{today}_scored"]]
+    columns = ["part", "image", "bicubic_lr_psnr"] + [f"{n}_{m}" for n in (before, today)
+                                                       for m in ("kernel_psnr", "lr_psnr", "scored")]
+    body = ("Tuning images only (docs/RELIABILITY.md: the hard set's `tune/`, `narrow/`, `narrow_hard/` and "
+            "`crops/` parts, BSD100RK 1-20, Urban100RK 1-8). The default preset without its refinement "
+            f"(`estimator.refine=none`) at revision {measured}, seed 0, then the default refinement re-run "
+            "from it under each rule for scoring only the in-focus tiles (`likelihood.scores_in_focus_tiles`): "
+            "'in-focus share alone' scores them whenever fewer than 80% of the tiles are in focus (the rule "
+            "before); 'margin m, at least n' also asks for n tiles that are flat or wider than the sharp "
+            "reference by more than log-scale m (`TileEvidence.out_of_focus`). Today's rule is the second. "
+            "Kernel PSNR and LR-PSNR (dB) of the refined kernel; 'below bicubic': images whose LR-PSNR is "
+            "below the bicubic kernel's (no fallback is applied here).\n\n" + markdown_table(table, list(table[0]))
+            + f"\n\nImages on which today's rule scores other pixels than the rule before: {len(changed)}"
+            + "".join(f"\n- {remark}" for remark in args.remark)
+            + "\n\n" + (markdown_table(changed, columns) if changed else ""))
+    write_section("robust-focus", "Which pixels the refinement scores: the in-focus rule on the tuning images",
+                  body, "bench-robust-focus")
+    print(markdown_table(table, list(table[0])))
+
+
 def shape_rows(entries: list[tuple[str, object]], work: Path) -> list[dict]:
     """Per held-out image: the default estimate made with KernelGAN's shape kept (``kernel_shape``)
     and as ``estimator.shape=gaussian_if_narrow`` hands it over, the Gaussian of its covariance
@@ -454,6 +551,8 @@ def main() -> None:
     parser.add_argument("--baseline", help="git revision of the earlier default")
     parser.add_argument("--tune", type=Path, metavar="HARD_SET",
                         help="study the bicubic guard on the tuning images instead (the hard set's root folder)")
+    parser.add_argument("--focus-study", type=Path, metavar="HARD_SET",
+                        help="the in-focus rule on the tuning images (the hard set's root folder)")
     parser.add_argument("--shape-study", action="store_true",
                         help="the held-out images with and without the Gaussian for narrow estimates")
     parser.add_argument("--revision", default="HEAD", help="git revision of the code measured")
@@ -475,6 +574,9 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     if args.tune:
         tune(args, measured)
+        return
+    if args.focus_study:
+        focus_study(args, measured)
         return
     if args.shape_study:
         if not args.hard:

@@ -22,6 +22,9 @@ smooth wall reads as kernel blur. ``tile_evidence`` scores small tiles one by on
 own contrast and noise (``profile_tiles``), against isotropic stretches of the kernel: a flat tile
 prefers no width, a defocused one a wider width than the in-focus ones, and defocus never makes a
 region look sharper, so the sharp end of the well-measured tiles is the camera's (``sharp``).
+A plain photo's content also varies in softness from tile to tile, by less: only tiles that say
+nothing (flat) or that are clearly wider (``out_of_focus``) are evidence of a defocused or flat
+region, and without such evidence the whole image is scored.
 
 Refinement. ``refine_covariance`` keeps a kernel's shape and fits an affine map of its
 coordinates, k'(x) proportional to k(c + A^-1 (x - c)) with A = R(theta) diag(e^a, e^b) R(theta)^T,
@@ -63,6 +66,12 @@ MAX_TILE_ERROR = 0.15  # a tile whose best width is less certain than this says 
 SHARP_QUANTILE = 0.25  # the sharp end of the informative tiles (information-weighted quantile)
 SHARP_MARGIN = 0.25  # tiles within this log-scale of it count as in focus
 WHOLE_IMAGE_SHARE = 0.8  # in focus on this share of the tiles: the whole image is scored
+# Evidence of a defocused or flat region: tiles that say nothing about the width, or whose best
+# width exceeds the sharp reference by more than OUT_OF_FOCUS_MARGIN (e^0.4 = 1.5x); fewer than
+# MIN_OUT_OF_FOCUS such tiles and the whole image is scored, however the in-focus share came out
+# (chosen on the tuning images: docs/BENCHMARKS.md, 'robust-focus').
+OUT_OF_FOCUS_MARGIN = 0.4
+MIN_OUT_OF_FOCUS = 2
 MAX_TRUSTED_LOG_SCALE = 0.8  # a whole-image fit stretching an axis further is redone on the in-focus tiles
 
 
@@ -307,18 +316,33 @@ class TileEvidence:
     def informative(self) -> np.ndarray:
         return self.error <= MAX_TILE_ERROR
 
-    def sharp(self) -> np.ndarray:
-        """The in-focus, textured tiles: informative ones whose best width lies within
-        ``SHARP_MARGIN`` of the sharp end of the informative ones (their information-weighted
-        ``SHARP_QUANTILE``), where a defocused or flat region cannot pull it."""
+    def reference(self) -> float:
+        """The sharp end of the informative tiles' best widths: their information-weighted
+        ``SHARP_QUANTILE``, where a defocused or flat region cannot pull it (NaN without any)."""
         informative = self.informative
         if not informative.any():
-            return informative
+            return math.nan
         best, weight = self.best[informative], self.error[informative] ** -2.0
         order = np.argsort(best)
         cumulative = np.cumsum(weight[order]) / weight.sum()
-        reference = best[order][np.searchsorted(cumulative, SHARP_QUANTILE)]
-        return informative & (self.best <= reference + SHARP_MARGIN)
+        return float(best[order][np.searchsorted(cumulative, SHARP_QUANTILE)])
+
+    def sharp(self) -> np.ndarray:
+        """The in-focus, textured tiles: informative ones whose best width lies within
+        ``SHARP_MARGIN`` of the ``reference``."""
+        informative = self.informative
+        if not informative.any():
+            return informative
+        return informative & (self.best <= self.reference() + SHARP_MARGIN)
+
+    def out_of_focus(self) -> np.ndarray:
+        """The tiles that show a defocused or flat region rather than the camera's kernel: those
+        that say nothing about the width, and informative ones wider than the ``reference`` by
+        more than ``OUT_OF_FOCUS_MARGIN`` (a plain photo's softer content stays within it)."""
+        informative = self.informative
+        if not informative.any():
+            return ~informative
+        return ~informative | (self.best > self.reference() + OUT_OF_FOCUS_MARGIN)
 
 
 def parabolic_minimum(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -395,11 +419,21 @@ def tile_summary(evidence: TileEvidence | None, sharp: np.ndarray | None) -> dic
     """What the tiles said (``sharp``: ``evidence.sharp()``), for the provenance and the kernel's
     confidence."""
     if evidence is None:
-        return {"count": 0, "informative": 0, "in_focus": 0}
+        return {"count": 0, "informative": 0, "in_focus": 0, "out_of_focus": 0}
     informative = evidence.informative
     spread = np.percentile(evidence.best[informative], [25, 75]) if informative.sum() >= 2 else (0.0, 0.0)
     return {"count": len(evidence.best), "size": evidence.size, "informative": int(informative.sum()),
-            "in_focus": int(sharp.sum()), "width_spread": round(float(spread[1] - spread[0]), 4)}
+            "in_focus": int(sharp.sum()), "out_of_focus": int(evidence.out_of_focus().sum()),
+            "width_spread": round(float(spread[1] - spread[0]), 4)}
+
+
+def scores_in_focus_tiles(tiles: dict[str, Any]) -> bool:
+    """Whether the tiles (``tile_summary``) show a photo that is not one in-focus scene: in focus
+    on less than ``WHOLE_IMAGE_SHARE`` of them, and at least ``MIN_OUT_OF_FOCUS`` clearly
+    defocused or flat. A plain photo whose softer content leaves it short of the share alone is
+    scored whole: a fit to its sharpest tiles tends to err narrow (docs/BENCHMARKS.md, 'robust-focus')."""
+    return (0 < tiles["in_focus"] < WHOLE_IMAGE_SHARE * tiles["count"]
+            and tiles["out_of_focus"] >= MIN_OUT_OF_FOCUS)
 
 
 def fit_affine(kernel: np.ndarray, score: LRLikelihood, size: int) -> dict[str, Any]:
@@ -437,9 +471,10 @@ def refine_covariance(kernel: SRKernel, rgb: Images, scale: int = 2, fit_noise: 
 
     Which pixels are scored: a photo's defocused background, sky or smooth wall reads as kernel
     blur (the model assumes one in-focus, stationary scene). Small tiles find where the image is
-    in focus and textured (``TileEvidence``). When that is nearly all of it, the whole image is
-    scored (finer spectra); otherwise, or when the whole-image fit stretches an axis by more than
-    e^MAX_TRUSTED_LOG_SCALE, only the in-focus tiles are. Small tiles also shed a sky's
+    in focus and textured (``TileEvidence``). When that is nearly all of it, or when fewer than
+    ``MIN_OUT_OF_FOCUS`` tiles show a defocused or flat region (``scores_in_focus_tiles``), the
+    whole image is scored (finer spectra); otherwise, or when the whole-image fit stretches an
+    axis by more than e^MAX_TRUSTED_LOG_SCALE, only the in-focus tiles are. Small tiles also shed a sky's
     gradient: it is nearly linear across one, and the periodic component removes linear ramps.
 
     Narrow kernels: a photographed scene is not sharp to the last HR pixel (its own optics and
@@ -568,7 +603,7 @@ def _fit_covariance(kernel: SRKernel, rgb: Images, scale: int, fit_noise: bool,
         in_focus = LRLikelihood.from_power(evidence.spectra[sharp].mean(axis=0), scale, noise,
                                            fit_noise=fit_noise, scene_blur=scene_blur)
     size = 2 * math.ceil(kernel.size * math.exp(MAX_LOG_SCALE) / 2) + 1
-    if in_focus is not None and tiles_info["in_focus"] < WHOLE_IMAGE_SHARE * tiles_info["count"]:
+    if in_focus is not None and scores_in_focus_tiles(tiles_info):
         scored = "in-focus tiles"
     else:
         whole = LRLikelihood.from_image(rgb, scale, fit_noise=fit_noise, scene_blur=scene_blur)

@@ -221,6 +221,55 @@ def test_defocused_background_does_not_widen_the_kernel(rng, monkeypatch):
     assert np.linalg.det(whole) > 1.25 * np.linalg.det(truth_cov)
 
 
+def hand_evidence(best: list[float], error: list[float]) -> likelihood.TileEvidence:
+    """Tile evidence with the given per-tile best widths and errors (the rest unused)."""
+    n = len(best)
+    return likelihood.TileEvidence([(0, 0)] * n, 64, np.zeros((n, 1, 1)), np.zeros((1, n)),
+                                   np.array(best, dtype=float), np.array(error, dtype=float))
+
+
+def test_softer_content_alone_does_not_switch_to_the_in_focus_tiles():
+    """Twelve tiles at width 0 and eight at 0.35, equally certain: the reference (the weighted
+    25% quantile) is 0, so only the twelve are in focus (12 < 0.8 x 20), but none is wider by more
+    than OUT_OF_FOCUS_MARGIN (0.4): a plain photo's softer content, scored whole. Two tiles at
+    0.8, or two flat tiles (infinite error), are a defocused or flat region: the in-focus tiles are."""
+    assert likelihood.OUT_OF_FOCUS_MARGIN == 0.4 and likelihood.MIN_OUT_OF_FOCUS == 2
+    plain = hand_evidence([0.0] * 12 + [0.35] * 8, [0.05] * 20)
+    assert plain.reference() == 0.0
+    tiles = likelihood.tile_summary(plain, plain.sharp())
+    assert (tiles["in_focus"], tiles["out_of_focus"]) == (12, 0)
+    assert not likelihood.scores_in_focus_tiles(tiles)
+    for extra, error in ((0.8, 0.05), (0.0, math.inf)):
+        evidence = hand_evidence([0.0] * 12 + [0.35] * 6 + [extra] * 2, [0.05] * 18 + [error] * 2)
+        tiles = likelihood.tile_summary(evidence, evidence.sharp())
+        assert (tiles["in_focus"], tiles["out_of_focus"]) == (12, 2)
+        assert likelihood.scores_in_focus_tiles(tiles)
+    # In focus on 80% of the tiles: the whole image, whatever else the tiles show.
+    mostly = hand_evidence([0.0] * 16 + [0.9] * 4, [0.05] * 20)
+    assert not likelihood.scores_in_focus_tiles(likelihood.tile_summary(mostly, mostly.sharp()))
+
+
+def test_mildly_softer_half_is_scored_as_one_scene(rng):
+    """Half the frame a little softer, as a photo's content varies (a Gaussian of sigma 1.6 HR px
+    on top of the camera's sigma-1.41 kernel: sqrt(2 + 1.6^2) / sqrt(2) = e^0.41 the width by the
+    second moments; the tiles measure about e^0.3): fewer than 80% of the tiles are in focus,
+    none is clearly out of focus, and the whole image is scored."""
+    size = 512
+    hr = power_law_field(rng, size)
+    soft = np.stack([ndimage.gaussian_filter(hr[..., c], 1.6, mode="reflect") for c in range(3)], -1)
+    x = np.arange(size)[None, :]
+    right = ndimage.gaussian_filter1d((x >= size / 2).astype(float), 2, axis=1)[..., None]
+    scene = (1 - right) * hr + right * soft
+    truth = SRKernel(gaussian_kernel(15, 2 * np.eye(2)), 2)
+    lr = quantize(degrade(scene, truth, 2))
+    info = refine_covariance(truth, lr, 2).provenance["refinement"]
+    tiles = info["tiles"]
+    assert "narrow_refit" not in info
+    assert tiles["in_focus"] < likelihood.WHOLE_IMAGE_SHARE * tiles["count"]
+    assert tiles["out_of_focus"] < likelihood.MIN_OUT_OF_FOCUS
+    assert info["scored"] == "whole image"
+
+
 def test_half_flat_frame_keeps_the_kernel(rng):
     """The second failure shape: half the frame a sky (a curved colour gradient with faint
     low-frequency variation, above a wavy horizon): the refinement still finds the covariance."""
