@@ -517,7 +517,8 @@ def checks(rows: list[dict]) -> str:
         lines.append(f"- {bsd[0]['part']}, mean kernel PSNR: default {new:.2f} dB, "
                      f"baseline {old:.2f} dB ({len(bsd)} images)")
     ratio = np.sum([r["default_s"] for r in rows]) / np.sum([r["baseline_s"] for r in rows])
-    lines.append(f"- time per estimate, default / baseline, same images, same run: {ratio:.3f}x")
+    lines.append(f"- time per estimate, default / baseline, same images (side by side unless a remark below "
+                 f"says otherwise): {ratio:.3f}x")
     return "\n".join(lines)
 
 
