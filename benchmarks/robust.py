@@ -149,12 +149,12 @@ def score(entries: list[tuple[str, object]], work: Path) -> list[dict]:
     return rows
 
 
-def tune_entries(data: Path, hard_root: Path) -> list[tuple[str, str, object]]:
-    """(part, work folder, image) of the tuning images."""
+def tune_entries(data: Path, hard_root: Path, parts: tuple = TUNE_PARTS) -> list[tuple[str, str, object]]:
+    """(part, work folder, image) of the tuning images of ``parts``."""
     from blindsr.datasets import load_benchmark
 
     roots = {"BSD100RK": data, "Urban100RK": data.parent / "Urban100RK"}  # the others: hard-set parts
-    return [(part, folder, e) for part, folder, numbers in TUNE_PARTS
+    return [(part, folder, e) for part, folder, numbers in parts
             for e in load_benchmark(roots.get(folder, hard_root / folder), 2) if numbers is None or e.number in numbers]
 
 
@@ -325,15 +325,10 @@ def focus_study(args: argparse.Namespace, measured: str) -> None:
     from concurrent.futures import ProcessPoolExecutor
 
     from benchmarks.common import worktree, write_section
-    from blindsr.datasets import load_benchmark
     from blindsr.tables import markdown_table
 
     current = worktree(measured, args.work)
-    roots = {"BSD100RK": args.data, "Urban100RK": args.data.parent / "Urban100RK"}
-    entries = [(part, folder, e) for part, folder, numbers in FOCUS_PARTS
-               for e in load_benchmark(roots.get(folder, args.focus_study / folder), 2)
-               if numbers is None or e.number in numbers]
-    entries = first_of_each_part(entries, args.limit)
+    entries = first_of_each_part(tune_entries(args.data, args.focus_study, FOCUS_PARTS), args.limit)
     jobs = [(current, e.lr, "unrefined", args.work / folder / e.name / "unrefined.json") for _, folder, e in entries]
     if not args.score_only:
         run_jobs(jobs)
