@@ -4,15 +4,19 @@ Reading gives a float64 RGB image in [0, 1] (grayscale replicated to three chann
 facts needed to write a result back in the input's own form: bit depth, grayscale or colour, and
 the alpha channel (which never enters kernel estimation or SR networks; it is resized on its own
 with bicubic interpolation). Palette and CMYK inputs are decoded to RGB and written back as RGB.
+Floating-point images (scientific TIFFs) are read as they are, so they must lie in [0, 1]; others
+are refused, naming the range found. Of an animation or a multi-page file the first frame is read,
+with a warning that the record keeps.
 Headers are checked before any pixel is decoded, so a file claiming huge dimensions is refused
 without allocating them.
 """
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -31,6 +35,10 @@ _EXIF_ORIENTATION = 0x0112
 _EXIF_MAKE, _EXIF_MODEL, _EXIF_IFD = 0x010F, 0x0110, 0x8769
 _EXIF_FOCAL_LENGTH, _EXIF_LENS_MODEL = 0x920A, 0xA434
 
+log = logging.getLogger(__name__)
+# Floating-point pixels are read as they are, so they must already lie in [0, 1] (up to rounding).
+FLOAT_RANGE_SLACK = 1e-3
+
 Image.MAX_IMAGE_PIXELS = None  # our own limit below applies before decoding
 
 
@@ -45,6 +53,7 @@ class LoadedImage:
         grayscale: the input had one colour channel (outputs are written as grayscale).
         path: where it was read from.
         sha256: hash of the file's bytes (recorded in provenance).
+        warnings: what the reader could not take over (extra frames), for the record.
     """
 
     rgb: np.ndarray
@@ -53,6 +62,7 @@ class LoadedImage:
     grayscale: bool
     path: Path
     sha256: str
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -98,13 +108,18 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded
     if decoded.shape[0] != height or decoded.shape[1] != width:
         raise InputError(f"{path}: decoded size {decoded.shape[1]}x{decoded.shape[0]} does not "
                          f"match the header's {width}x{height}")
-    rgb, alpha, bit_depth = _to_float_rgb(decoded)
+    rgb, alpha, bit_depth = _to_float_rgb(decoded, path)
     orientation = _exif_orientation(path)
     rgb = orient(rgb, orientation)
     alpha = None if alpha is None else orient(alpha, orientation)
+    notes = []
+    frames = _frame_count(path)
+    if frames > 1:
+        notes.append(f"the file holds {frames} frames (an animation or pages); only the first is used")
+        log.warning("%s: %s", path, notes[-1])
     return LoadedImage(rgb=rgb, alpha=alpha, bit_depth=bit_depth,
                        grayscale=mode in _GRAY_MODES, path=path,
-                       sha256=hashlib.sha256(data).hexdigest())
+                       sha256=hashlib.sha256(data).hexdigest(), warnings=notes)
 
 
 def _check_complete(path: Path, data: bytes) -> None:
@@ -115,22 +130,44 @@ def _check_complete(path: Path, data: bytes) -> None:
         raise InputError(f"{path}: truncated JPEG (no end-of-image marker)")
 
 
-def _to_float_rgb(decoded: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, int]:
+def _to_float_rgb(decoded: np.ndarray, path: Path) -> tuple[np.ndarray, np.ndarray | None, int]:
     if decoded.dtype == np.uint8:
         scale, depth = 255.0, 8
     elif decoded.dtype == np.uint16:
         scale, depth = 65535.0, 16
     elif decoded.dtype in (np.float32, np.float64):
         scale, depth = 1.0, 16
+        _check_float_range(decoded, path)
     else:
-        raise InputError(f"unsupported pixel type {decoded.dtype}")
-    image = decoded.astype(np.float64) / scale
+        raise InputError(f"{path}: unsupported pixel type {decoded.dtype} (blindsr reads 8- and 16-bit "
+                         f"integer and [0, 1] floating-point images)")
+    image = np.clip(decoded.astype(np.float64) / scale, 0.0, 1.0)
     if image.ndim == 2:
         return np.repeat(image[:, :, None], 3, axis=2), None, depth
     alpha = image[:, :, 3] if image.shape[2] == 4 else None
     if image.shape[2] == 1:
         return np.repeat(image, 3, axis=2), None, depth
-    return np.clip(image[:, :, 2::-1], 0, 1).copy(), alpha, depth
+    return image[:, :, 2::-1].copy(), alpha, depth
+
+
+def _check_float_range(decoded: np.ndarray, path: Path) -> None:
+    """Floating-point files (scientific TIFFs) carry no scale: values outside [0, 1] would be
+    clipped into a white or black image, so they are refused with the range found."""
+    if not np.isfinite(decoded).all():
+        raise InputError(f"{path}: the image has non-finite pixel values (NaN or infinity)")
+    low, high = float(decoded.min()), float(decoded.max())
+    if low < -FLOAT_RANGE_SLACK or high > 1.0 + FLOAT_RANGE_SLACK:
+        raise InputError(f"{path}: floating-point pixels span [{low:.4g}, {high:.4g}]; blindsr reads float "
+                         f"images in [0, 1] (rescale it, or save it as 8- or 16-bit)")
+
+
+def _frame_count(path: Path) -> int:
+    """Frames of an animation or pages of a multi-page file (1 for a still image)."""
+    try:
+        with Image.open(path) as im:
+            return int(getattr(im, "n_frames", 1))
+    except Exception:  # noqa: BLE001 - the header was read once already; a count is only a note
+        return 1
 
 
 def _exif_orientation(path: Path) -> int:

@@ -134,7 +134,7 @@ def run_pipeline(image: LoadedImage, estimator: Estimator | None, backend: Backe
     returned (and saved) are the estimate; SR gets them through ``handoff_kernels`` with
     ``handoff_width`` when they are given or come from a learned estimator."""
     stages: dict[str, Any] = {}
-    warnings: list[str] = []
+    warnings: list[str] = list(image.warnings)
     if kernels is None:
         if estimator is None:
             raise ValueError("run_pipeline needs an estimator or kernels")

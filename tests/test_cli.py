@@ -79,6 +79,16 @@ def test_odd_file_names_work(tmp_path, rng):
     assert meta["provenance"]["image_sha256"]
 
 
+def test_multi_page_input_is_announced_and_recorded(tmp_path, rng):
+    pages = [Image.fromarray((textured_image(rng, 64, 64) * 255).astype(np.uint8)) for _ in range(2)]
+    pages[0].save(tmp_path / "scan.tif", save_all=True, append_images=pages[1:])
+    result = blindsr("pipeline", "input=scan.tif", "output=o", "estimator=bicubic", "sr=bicubic", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    note = "the file holds 2 frames (an animation or pages); only the first is used"
+    assert [line for line in result.stderr.splitlines() if note in line and "scan.tif" in line]
+    assert note in json.loads((tmp_path / "o" / "scan_x2.json").read_text())["warnings"]
+
+
 def test_refuses_to_overwrite_without_permission(tmp_path, rng):
     Image.fromarray((textured_image(rng, 64, 64) * 255).astype(np.uint8)).save(tmp_path / "a.png")
     assert blindsr("estimate", "input=a.png", "output=o", "estimator=bicubic", cwd=tmp_path).returncode == 0

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 
@@ -124,3 +125,40 @@ def test_encode_png_gray_alpha(rng):
     data = encode_png(rgb, alpha, 8, grayscale=True)
     decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     assert decoded.shape == (5, 6, 4)
+
+
+def test_float_images_in_unit_range_are_read_others_refused(tmp_path, rng):
+    gray = rng.random((9, 11)).astype(np.float32)
+    Image.fromarray(gray, mode="F").save(tmp_path / "unit.tif")
+    img = read_image(tmp_path / "unit.tif")
+    assert img.grayscale and img.bit_depth == 16
+    assert np.array_equal(img.rgb, np.repeat(gray.astype(np.float64)[:, :, None], 3, axis=2))
+    # A scientific TIFF in counts (0-255 here) would be clipped to a white frame: refused, naming the range.
+    counts = gray * 255
+    Image.fromarray(counts, mode="F").save(tmp_path / "counts.tif")
+    span = re.escape(f"counts.tif: floating-point pixels span [{counts.min():.4g}, {counts.max():.4g}]")
+    with pytest.raises(InputError, match=span):
+        read_image(tmp_path / "counts.tif")
+    gray[2, 3] = np.nan
+    Image.fromarray(gray, mode="F").save(tmp_path / "nan.tif")
+    with pytest.raises(InputError, match="non-finite"):
+        read_image(tmp_path / "nan.tif")
+
+
+def test_unsupported_pixel_type_names_the_file(tmp_path, rng):
+    Image.fromarray(rng.integers(-5, 70000, (8, 8), dtype=np.int32), mode="I").save(tmp_path / "int32.tif")
+    with pytest.raises(InputError, match=r"int32\.tif: unsupported pixel type"):
+        read_image(tmp_path / "int32.tif")
+
+
+def test_multi_frame_file_reads_the_first_frame_with_a_warning(tmp_path, rng, caplog):
+    frames = [rng.integers(0, 256, (10, 12, 3), dtype=np.uint8) for _ in range(3)]
+    Image.fromarray(frames[0]).save(tmp_path / "pages.tif", save_all=True,
+                                    append_images=[Image.fromarray(f) for f in frames[1:]])
+    with caplog.at_level("WARNING"):
+        img = read_image(tmp_path / "pages.tif")
+    assert np.array_equal(np.round(img.rgb * 255).astype(np.uint8), frames[0])
+    assert img.warnings == ["the file holds 3 frames (an animation or pages); only the first is used"]
+    assert "pages.tif" in caplog.text and "only the first is used" in caplog.text
+    save_rgb(tmp_path / "still.png", frames[0])
+    assert read_image(tmp_path / "still.png").warnings == []

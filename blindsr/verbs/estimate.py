@@ -29,7 +29,7 @@ def run(cfg: DictConfig) -> int:
     announce_untrusted(image.path, result.warnings)
     for s in scales:
         kernel = result.kernels[s].with_provenance(image=str(image.path), image_sha256=image.sha256,
-                                                   warnings=result.warnings)
+                                                   warnings=image.warnings + result.warnings)
         paths = save_kernel(kernel, out, stem)
         print(f"x{s} kernel: {paths['npy']} (+ .mat, .png, .json)")
     return 0
