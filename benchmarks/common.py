@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
-LOAD_MARGIN = 0.5  # load average above the core count that says other jobs ran too
+LOAD_MARGIN = 0.5  # load average above the core count: more threads wanted the cores than there were
 HEADER = """# Benchmarks
 
 Every number here was written by the command shown above it (`make bench-*` targets; see
@@ -121,9 +121,10 @@ def write_section(name: str, title: str, body: str, make_target: str) -> None:
     """Replace (or append) the section ``name`` of docs/BENCHMARKS.md."""
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     load = os.getloadavg()
-    # A benchmark that keeps every core busy holds the load near the core count by itself.
+    # A benchmark that keeps every core busy holds the load near the core count by itself; above
+    # it, threads waited for a core - the run's own workers or other jobs, which the load cannot tell.
     shared = max(load[0], load[2]) > os.cpu_count() + LOAD_MARGIN
-    busy = " (above the core count: other jobs shared the machine)" if shared else ""
+    busy = " (above the core count: threads waited for a core, this run's own or other jobs')" if shared else ""
     block = (f"<!-- bench:{name} -->\n## {title}\n\n`make {make_target}` ({command_line()})  \n"
              f"Machine: {machine_line()}  \nRevision: {revision()}; date: {stamp}; load average when written (1, 15 min): "
              f"{load[0]:.1f}, {load[2]:.1f}{busy}\n\n"
