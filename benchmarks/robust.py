@@ -29,6 +29,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -51,7 +52,7 @@ REFINEMENT_KEYS = ("scored", "nll_before", "nll_after", "nll_bicubic", "log_scal
 REPRODUCED = 1e-12  # per tap: today's setting, re-run from the saved unrefined kernel, gives the default's
 NARROW_VARIANTS = ((1.4, 0.15), (1.4, 0.2), (1.4, 0.3), (2.0, 0.15), (2.0, 0.2), (2.0, 0.3))
 # --focus-study: the tuning parts (with the plain windows of Urban100RK 1-8) and the rules for
-# scoring only the in-focus tiles, as (OUT_OF_FOCUS_MARGIN, MIN_OUT_OF_FOCUS); None: the in-focus
+# scoring only the in-focus tiles, as likelihood.FocusRule(margin, minimum); None: the in-focus
 # share alone (the rule before), today's second.
 FOCUS_PARTS = TUNE_PARTS + (("hard crops", "crops", None),)
 FOCUS_RULES = (None, (0.4, 2), (0.3, 2), (0.5, 2), (0.4, 1), (0.4, 3))
@@ -221,23 +222,18 @@ def variant_name(variant: tuple[float, float]) -> str:
 
 def variant_table(rows: list[dict]) -> list[dict]:
     """Per part and over all tuning images, the default estimate, each narrow-refit variant and the
-    bicubic kernel:
-    kernel PSNR and LR-PSNR mean, 10th percentile and worst, and how many images it leaves below
-    the bicubic kernel's LR-PSNR (a fallback counts as not below)."""
-    out = []
+    bicubic kernel: kernel PSNR and LR-PSNR (``spread``), and how many images it leaves below the
+    bicubic kernel's LR-PSNR (a fallback hands over the bicubic kernel, so it counts as not below)."""
     today = variant_name(NARROW_VARIANTS[0])
+    names = ["default"] + [variant_name(v) for v in NARROW_VARIANTS] + [NARROW_SHAPE, "bicubic"]
     label = {"default": "the default estimate", today: today + " (today's, re-run)"}
-    groups = [(part, [r for r in rows if r["part"] == part]) for part in dict.fromkeys(r["part"] for r in rows)]
-    for part, sub in groups + [("all tuning images", rows)]:
-        for name in ["default"] + [variant_name(v) for v in NARROW_VARIANTS] + [NARROW_SHAPE, "bicubic"]:
-            k = np.array([r["bicubic_kernel_psnr" if r["fallback"] else f"{name}_kernel_psnr"] for r in sub])
-            lr = np.array([r["bicubic_lr_psnr" if r["fallback"] else f"{name}_lr_psnr"] for r in sub])
-            below = sum(1 for r, v in zip(sub, lr) if v < r["bicubic_lr_psnr"])
-            out.append({"part": part, "refinement": label.get(name, name),
-                        "images": len(sub), "kernel_psnr mean": k.mean(), "p10": np.percentile(k, 10),
-                        "worst": k.min(), "lr_psnr mean": lr.mean(), "lr p10": np.percentile(lr, 10),
-                        "lr worst": lr.min(), "below bicubic": below})
-    return out
+
+    def handed(row: dict, name: str, metric: str) -> float:
+        return row[f"bicubic_{metric}" if row["fallback"] else f"{name}_{metric}"]
+
+    return spread_lines(part_groups(rows, ("all tuning images", rows)), {n: label.get(n, n) for n in names},
+                        "refinement", handed, lambda sub, name: {"below bicubic": sum(
+                            1 for r in sub if handed(r, name, "lr_psnr") < r["bicubic_lr_psnr"])})
 
 
 def tune(args: argparse.Namespace, measured: str) -> None:
@@ -298,24 +294,20 @@ def focus_rule_name(rule: tuple[float, int] | None) -> str:
 def focus_refits(lr_path: str, unrefined: str, rules: tuple) -> list[tuple[np.ndarray, str]]:
     """The unrefined kernel refined as the default preset does (``KernelGANEstimator``: the
     preset's shape) under each rule for scoring only the in-focus tiles, and what each scored."""
-    from blindsr.estimators import likelihood
     from blindsr.estimators.kernelgan.settings import settings_for
     from blindsr.estimators.kernelgan.train import prepare_image
+    from blindsr.estimators.likelihood import FocusRule, refine_covariance
     from blindsr.images import read_image
     from blindsr.kernel import SRKernel
 
     settings = settings_for("default")
     image = prepare_image(read_image(lr_path).rgb, settings)
     start = SRKernel.from_array(np.load(unrefined), 2, order=1)
-    today = (likelihood.OUT_OF_FOCUS_MARGIN, likelihood.MIN_OUT_OF_FOCUS)
     out = []
-    try:
-        for rule in rules:
-            likelihood.OUT_OF_FOCUS_MARGIN, likelihood.MIN_OUT_OF_FOCUS = rule or (math.inf, 0)
-            k = likelihood.refine_covariance(start, image, 2, shape=settings.shape)
-            out.append((np.asarray(k.array), k.provenance["refinement"]["scored"]))
-    finally:
-        likelihood.OUT_OF_FOCUS_MARGIN, likelihood.MIN_OUT_OF_FOCUS = today
+    for rule in rules:
+        focus = FocusRule(*rule) if rule else FocusRule(math.inf, 0)
+        k = refine_covariance(start, image, 2, shape=settings.shape, focus=focus)
+        out.append((np.asarray(k.array), k.provenance["refinement"]["scored"]))
     return out
 
 
@@ -343,18 +335,12 @@ def focus_study(args: argparse.Namespace, measured: str) -> None:
         row = {"part": part, "image": entry.name, **accuracy(entry, {n: k for n, (k, _) in zip(names, fits)})}
         row.update({f"{n}_scored": scored for n, (_, scored) in zip(names, fits)})
         rows.append(row)
-    table = []
     plain = [r for r in rows if r["part"] in ("BSD100RK 1-20", "Urban100RK 1-8", "hard narrow", "hard crops")]
-    groups = [(part, [r for r in rows if r["part"] == part]) for part in dict.fromkeys(r["part"] for r in rows)]
-    for group, sub in groups + [("plain photos (BSD100RK 1-20, Urban100RK 1-8, narrow, crops)", plain),
-                                ("all tuning images", rows)]:
-        for name in names:
-            line = {"part": group, "rule": name, "images": len(sub),
-                    "in-focus tiles scored": sum(1 for r in sub if r[f"{name}_scored"] != "whole image")}
-            for metric in ("kernel_psnr", "lr_psnr"):
-                line.update(spread(metric, [r[f"{name}_{metric}"] for r in sub]))
-            line["below bicubic"] = sum(1 for r in sub if r[f"{name}_lr_psnr"] < r["bicubic_lr_psnr"])
-            table.append(line)
+    groups = part_groups(rows, ("plain photos (BSD100RK 1-20, Urban100RK 1-8, narrow, crops)", plain),
+                         ("all tuning images", rows))
+    table = spread_lines(groups, {n: n for n in names}, "rule", more=lambda sub, name: {
+        "in-focus tiles scored": sum(1 for r in sub if r[f"{name}_scored"] != "whole image"),
+        "below bicubic": sum(1 for r in sub if r[f"{name}_lr_psnr"] < r["bicubic_lr_psnr"])})
     before, today = names[0], names[1]
     changed = [r for r in rows if r[f"{before}_scored"] != r[f"{today}_scored"]]
     columns = ["part", "image", "bicubic_lr_psnr"] + [f"{n}_{m}" for n in (before, today)
@@ -406,17 +392,8 @@ SHAPE_LABELS = {"kernel_shape": "KernelGAN's shape (the default)", "default": "G
 
 
 def shape_summary(rows: list[dict]) -> list[dict]:
-    out = []
-    for part in dict.fromkeys(r["part"] for r in rows):
-        sub = [r for r in rows if r["part"] == part]
-        for m, label in SHAPE_LABELS.items():
-            line = {"part": part, "kernel handed over": label, "images": len(sub)}
-            for metric in ("kernel_psnr", "lr_psnr"):
-                line.update(spread(metric, [r[f"{m}_{metric}"] for r in sub]))
-            line["below bicubic"] = (sum(1 for r in sub if below_bicubic(r, m))
-                                     if m != "bicubic" else 0)
-            out.append(line)
-    return out
+    return spread_lines(part_groups(rows), SHAPE_LABELS, "kernel handed over", more=lambda sub, m: {
+        "below bicubic": sum(1 for r in sub if below_bicubic(r, m)) if m != "bicubic" else 0})
 
 
 def shape_study(args: argparse.Namespace, measured: str) -> None:
@@ -470,6 +447,28 @@ def spread(metric: str, values: list[float]) -> dict[str, float]:
     return {f"{metric} mean": v.mean(), f"{metric} p10": np.percentile(v, 10), f"{metric} worst": v.min()}
 
 
+def part_groups(rows: list[dict], *extra: tuple[str, list[dict]]) -> list[tuple[str, list[dict]]]:
+    """(part, its rows) for each part in order of appearance, then the ``extra`` groups."""
+    return [(part, [r for r in rows if r["part"] == part]) for part in dict.fromkeys(r["part"] for r in rows)] + list(extra)
+
+
+def spread_lines(groups: list[tuple[str, list[dict]]], methods: dict[str, str], column: str,
+                 value: Callable[[dict, str, str], float] | None = None,
+                 more: Callable[[list[dict], str], dict] | None = None) -> list[dict]:
+    """One summary line per group and method (``methods``: row key -> label, shown under
+    ``column``): the images, the ``spread`` of kernel PSNR and LR-PSNR (``value(row, key, metric)``;
+    by default the row's ``<key>_<metric>``) and what ``more(group rows, key)`` adds."""
+    value = value or (lambda row, key, metric: row[f"{key}_{metric}"])
+    out = []
+    for group, sub in groups:
+        for key, label in methods.items():
+            line = {"part": group, column: label, "images": len(sub)}
+            for metric in ("kernel_psnr", "lr_psnr"):
+                line.update(spread(metric, [value(r, key, metric) for r in sub]))
+            out.append({**line, **(more(sub, key) if more else {})})
+    return out
+
+
 def below_bicubic(row: dict, method: str) -> bool:
     """Whether ``method``'s kernel reconstructs the LR image worse than the bicubic kernel on an
     image where no fallback announced it (issue 11's check)."""
@@ -482,16 +481,8 @@ def named(rows: list[dict]) -> str:
 
 
 def summary(rows: list[dict]) -> list[dict]:
-    out = []
-    for part in dict.fromkeys(r["part"] for r in rows):
-        sub = [r for r in rows if r["part"] == part]
-        for m in (*METHODS, "bicubic"):
-            line = {"part": part, "method": m, "images": len(sub)}
-            for metric in ("kernel_psnr", "lr_psnr"):
-                line.update(spread(metric, [r[f"{m}_{metric}"] for r in sub]))
-            line["seconds"] = float(np.mean([r[f"{m}_s"] for r in sub])) if m != "bicubic" else 0.0
-            out.append(line)
-    return out
+    return spread_lines(part_groups(rows), {m: m for m in (*METHODS, "bicubic")}, "method", more=lambda sub, m: {
+        "seconds": float(np.mean([r[f"{m}_s"] for r in sub])) if m != "bicubic" else 0.0})
 
 
 def checks(rows: list[dict]) -> str:

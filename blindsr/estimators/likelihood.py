@@ -80,6 +80,17 @@ MAX_TRUSTED_LOG_SCALE = 0.8  # a whole-image fit stretching an axis further is r
 Images = np.ndarray | list[np.ndarray]  # one image, or a group of images of one camera
 
 
+@dataclass(frozen=True)
+class FocusRule:
+    """When the refinement scores only the in-focus tiles (``scores_in_focus_tiles``): at least
+    ``minimum`` tiles flat or wider than the sharp reference by more than ``margin``, besides an
+    in-focus share below ``WHOLE_IMAGE_SHARE``. ``FocusRule(math.inf, 0)`` asks for the share
+    alone (the rule before 'robust-focus'); studies pass others (``benchmarks/robust.py``)."""
+
+    margin: float = OUT_OF_FOCUS_MARGIN
+    minimum: int = MIN_OUT_OF_FOCUS
+
+
 def first(rgb: Images) -> np.ndarray:
     """The image, or a group's first (the groups' images share their colour layout)."""
     return rgb if isinstance(rgb, np.ndarray) else rgb[0]
@@ -337,14 +348,14 @@ class TileEvidence:
             return informative
         return informative & (self.best <= self.reference() + SHARP_MARGIN)
 
-    def out_of_focus(self) -> np.ndarray:
+    def out_of_focus(self, margin: float = OUT_OF_FOCUS_MARGIN) -> np.ndarray:
         """The tiles that show a defocused or flat region rather than the camera's kernel: those
         that say nothing about the width, and informative ones wider than the ``reference`` by
-        more than ``OUT_OF_FOCUS_MARGIN`` (a plain photo's softer content stays within it)."""
+        more than ``margin`` (a plain photo's softer content stays within it)."""
         informative = self.informative
         if not informative.any():
             return ~informative
-        return ~informative | (self.best > self.reference() + OUT_OF_FOCUS_MARGIN)
+        return ~informative | (self.best > self.reference() + margin)
 
 
 def parabolic_minimum(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -417,25 +428,26 @@ def affine_warp(kernel: np.ndarray, params: np.ndarray, size: int) -> np.ndarray
     return out / total if total > 0 else out
 
 
-def tile_summary(evidence: TileEvidence | None, sharp: np.ndarray | None) -> dict[str, Any]:
-    """What the tiles said (``sharp``: ``evidence.sharp()``), for the provenance and the kernel's
-    confidence."""
+def tile_summary(evidence: TileEvidence | None, sharp: np.ndarray | None,
+                 rule: FocusRule = FocusRule()) -> dict[str, Any]:
+    """What the tiles said (``sharp``: ``evidence.sharp()``; out of focus by ``rule``'s margin),
+    for the provenance and the kernel's confidence."""
     if evidence is None:
         return {"count": 0, "informative": 0, "in_focus": 0, "out_of_focus": 0}
     informative = evidence.informative
     spread = np.percentile(evidence.best[informative], [25, 75]) if informative.sum() >= 2 else (0.0, 0.0)
     return {"count": len(evidence.best), "size": evidence.size, "informative": int(informative.sum()),
-            "in_focus": int(sharp.sum()), "out_of_focus": int(evidence.out_of_focus().sum()),
+            "in_focus": int(sharp.sum()), "out_of_focus": int(evidence.out_of_focus(rule.margin).sum()),
             "width_spread": round(float(spread[1] - spread[0]), 4)}
 
 
-def scores_in_focus_tiles(tiles: dict[str, Any]) -> bool:
-    """Whether the tiles (``tile_summary``) show a photo that is not one in-focus scene: in focus
-    on less than ``WHOLE_IMAGE_SHARE`` of them, and at least ``MIN_OUT_OF_FOCUS`` clearly
-    defocused or flat. A plain photo whose softer content leaves it short of the share alone is
+def scores_in_focus_tiles(tiles: dict[str, Any], rule: FocusRule = FocusRule()) -> bool:
+    """Whether the tiles (``tile_summary`` under ``rule``) show a photo that is not one in-focus
+    scene: in focus on less than ``WHOLE_IMAGE_SHARE`` of them, and at least ``rule.minimum``
+    (``MIN_OUT_OF_FOCUS``) clearly defocused or flat. A plain photo whose softer content leaves it short of the share alone is
     scored whole: a fit to its sharpest tiles tends to err narrow (docs/BENCHMARKS.md, 'robust-focus')."""
     return (0 < tiles["in_focus"] < WHOLE_IMAGE_SHARE * tiles["count"]
-            and tiles["out_of_focus"] >= MIN_OUT_OF_FOCUS)
+            and tiles["out_of_focus"] >= rule.minimum)
 
 
 def fit_affine(kernel: np.ndarray, score: LRLikelihood, size: int) -> dict[str, Any]:
@@ -466,7 +478,7 @@ def fit_affine(kernel: np.ndarray, score: LRLikelihood, size: int) -> dict[str, 
 
 def refine_covariance(kernel: SRKernel, rgb: Images, scale: int = 2, fit_noise: bool = True,
                       narrow_variance: float = NARROW_VARIANCE, scene_blur: float = SCENE_BLUR,
-                      shape: str = "kernel") -> SRKernel:
+                      shape: str = "kernel", focus: FocusRule = FocusRule()) -> SRKernel:
     """``kernel`` with the affine map of its coordinates that maximises the LR image's marginal
     likelihood (module docstring); the fit is recorded in the provenance under ``refinement``.
     The kernel comes back unchanged if no map scores better than the identity.
@@ -497,21 +509,21 @@ def refine_covariance(kernel: SRKernel, rgb: Images, scale: int = 2, fit_noise: 
     (``gaussian_if_narrow``)."""
     if shape not in SHAPES:
         raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
-    refined, score = _refine(kernel, rgb, scale, fit_noise, narrow_variance, scene_blur)
+    refined, score = _refine(kernel, rgb, scale, fit_noise, narrow_variance, scene_blur, focus)
     if shape == "kernel":
         return refined
     if shape == "gaussian_if_narrow":
         return gaussian_if_narrow(refined, narrow_variance)
-    return select_shape(refined, score, rgb, scale, fit_noise, narrow_variance, scene_blur)
+    return select_shape(refined, score, rgb, scale, fit_noise, narrow_variance, scene_blur, focus)
 
 
 def _refine(kernel: SRKernel, rgb: Images, scale: int, fit_noise: bool, narrow_variance: float,
-            scene_blur: float) -> tuple[SRKernel, LRLikelihood]:
+            scene_blur: float, focus: FocusRule = FocusRule()) -> tuple[SRKernel, LRLikelihood]:
     """``refine_covariance``'s fit of ``kernel``'s shape, and the score the fit it kept maximised."""
-    first, score = _fit_covariance(kernel, rgb, scale, fit_noise, 0.0)
+    first, score = _fit_covariance(kernel, rgb, scale, fit_noise, 0.0, focus)
     if not needs_narrow_refit(first, narrow_variance):
         return first, score
-    refit, score = _fit_covariance(kernel, rgb, scale, fit_noise, scene_blur)
+    refit, score = _fit_covariance(kernel, rgb, scale, fit_noise, scene_blur, focus)
     return narrow_refit(first, refit), score
 
 
@@ -525,7 +537,8 @@ def gaussian_of(kernel: SRKernel) -> SRKernel:
 
 
 def select_shape(refined: SRKernel, score: LRLikelihood, rgb: Images, scale: int, fit_noise: bool,
-                 narrow_variance: float = NARROW_VARIANCE, scene_blur: float = SCENE_BLUR) -> SRKernel:
+                 narrow_variance: float = NARROW_VARIANCE, scene_blur: float = SCENE_BLUR,
+                 focus: FocusRule = FocusRule()) -> SRKernel:
     """``refined``, or the Gaussian of its covariance refitted the same way, whichever ``score``
     (the likelihood ``refined`` was fitted on: the same pixels, the same prior) finds likelier.
 
@@ -535,7 +548,7 @@ def select_shape(refined: SRKernel, score: LRLikelihood, rgb: Images, scale: int
     tiles (docs/BENCHMARKS.md, 'camera'). The kernel handed over keeps ``refined``'s provenance
     (its refinement is what the confidence reads); ``shape`` records both scores and the choice."""
     start = time.perf_counter()
-    gaussian, _ = _refine(gaussian_of(refined), rgb, scale, fit_noise, narrow_variance, scene_blur)
+    gaussian, _ = _refine(gaussian_of(refined), rgb, scale, fit_noise, narrow_variance, scene_blur, focus)
     size = min(max(refined.size, gaussian.size), canvas_limit(score, scale))
     nll = {"kernel": score(crop_or_pad(refined.array, size)), "gaussian": score(crop_or_pad(gaussian.array, size))}
     chosen = "gaussian" if nll["gaussian"] < nll["kernel"] else "kernel"
@@ -591,21 +604,21 @@ def fit_covariance(kernel: SRKernel, rgb: Images, scale: int, fit_noise: bool, s
     return _fit_covariance(kernel, rgb, scale, fit_noise, scene_blur)[0]
 
 
-def _fit_covariance(kernel: SRKernel, rgb: Images, scale: int, fit_noise: bool,
-                    scene_blur: float) -> tuple[SRKernel, LRLikelihood]:
+def _fit_covariance(kernel: SRKernel, rgb: Images, scale: int, fit_noise: bool, scene_blur: float,
+                    focus: FocusRule = FocusRule()) -> tuple[SRKernel, LRLikelihood]:
     """``fit_covariance``, and the score it maximised."""
     start = time.perf_counter()
     grays = luma(rgb) if isinstance(rgb, np.ndarray) else [luma(x) for x in rgb]
     noise = luma_noise(first(rgb))
     evidence = tile_evidence(grays, kernel.array, scale, noise, scene_blur=scene_blur)
     sharp = evidence.sharp() if evidence is not None else None
-    tiles_info = tile_summary(evidence, sharp)
+    tiles_info = tile_summary(evidence, sharp, focus)
     in_focus = None
     if tiles_info["in_focus"]:
         in_focus = LRLikelihood.from_power(evidence.spectra[sharp].mean(axis=0), scale, noise,
                                            fit_noise=fit_noise, scene_blur=scene_blur)
     size = 2 * math.ceil(kernel.size * math.exp(MAX_LOG_SCALE) / 2) + 1
-    if in_focus is not None and scores_in_focus_tiles(tiles_info):
+    if in_focus is not None and scores_in_focus_tiles(tiles_info, focus):
         scored = "in-focus tiles"
     else:
         whole = LRLikelihood.from_image(rgb, scale, fit_noise=fit_noise, scene_blur=scene_blur)

@@ -247,6 +247,12 @@ def test_softer_content_alone_does_not_switch_to_the_in_focus_tiles():
     # In focus on 80% of the tiles: the whole image, whatever else the tiles show.
     mostly = hand_evidence([0.0] * 16 + [0.9] * 4, [0.05] * 20)
     assert not likelihood.scores_in_focus_tiles(likelihood.tile_summary(mostly, mostly.sharp()))
+    # The rule before (the in-focus share alone) scores the plain photo's in-focus tiles; a rule
+    # asking for three clearly defocused tiles does not switch on two.
+    share_alone = likelihood.FocusRule(math.inf, 0)
+    assert likelihood.scores_in_focus_tiles(likelihood.tile_summary(plain, plain.sharp(), share_alone), share_alone)
+    three = likelihood.FocusRule(0.4, 3)
+    assert not likelihood.scores_in_focus_tiles(likelihood.tile_summary(evidence, evidence.sharp(), three), three)
 
 
 def test_mildly_softer_half_is_scored_as_one_scene(rng):
