@@ -449,7 +449,8 @@ def spread(metric: str, values: list[float]) -> dict[str, float]:
 
 def part_groups(rows: list[dict], *extra: tuple[str, list[dict]]) -> list[tuple[str, list[dict]]]:
     """(part, its rows) for each part in order of appearance, then the ``extra`` groups."""
-    return [(part, [r for r in rows if r["part"] == part]) for part in dict.fromkeys(r["part"] for r in rows)] + list(extra)
+    parts = dict.fromkeys(r["part"] for r in rows)
+    return [(part, [r for r in rows if r["part"] == part]) for part in parts] + list(extra)
 
 
 def spread_lines(groups: list[tuple[str, list[dict]]], methods: dict[str, str], column: str,

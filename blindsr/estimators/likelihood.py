@@ -444,8 +444,9 @@ def tile_summary(evidence: TileEvidence | None, sharp: np.ndarray | None,
 def scores_in_focus_tiles(tiles: dict[str, Any], rule: FocusRule = FocusRule()) -> bool:
     """Whether the tiles (``tile_summary`` under ``rule``) show a photo that is not one in-focus
     scene: in focus on less than ``WHOLE_IMAGE_SHARE`` of them, and at least ``rule.minimum``
-    (``MIN_OUT_OF_FOCUS``) clearly defocused or flat. A plain photo whose softer content leaves it short of the share alone is
-    scored whole: a fit to its sharpest tiles tends to err narrow (docs/BENCHMARKS.md, 'robust-focus')."""
+    (``MIN_OUT_OF_FOCUS``) clearly defocused or flat. A plain photo whose softer content leaves it
+    short of the share alone is scored whole: a fit to its sharpest tiles tends to err narrow
+    (docs/BENCHMARKS.md, 'robust-focus')."""
     return (0 < tiles["in_focus"] < WHOLE_IMAGE_SHARE * tiles["count"]
             and tiles["out_of_focus"] >= rule.minimum)
 
@@ -486,10 +487,11 @@ def refine_covariance(kernel: SRKernel, rgb: Images, scale: int = 2, fit_noise: 
     Which pixels are scored: a photo's defocused background, sky or smooth wall reads as kernel
     blur (the model assumes one in-focus, stationary scene). Small tiles find where the image is
     in focus and textured (``TileEvidence``). When that is nearly all of it, or when fewer than
-    ``MIN_OUT_OF_FOCUS`` tiles show a defocused or flat region (``scores_in_focus_tiles``), the
-    whole image is scored (finer spectra); otherwise, or when the whole-image fit stretches an
-    axis by more than e^MAX_TRUSTED_LOG_SCALE, only the in-focus tiles are. Small tiles also shed a sky's
-    gradient: it is nearly linear across one, and the periodic component removes linear ramps.
+    ``MIN_OUT_OF_FOCUS`` tiles show a defocused or flat region (``scores_in_focus_tiles``; ``focus``
+    holds that rule), the whole image is scored (finer spectra); otherwise, or when the whole-image
+    fit stretches an axis by more than e^MAX_TRUSTED_LOG_SCALE, only the in-focus tiles are. Small
+    tiles also shed a sky's gradient: it is nearly linear across one, and the periodic component
+    removes linear ramps.
 
     Narrow kernels: a photographed scene is not sharp to the last HR pixel (its own optics and
     resampling soften it), and a kernel whose transfer reaches the top of the HR band - one close
