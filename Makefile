@@ -21,6 +21,7 @@
 #   make bench-robust-tune  the refinement's narrow-kernel settings and the bicubic kernel's likelihood, tuning images only
 #   make bench-robust-shape  held-out images: narrow estimates handed over as Gaussians, against KernelGAN's shape
 #   make bench-robust-focus  tuning images: the rule for scoring only the in-focus tiles, before and now
+#   make bench-robust-focus-camera  the same rules on the one-camera tuning sets, clean and noisy
 #   make bench-table1    the paper's Table 1 on BSD100RK (x2, x4) and the pipeline on the real photos
 #   make bench-camera    one kernel per camera (per-image vs averaged vs joint) and blind noise for SRMD
 #   make bench-camera-zssr     ZSSR with and without noise on its sons, on the noisy one-camera sets
@@ -52,7 +53,7 @@ BUDGETS ?= today (1000 x 4),700 x 4 compressed,700 x 3,500 x 4,500 x 4 compresse
 BEFORE ?= d5a51cf
 AFTER ?= HEAD
 
-.PHONY: install test test-fast demo bench-kernel bench-speed bench-speed-x4 bench-speed-allocator bench-speed-avx2 bench-zssr bench-srmd bench-memory bench-table1 bench-batch bench-handoff bench-hashes bench-kernel-budget bench-robust bench-robust-tune bench-robust-shape bench-robust-focus bench-camera bench-camera-zssr bench-camera-budgets bench-camera-handoff batch eval report clean
+.PHONY: install test test-fast demo bench-kernel bench-speed bench-speed-x4 bench-speed-allocator bench-speed-avx2 bench-zssr bench-srmd bench-memory bench-table1 bench-batch bench-handoff bench-hashes bench-kernel-budget bench-robust bench-robust-tune bench-robust-shape bench-robust-focus bench-robust-focus-camera bench-camera bench-camera-zssr bench-camera-budgets bench-camera-handoff batch eval report clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
@@ -141,6 +142,11 @@ bench-robust-shape: $(STAMP)
 bench-robust-focus: $(STAMP)
 	$(BIN)/python -m benchmarks.hard_set --shared $(SHARED)/data --output hard_set
 	$(BIN)/python -m benchmarks.robust --data $(DATA) --focus-study hard_set
+
+# The one-camera tuning sets are made by benchmarks/camera.py (bench-camera makes them; so does this).
+bench-robust-focus-camera: $(STAMP)
+	$(BIN)/python -m benchmarks.camera --shared $(SHARED)/data --sets tune,tune_noise --make-sets
+	$(BIN)/python -m benchmarks.robust --data $(DATA) --focus-study hard_set --focus-camera bench_out/camera/sets
 
 bench-camera: $(STAMP)
 	BLINDSR_WEIGHTS_SRMD_PCA=$(SHARED)/srmd/srmd_pca_matlab.mat $(BIN)/python -m benchmarks.camera --shared $(SHARED)/data --retime

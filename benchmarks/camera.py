@@ -563,7 +563,12 @@ def main() -> None:
     parser.add_argument("--retime", action="store_true", help="make the own estimates again, timed beside the joint")
     parser.add_argument("--part", choices=PARTS, default="main", help="which section to write: " + "; ".join(
         f"{k}: {v[1]}" for k, v in PARTS.items()))
+    parser.add_argument("--make-sets", action="store_true", help="only make the --sets (for other benchmarks)")
     args = parser.parse_args()
+    if args.make_sets:
+        for name in args.sets.split(","):
+            print(make_set(name, SETS[name], args.shared, args.work / "sets"))
+        return
     from benchmarks.common import write_section
 
     import torch

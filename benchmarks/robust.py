@@ -16,7 +16,8 @@ two at a time, image by image; finished jobs are kept in ``--work``, so an inter
 settings, re-run from the unrefined estimates, and the bicubic kernel's likelihood against the
 estimate's (section 'robust-tuning'). ``--focus-study hard_set`` re-runs the refinement from the
 tuning images' unrefined estimates with each rule for scoring only the in-focus tiles
-(``focus_study``, section 'robust-focus').
+(``focus_study``, section 'robust-focus'); with ``--focus-camera bench_out/camera/sets``, on the
+one-camera tuning sets, clean and noisy (section 'robust-focus-camera').
 """
 from __future__ import annotations
 
@@ -56,6 +57,9 @@ NARROW_VARIANTS = ((1.4, 0.15), (1.4, 0.2), (1.4, 0.3), (2.0, 0.15), (2.0, 0.2),
 # share alone (the rule before), today's second.
 FOCUS_PARTS = TUNE_PARTS + (("hard crops", "crops", None),)
 FOCUS_RULES = (None, (0.4, 2), (0.3, 2), (0.5, 2), (0.4, 1), (0.4, 3))
+# --focus-study with --focus-camera: the one-camera tuning sets of benchmarks/camera.py (BSD100RK
+# 1-10 clean and 11-20 with noise of sigma 5, every third scene with a defocused background).
+FOCUS_CAMERA_PARTS = (("camera tune", "camera_tune", None), ("camera tune_noise (sigma 5)", "camera_tune_noise", None))
 # The estimate handed over as the Gaussian of its covariance when it is narrow
 # (``likelihood.gaussian_if_narrow``), studied from the default estimate.
 NARROW_SHAPE = "default, Gaussian when narrow"
@@ -150,11 +154,15 @@ def score(entries: list[tuple[str, object]], work: Path) -> list[dict]:
     return rows
 
 
-def tune_entries(data: Path, hard_root: Path, parts: tuple = TUNE_PARTS) -> list[tuple[str, str, object]]:
-    """(part, work folder, image) of the tuning images of ``parts``."""
+def tune_entries(data: Path, hard_root: Path, parts: tuple = TUNE_PARTS,
+                 camera: Path | None = None) -> list[tuple[str, str, object]]:
+    """(part, work folder, image) of the tuning images of ``parts`` (``camera``: where
+    benchmarks/camera.py keeps its sets, for the ``camera_*`` folders)."""
     from blindsr.datasets import load_benchmark
 
     roots = {"BSD100RK": data, "Urban100RK": data.parent / "Urban100RK"}  # the others: hard-set parts
+    if camera is not None:
+        roots.update({folder: camera / folder.removeprefix("camera_") for _, folder, _ in FOCUS_CAMERA_PARTS})
     return [(part, folder, e) for part, folder, numbers in parts
             for e in load_benchmark(roots.get(folder, hard_root / folder), 2) if numbers is None or e.number in numbers]
 
@@ -313,14 +321,17 @@ def focus_refits(lr_path: str, unrefined: str, rules: tuple) -> list[tuple[np.nd
 
 def focus_study(args: argparse.Namespace, measured: str) -> None:
     """``--focus-study``: per tuning image, the default refinement re-run from the unrefined
-    estimate under each rule of ``FOCUS_RULES`` (section 'robust-focus')."""
+    estimate under each rule of ``FOCUS_RULES`` (section 'robust-focus'; with ``--focus-camera``,
+    on the one-camera tuning sets: section 'robust-focus-camera')."""
     from concurrent.futures import ProcessPoolExecutor
 
     from benchmarks.common import worktree, write_section
     from blindsr.tables import markdown_table
 
     current = worktree(measured, args.work)
-    entries = first_of_each_part(tune_entries(args.data, args.focus_study, FOCUS_PARTS), args.limit)
+    camera = args.focus_camera
+    parts = FOCUS_CAMERA_PARTS if camera else FOCUS_PARTS
+    entries = first_of_each_part(tune_entries(args.data, args.focus_study, parts, camera), args.limit)
     jobs = [(current, e.lr, "unrefined", args.work / folder / e.name / "unrefined.json") for _, folder, e in entries]
     if not args.score_only:
         run_jobs(jobs)
@@ -336,8 +347,8 @@ def focus_study(args: argparse.Namespace, measured: str) -> None:
         row.update({f"{n}_scored": scored for n, (_, scored) in zip(names, fits)})
         rows.append(row)
     plain = [r for r in rows if r["part"] in ("BSD100RK 1-20", "Urban100RK 1-8", "hard narrow", "hard crops")]
-    groups = part_groups(rows, ("plain photos (BSD100RK 1-20, Urban100RK 1-8, narrow, crops)", plain),
-                         ("all tuning images", rows))
+    groups = part_groups(rows, *([] if camera else [("plain photos (BSD100RK 1-20, Urban100RK 1-8, narrow, crops)",
+                                                     plain)]), ("all these images", rows))
     table = spread_lines(groups, {n: n for n in names}, "rule", more=lambda sub, name: {
         "in-focus tiles scored": sum(1 for r in sub if r[f"{name}_scored"] != "whole image"),
         "below bicubic": sum(1 for r in sub if r[f"{name}_lr_psnr"] < r["bicubic_lr_psnr"])})
@@ -345,8 +356,12 @@ def focus_study(args: argparse.Namespace, measured: str) -> None:
     changed = [r for r in rows if r[f"{before}_scored"] != r[f"{today}_scored"]]
     columns = ["part", "image", "bicubic_lr_psnr"] + [f"{n}_{m}" for n in (before, today)
                                                        for m in ("kernel_psnr", "lr_psnr", "scored")]
-    body = ("Tuning images only (docs/RELIABILITY.md: the hard set's `tune/`, `narrow/`, `narrow_hard/` and "
-            "`crops/` parts, BSD100RK 1-20, Urban100RK 1-8). The default preset without its refinement "
+    images = ("The one-camera tuning sets of `make bench-camera` (benchmarks/camera.py: BSD100RK 1-10 clean, "
+              "11-20 with Gaussian noise of sigma 5 in 8-bit units; in each, scenes 1, 4, 7 and 10 with a defocused "
+              "background; one DIV2KRK kernel per set)." if camera else
+              "Tuning images only (docs/RELIABILITY.md: the hard set's `tune/`, `narrow/`, `narrow_hard/` and "
+              "`crops/` parts, BSD100RK 1-20, Urban100RK 1-8).")
+    body = (images + " The default preset without its refinement "
             f"(`estimator.refine=none`) at revision {measured}, seed 0, then the default refinement re-run "
             "from it under each rule for scoring only the in-focus tiles (`likelihood.scores_in_focus_tiles`): "
             "'in-focus share alone' scores them whenever fewer than 80% of the tiles are in focus (the rule "
@@ -357,8 +372,12 @@ def focus_study(args: argparse.Namespace, measured: str) -> None:
             + f"\n\nImages on which today's rule scores other pixels than the rule before: {len(changed)}"
             + "".join(f"\n- {remark}" for remark in args.remark)
             + "\n\n" + (markdown_table(changed, columns) if changed else ""))
-    write_section("robust-focus", "Which pixels the refinement scores: the in-focus rule on the tuning images",
-                  body, "bench-robust-focus")
+    if camera:
+        write_section("robust-focus-camera", "The in-focus rule on the one-camera tuning sets (clean and noisy)",
+                      body, "bench-robust-focus-camera")
+    else:
+        write_section("robust-focus", "Which pixels the refinement scores: the in-focus rule on the tuning images",
+                      body, "bench-robust-focus")
     print(markdown_table(table, list(table[0])))
 
 
@@ -541,6 +560,9 @@ def main() -> None:
                         help="study the bicubic guard on the tuning images instead (the hard set's root folder)")
     parser.add_argument("--focus-study", type=Path, metavar="HARD_SET",
                         help="the in-focus rule on the tuning images (the hard set's root folder)")
+    parser.add_argument("--focus-camera", type=Path, metavar="CAMERA_SETS",
+                        help="with --focus-study: the one-camera tuning sets instead (where benchmarks/camera.py "
+                             "makes them)")
     parser.add_argument("--shape-study", action="store_true",
                         help="the held-out images with and without the Gaussian for narrow estimates")
     parser.add_argument("--revision", default="HEAD", help="git revision of the code measured")
