@@ -575,6 +575,8 @@ def main() -> None:
     parser.add_argument("--remark", action="append", default=[],
                         help="a line added to the section (e.g. how an interrupted run was completed)")
     args = parser.parse_args()
+    if args.focus_camera and not args.focus_study:
+        parser.error("--focus-camera goes with --focus-study")
     from benchmarks.common import worktree, write_section
     from blindsr.tables import markdown_table
 
