@@ -109,11 +109,10 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded
         raise InputError(f"{path}: decoded size {decoded.shape[1]}x{decoded.shape[0]} does not "
                          f"match the header's {width}x{height}")
     rgb, alpha, bit_depth = _to_float_rgb(decoded, path)
-    orientation = _exif_orientation(path)
+    orientation, frames = _orientation_and_frames(path)
     rgb = orient(rgb, orientation)
     alpha = None if alpha is None else orient(alpha, orientation)
     notes = []
-    frames = _frame_count(path)
     if frames > 1:
         notes.append(f"the file holds {frames} frames (an animation or pages); only the first is used")
         log.warning("%s: %s", path, notes[-1])
@@ -161,21 +160,19 @@ def _check_float_range(decoded: np.ndarray, path: Path) -> None:
                          f"images in [0, 1] (rescale it, or save it as 8- or 16-bit)")
 
 
-def _frame_count(path: Path) -> int:
-    """Frames of an animation or pages of a multi-page file (1 for a still image)."""
+def _orientation_and_frames(path: Path) -> tuple[int, int]:
+    """The EXIF orientation (1, none, also for a broken EXIF block) and the number of frames of
+    an animation or pages of a multi-page file (1 for a still image), from one opening."""
     try:
         with Image.open(path) as im:
-            return int(getattr(im, "n_frames", 1))
-    except Exception:  # noqa: BLE001 - the header was read once already; a count is only a note
-        return 1
-
-
-def _exif_orientation(path: Path) -> int:
-    try:
-        with Image.open(path) as im:
-            return int(im.getexif().get(_EXIF_ORIENTATION, 1))
-    except Exception:  # noqa: BLE001 - a broken EXIF block means "no orientation"
-        return 1
+            frames = int(getattr(im, "n_frames", 1))
+            try:
+                orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1))
+            except Exception:  # noqa: BLE001 - a broken EXIF block means "no orientation"
+                orientation = 1
+            return orientation, frames
+    except Exception:  # noqa: BLE001 - the header was read once already; these are only notes
+        return 1, 1
 
 
 def camera_identity(path: str | Path) -> dict[str, str] | None:
