@@ -29,7 +29,8 @@ from blindsr.outputs import atomic_write_bytes
 # 40 megapixels: well above any photo blindsr is meant for on a CPU, far below what would exhaust
 # memory in float64 (a 40 MP RGB float64 image is ~1 GB).
 DEFAULT_MAX_PIXELS = 40_000_000
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+# What a folder run takes: every format ``read_image`` reads (a GIF gives its first frame).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F", "La"}
 _EXIF_ORIENTATION = 0x0112
 _EXIF_MAKE, _EXIF_MODEL, _EXIF_IFD = 0x010F, 0x0110, 0x8769

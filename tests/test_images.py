@@ -119,6 +119,18 @@ def test_list_images_sorts_naturally(tmp_path):
     assert [p.name for p in others] == ["notes.txt"]
 
 
+def test_list_images_takes_every_format_read_image_reads(tmp_path, rng):
+    """A folder run takes what ``pipeline`` takes: each file Pillow writes in these formats is
+    listed as an image and read back with its pixels."""
+    pixels = (rng.random((8, 8, 3)) * 255).astype(np.uint8)
+    for name in ("a.png", "b.bmp", "c.tif", "d.ppm", "e.gif", "f.webp"):
+        Image.fromarray(pixels).save(tmp_path / name, **({"lossless": True} if name.endswith("webp") else {}))
+    images, others = list_images(tmp_path)
+    assert [p.name for p in images] == ["a.png", "b.bmp", "c.tif", "d.ppm", "e.gif", "f.webp"] and not others
+    for path in images:
+        assert read_image(path).rgb.shape == (8, 8, 3)
+
+
 def test_encode_png_gray_alpha(rng):
     rgb = np.repeat(rng.random((5, 6, 1)), 3, axis=2)
     alpha = rng.random((5, 6))
