@@ -57,6 +57,21 @@ class CameraSet:
     role: str  # tune or report
     zssr: bool = False  # also ZSSR with and without noise on its sons (ZSSR_VARIANTS)
 
+    def defocused(self) -> list[int]:
+        """The set's scenes (1-based) made with a defocused background."""
+        every = self.defocus_every
+        return [i + 1 for i in range(len(self.numbers)) if every and i % every == 0]
+
+    def describe(self) -> str:
+        """The set in words: its source images, noise and defocused scenes."""
+        first, last = self.numbers[0], self.numbers[-1]
+        noise = f"Gaussian noise of sigma {self.sigma:g} in 8-bit units" if self.sigma else "no noise"
+        scenes = self.defocused()
+        blur = ("" if not scenes else "; scene " + str(scenes[0]) if len(scenes) == 1 else
+                "; scenes " + ", ".join(map(str, scenes[:-1])) + f" and {scenes[-1]}") + \
+            (" with a defocused background" if scenes else "")
+        return f"{self.source} {first}-{last}, {noise}{blur}"
+
 
 SETS = {
     "tune": CameraSet("BSD100RK", tuple(range(1, 11)), 5101, 0.0, 3, "tune"),
@@ -467,7 +482,7 @@ def section(results: list[dict]) -> str:
         true_beaten = sum(r["true_sr"] - r["own_sr"] < -0.1 for r in rows)
         summary.append({
             "set": f"{res['name']} ({spec.role})", "images": f"{spec.source} {spec.numbers[0]}-{spec.numbers[-1]}",
-            "sigma": spec.sigma, "defocused": sum(1 for i in range(n) if spec.defocus_every and i % spec.defocus_every == 0),
+            "sigma": spec.sigma, "defocused": len(spec.defocused()),
             "own kernel PSNR mean/p10/worst": stats([r["own_kernel_psnr"] for r in rows]),
             "averaged": f"{rows[0]['averaged_kernel_psnr']:.2f}",
             "joint, KernelGAN's shape": f"{rows[0]['joint_kernel_shape_kernel_psnr']:.2f}",

@@ -34,6 +34,8 @@ from typing import Callable
 
 import numpy as np
 
+from benchmarks.camera import SETS as CAMERA_SETS
+
 ROOT = Path(__file__).resolve().parents[1]
 CODE_ROOT = "BLINDSR_BENCH_CODE_ROOT"
 # The code measured first on the path: the repository root, or for a job of another revision that
@@ -356,9 +358,9 @@ def focus_study(args: argparse.Namespace, measured: str) -> None:
     changed = [r for r in rows if r[f"{before}_scored"] != r[f"{today}_scored"]]
     columns = ["part", "image", "bicubic_lr_psnr"] + [f"{n}_{m}" for n in (before, today)
                                                        for m in ("kernel_psnr", "lr_psnr", "scored")]
-    images = ("The one-camera tuning sets of `make bench-camera` (benchmarks/camera.py: BSD100RK 1-10 clean, "
-              "11-20 with Gaussian noise of sigma 5 in 8-bit units; in each, scenes 1, 4, 7 and 10 with a defocused "
-              "background; one DIV2KRK kernel per set)." if camera else
+    images = ("The one-camera tuning sets of `make bench-camera` (benchmarks/camera.py; one DIV2KRK kernel per "
+              "set): " + "; ".join(f"{name}: {CAMERA_SETS[name].describe()}" for name in ("tune", "tune_noise"))
+              + "." if camera else
               "Tuning images only (docs/RELIABILITY.md: the hard set's `tune/`, `narrow/`, `narrow_hard/` and "
               "`crops/` parts, BSD100RK 1-20, Urban100RK 1-8).")
     body = (images + " The default preset without its refinement "
