@@ -15,7 +15,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import struct
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,6 +85,8 @@ def probe(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, 
     try:
         with Image.open(path) as im:
             width, height, mode = im.width, im.height, im.mode
+            if mode == "RGBA" and im.format == "PNG" and im.tile and str(im.tile[0][3]).startswith("LA"):
+                mode = "LA"  # a 16-bit gray-and-alpha PNG, which Pillow widens to RGBA
     except UnidentifiedImageError:
         raise InputError(f"{path}: not an image (unknown or unsupported format)") from None
     except OSError as exc:
@@ -224,14 +228,31 @@ def encode_png(rgb: np.ndarray, alpha: np.ndarray | None = None, bit_depth: int 
     dtype = np.uint16 if bit_depth == 16 else np.uint8
     image = rgb.mean(axis=2, keepdims=True) if grayscale else rgb[:, :, ::-1]
     if alpha is not None:
-        image = np.concatenate([np.repeat(image, 3, 2) if grayscale else image, alpha[:, :, None]], 2)
+        image = np.concatenate([image, alpha[:, :, None]], 2)
     pixels = np.clip(np.round(image * peak), 0, peak).astype(dtype)
+    if pixels.shape[2] == 2:
+        return _png_gray_alpha(pixels)
     if pixels.shape[2] == 1:
         pixels = pixels[:, :, 0]
     ok, data = cv2.imencode(".png", pixels)
     if not ok:
         raise OutputError("PNG encoding failed")
     return data.tobytes()
+
+
+def _png_gray_alpha(pixels: np.ndarray) -> bytes:
+    """A PNG of colour type 4 (gray and alpha, 8 or 16 bits), which OpenCV does not write: rows
+    of big-endian samples, each behind filter byte 0, in one zlib stream."""
+    height, width, _ = pixels.shape
+    depth = 16 if pixels.dtype == np.uint16 else 8
+    rows = np.ascontiguousarray(pixels.astype(">u2" if depth == 16 else np.uint8)).view(np.uint8).reshape(height, -1)
+    raw = np.concatenate([np.zeros((height, 1), np.uint8), rows], axis=1).tobytes()
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, depth, 4, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
 
 
 def write_image(path: str | Path, rgb: np.ndarray, alpha: np.ndarray | None = None,

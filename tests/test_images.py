@@ -131,12 +131,24 @@ def test_list_images_takes_every_format_read_image_reads(tmp_path, rng):
         assert read_image(path).rgb.shape == (8, 8, 3)
 
 
-def test_encode_png_gray_alpha(rng):
-    rgb = np.repeat(rng.random((5, 6, 1)), 3, axis=2)
-    alpha = rng.random((5, 6))
-    data = encode_png(rgb, alpha, 8, grayscale=True)
+@pytest.mark.parametrize("bits", [8, 16])
+def test_encode_png_gray_alpha(tmp_path, rng, bits):
+    """Gray with alpha is written as a gray-and-alpha PNG (colour type 4) in the input's depth;
+    libpng (through OpenCV) and Pillow decode the samples that were meant."""
+    gray, alpha = rng.random((5, 6)), rng.random((5, 6))
+    peak = 2**bits - 1
+    data = encode_png(np.repeat(gray[:, :, None], 3, axis=2), alpha, bits, grayscale=True)
+    assert data[25] == 4 and data[24] == bits  # IHDR: colour type, bit depth
     decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    assert decoded.shape == (5, 6, 4)
+    assert decoded.dtype == (np.uint16 if bits == 16 else np.uint8)
+    assert np.array_equal(decoded[:, :, 0], np.round(gray * peak)) and np.array_equal(decoded[:, :, 3], np.round(alpha * peak))
+    (tmp_path / "la.png").write_bytes(data)
+    if bits == 8:
+        with Image.open(tmp_path / "la.png") as im:
+            assert im.mode == "LA" and np.array_equal(np.asarray(im)[:, :, 1], np.round(alpha * peak))
+    img = read_image(tmp_path / "la.png")
+    assert img.grayscale and img.bit_depth == bits
+    assert np.allclose(img.alpha, np.round(alpha * peak) / peak) and np.allclose(img.rgb[:, :, 1], np.round(gray * peak) / peak)
 
 
 def test_float_images_in_unit_range_are_read_others_refused(tmp_path, rng):

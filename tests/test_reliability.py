@@ -87,13 +87,15 @@ def test_modes_are_kept(tmp_path, rng):
     cv2.imencode(".png", rgb16[:, :, ::-1])[1].tofile(str(tmp_path / "deep.png"))
     Image.fromarray(rgb[:, :, 0], "L").save(tmp_path / "gray.png")
     Image.fromarray(np.dstack([rgb, rng.integers(0, 256, rgb.shape[:2], dtype=np.uint8)]), "RGBA").save(tmp_path / "alpha.png")
+    Image.fromarray(np.dstack([rgb[:, :, 0], rgb[:, :, 1]]), "LA").save(tmp_path / "graya.png")
     Image.fromarray(rgb).convert("P").save(tmp_path / "palette.png")
     Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.jpg")
     exif = Image.Exif()
     exif[0x0112] = 6  # displayed rotated 90 degrees clockwise
     Image.fromarray(rgb).save(tmp_path / "rotated.jpg", exif=exif)
     expected = {"deep": ("RGB", np.uint16, (128, 160)), "gray": ("L", np.uint8, (128, 160)),
-                "alpha": ("RGBA", np.uint8, (128, 160)), "palette": ("RGB", np.uint8, (128, 160)),
+                "alpha": ("RGBA", np.uint8, (128, 160)), "graya": ("LA", np.uint8, (128, 160)),
+                "palette": ("RGB", np.uint8, (128, 160)),
                 "cmyk": ("RGB", np.uint8, (128, 160)), "rotated": ("RGB", np.uint8, (160, 128))}
     for path in sorted(tmp_path.iterdir()):
         result = cli("pipeline", f"input={path.name}", "output=out", *FAST_PIPE, cwd=tmp_path)
@@ -101,7 +103,9 @@ def test_modes_are_kept(tmp_path, rng):
         out = cv2.imread(str(tmp_path / "out" / f"{path.stem}_x2.png"), cv2.IMREAD_UNCHANGED)
         channels, dtype, shape = expected[path.stem]
         assert out.dtype == dtype and out.shape[:2] == shape, path.name
-        assert (out.ndim == 2) == (channels == "L") and (out.ndim == 3 and out.shape[2] == 4) == (channels == "RGBA")
+        assert (out.ndim == 2) == (channels == "L") and (out.ndim == 3 and out.shape[2] == 4) == (channels in ("RGBA", "LA"))
+        with Image.open(tmp_path / "out" / f"{path.stem}_x2.png") as written:
+            assert written.mode == channels, path.name
 
 
 def test_unwritable_output_folder(tmp_path, rng):
