@@ -9,6 +9,7 @@
 #   make eval DATA=benchmark [SCALE=2] [LIMIT=0]                             the Table-1 evaluation
 #   make report OUT=results                                                  rebuild report.html
 #   make bench-zssr      ZSSR iteration overhead, run times and PSNR -> docs/BENCHMARKS.md
+#   make bench-cuda      on a CUDA machine: estimate, ZSSR, SRMD and pipeline on the GPU vs the CPU -> docs/BENCHMARKS.md
 #   make bench-batch     resume after kill -9 and executor equivalence on the real photos, by hash
 #   make bench-handoff   the handoff width, chosen on held-out BSD100RK images with SRMD
 #   make bench-speed     the default pipeline's speed in seconds and units; the fast ZSSR preset vs kernelgan
@@ -53,7 +54,7 @@ BUDGETS ?= today (1000 x 4),700 x 4 compressed,700 x 3,500 x 4,500 x 4 compresse
 BEFORE ?= d5a51cf
 AFTER ?= HEAD
 
-.PHONY: install test test-fast demo bench-kernel bench-speed bench-speed-x4 bench-speed-allocator bench-speed-avx2 bench-zssr bench-srmd bench-memory bench-table1 bench-batch bench-handoff bench-hashes bench-kernel-budget bench-robust bench-robust-tune bench-robust-shape bench-robust-focus bench-robust-focus-camera bench-camera bench-camera-zssr bench-camera-budgets bench-camera-handoff batch eval report clean
+.PHONY: install test test-fast demo bench-kernel bench-speed bench-speed-x4 bench-speed-allocator bench-speed-avx2 bench-zssr bench-srmd bench-memory bench-table1 bench-cuda bench-batch bench-handoff bench-hashes bench-kernel-budget bench-robust bench-robust-tune bench-robust-shape bench-robust-focus bench-robust-focus-camera bench-camera bench-camera-zssr bench-camera-budgets bench-camera-handoff batch eval report clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
@@ -86,6 +87,12 @@ bench-memory: $(STAMP)
 
 bench-handoff: $(STAMP)
 	BLINDSR_WEIGHTS_SRMD_PCA=$(SHARED)/srmd/srmd_pca_matlab.mat $(BIN)/python -m benchmarks.handoff --data $(DATA)
+
+# On a machine with a CUDA GPU: measure (cuda_out/cuda.json), then record the 'cuda' section.
+bench-cuda: $(STAMP)
+	BLINDSR_WEIGHTS_SRMD_PCA=$(SHARED)/srmd/srmd_pca_matlab.mat $(BIN)/python -m benchmarks.cuda \
+		--data $(DATA) --out cuda_out
+	$(BIN)/python -m benchmarks.cuda --record cuda_out/cuda.json
 
 bench-table1: $(STAMP)
 	BLINDSR_WEIGHTS_SRMD_PCA=$(SHARED)/srmd/srmd_pca_matlab.mat $(BIN)/python -m benchmarks.table1 \

@@ -98,6 +98,12 @@ def revision() -> str:
     return rev + ("+changes" if dirty else "")
 
 
+def load_average() -> tuple[float, float]:
+    """The 1- and 15-minute load average."""
+    load = os.getloadavg()
+    return load[0], load[2]
+
+
 def numbers(spec: str) -> list[int]:
     """Image numbers: '1-5,9' -> [1, 2, 3, 4, 5, 9]."""
     out: list[int] = []
@@ -117,17 +123,21 @@ def worktree(revision: str, work: Path) -> Path:
     return tree
 
 
-def write_section(name: str, title: str, body: str, make_target: str) -> None:
-    """Replace (or append) the section ``name`` of docs/BENCHMARKS.md."""
-    stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    load = os.getloadavg()
+def write_section(name: str, title: str, body: str, make_target: str, measured: dict | None = None) -> None:
+    """Replace (or append) the section ``name`` of docs/BENCHMARKS.md. ``measured``: the header's
+    facts (``machine``, ``revision``, ``date``, ``command``, ``load``: 1- and 15-minute load
+    average and core count) of a measurement made elsewhere, recorded here; default this run's."""
+    facts = measured or {"machine": machine_line(), "revision": revision(), "command": command_line(),
+                         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+                         "load": [*load_average(), os.cpu_count()]}
+    one, fifteen, cores = facts["load"]
     # A benchmark that keeps every core busy holds the load near the core count by itself; above
     # it, threads waited for a core - the run's own workers or other jobs, which the load cannot tell.
-    shared = max(load[0], load[2]) > os.cpu_count() + LOAD_MARGIN
+    shared = max(one, fifteen) > cores + LOAD_MARGIN
     busy = " (above the core count: threads waited for a core, this run's own or other jobs')" if shared else ""
-    block = (f"<!-- bench:{name} -->\n## {title}\n\n`make {make_target}` ({command_line()})  \n"
-             f"Machine: {machine_line()}  \nRevision: {revision()}; date: {stamp}; load average when written (1, 15 min): "
-             f"{load[0]:.1f}, {load[2]:.1f}{busy}\n\n"
+    block = (f"<!-- bench:{name} -->\n## {title}\n\n`make {make_target}` ({facts['command']})  \n"
+             f"Machine: {facts['machine']}  \nRevision: {facts['revision']}; date: {facts['date']}; load average when "
+             f"written (1, 15 min): {one:.1f}, {fifteen:.1f}{busy}\n\n"
              f"{body.strip()}\n<!-- /bench:{name} -->")
     text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else HEADER
     pattern = re.compile(rf"<!-- bench:{name} -->.*?<!-- /bench:{name} -->", re.S)
