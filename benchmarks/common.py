@@ -43,18 +43,20 @@ def native_bf16() -> bool:
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
-def unit_seconds(steps: int = 20, rounds: int = 3) -> float:
+def unit_seconds(steps: int = 20, rounds: int = 3, device: str = "cpu") -> float:
     """The machine-independent speed unit: seconds of one fp32 training step (forward, backward,
     Adam) of the plain ZSSR network (8 x 64-channel 3x3 convolutions, NCHW) on a 1x3x128x128 input;
     the median of ``rounds`` means of ``steps`` steps, after 3 warm-up steps. A time divided by it
-    compares across CPUs: AVX2-only and AVX-512/AMX machines differ 2-3x in seconds."""
+    compares across CPUs: AVX2-only and AVX-512/AMX machines differ 2-3x in seconds. ``device``:
+    the same step elsewhere (a GPU, whose queue is drained around each round)."""
     from zssr.network import ZSSRNet
 
     generator = torch.Generator().manual_seed(0)
-    net = ZSSRNet(3, 8, 64, 0.1, generator)
+    net = ZSSRNet(3, 8, 64, 0.1, generator).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
-    x = torch.rand(1, 3, 128, 128, generator=generator)
-    target = torch.rand(1, 3, 128, 128, generator=generator)
+    x = torch.rand(1, 3, 128, 128, generator=generator).to(device)
+    target = torch.rand(1, 3, 128, 128, generator=generator).to(device)
+    drain = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
     def step() -> None:
         loss = (net(x) - target).abs().mean()
@@ -66,9 +68,11 @@ def unit_seconds(steps: int = 20, rounds: int = 3) -> float:
         step()
     means = []
     for _ in range(rounds):
+        drain()
         start = time.perf_counter()
         for _ in range(steps):
             step()
+        drain()
         means.append((time.perf_counter() - start) / steps)
     return statistics.median(means)
 

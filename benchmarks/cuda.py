@@ -78,28 +78,9 @@ def timed(device: str, run: Callable[[], Any]) -> tuple[Any, float]:
     return result, time.perf_counter() - start
 
 
-def gpu_unit(device: str, steps: int = 20) -> float | None:
+def gpu_unit(device: str) -> float | None:
     """The speed unit's step (fp32 ZSSR network, 1x3x128x128, forward, backward, Adam) on the GPU."""
-    if not device.startswith("cuda"):
-        return None
-    from zssr.network import ZSSRNet
-
-    generator = torch.Generator().manual_seed(0)
-    net = ZSSRNet(3, 8, 64, 0.1, generator).to(device)
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
-    x = torch.rand(1, 3, 128, 128, generator=generator).to(device)
-    target = torch.rand(1, 3, 128, 128, generator=generator).to(device)
-
-    def step() -> None:
-        loss = (net(x) - target).abs().mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    for _ in range(3):
-        step()
-    _, seconds = timed(device, lambda: [step() for _ in range(steps)])
-    return seconds / steps
+    return unit_seconds(device=device) if device.startswith("cuda") else None
 
 
 def estimate(entry: BenchmarkImage, device: str) -> dict[str, Any]:
