@@ -75,6 +75,12 @@ class LoadedImage:
 def probe(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int, str]:
     """Width, height and Pillow mode from the header only; raises ``InputError`` with one line
     for missing files, folders, empty files, non-images and images above ``max_pixels``."""
+    return _header(path, max_pixels)[:3]
+
+
+def _header(path: str | Path, max_pixels: int) -> tuple[int, int, str, int, int]:
+    """``probe``'s width, height and mode, then (once the size is accepted) the EXIF orientation
+    and the frame count (``_orientation_and_frames``), from one opening of the file."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
@@ -87,22 +93,23 @@ def probe(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, 
             width, height, mode = im.width, im.height, im.mode
             if mode == "RGBA" and im.format == "PNG" and im.tile and str(im.tile[0][3]).startswith("LA"):
                 mode = "LA"  # a 16-bit gray-and-alpha PNG, which Pillow widens to RGBA
+            if width * height > max_pixels:
+                raise InputError(f"{path}: image is {width}x{height} = {width * height / 1e6:.0f} MP, "
+                                 f"above the limit of {max_pixels / 1e6:.0f} MP (max_pixels)")
+            if width < 1 or height < 1:
+                raise InputError(f"{path}: image has no pixels ({width}x{height})")
+            orientation, frames = _orientation_and_frames(im)
     except UnidentifiedImageError:
         raise InputError(f"{path}: not an image (unknown or unsupported format)") from None
     except OSError as exc:
         raise InputError(f"{path}: unreadable image ({exc})") from None
-    if width * height > max_pixels:
-        raise InputError(f"{path}: image is {width}x{height} = {width * height / 1e6:.0f} MP, "
-                         f"above the limit of {max_pixels / 1e6:.0f} MP (max_pixels)")
-    if width < 1 or height < 1:
-        raise InputError(f"{path}: image has no pixels ({width}x{height})")
-    return width, height, mode
+    return width, height, mode, orientation, frames
 
 
 def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
     """Decode ``path`` (any name, including non-ASCII) into a ``LoadedImage``."""
     path = Path(path)
-    width, height, mode = probe(path, max_pixels)
+    width, height, mode, orientation, frames = _header(path, max_pixels)
     data = path.read_bytes()
     _check_complete(path, data)
     with warnings.catch_warnings():
@@ -114,7 +121,6 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded
         raise InputError(f"{path}: decoded size {decoded.shape[1]}x{decoded.shape[0]} does not "
                          f"match the header's {width}x{height}")
     rgb, alpha, bit_depth = _to_float_rgb(decoded, path)
-    orientation, frames = _orientation_and_frames(path)
     rgb = orient(rgb, orientation)
     alpha = None if alpha is None else orient(alpha, orientation)
     notes = []
@@ -165,19 +171,18 @@ def _check_float_range(decoded: np.ndarray, path: Path) -> None:
                          f"images in [0, 1] (rescale it, or save it as 8- or 16-bit)")
 
 
-def _orientation_and_frames(path: Path) -> tuple[int, int]:
-    """The EXIF orientation (1, none, also for a broken EXIF block) and the number of frames of
-    an animation or pages of a multi-page file (1 for a still image), from one opening."""
+def _orientation_and_frames(im: Image.Image) -> tuple[int, int]:
+    """An open image's EXIF orientation (1: none, also for a broken EXIF block) and its number of
+    frames: an animation's or a multi-page file's (1 for a still image)."""
     try:
-        with Image.open(path) as im:
-            frames = int(getattr(im, "n_frames", 1))
-            try:
-                orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1))
-            except Exception:  # noqa: BLE001 - a broken EXIF block means "no orientation"
-                orientation = 1
-            return orientation, frames
-    except Exception:  # noqa: BLE001 - the header was read once already; these are only notes
-        return 1, 1
+        frames = int(getattr(im, "n_frames", 1))
+    except Exception:  # noqa: BLE001 - the frame count is only a note
+        frames = 1
+    try:
+        orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:  # noqa: BLE001 - a broken EXIF block means "no orientation"
+        orientation = 1
+    return orientation, frames
 
 
 def camera_identity(path: str | Path) -> dict[str, str] | None:
