@@ -20,6 +20,8 @@ except ImportError:  # pragma: no cover
     torch = None
 
 Array = TypeVar("Array")
+RESIZE_BLOCK_ELEMENTS = 1 << 21  # taps x outputs gathered at once by imresize (float64: 16 MB) ...
+RESIZE_WHOLE_TORCH = 1 << 25  # ... but torch tensors up to this many in one go (see _resize_axis)
 
 # DIV2KRK protocol (KernelGAN paper, Sec. 5; measured on DIV2KRK itself, see data/README.md).
 DIV2KRK_EIGEN_RANGE = (0.6, 5.0)
@@ -188,10 +190,27 @@ def imresize(image: Array, scale: float | Sequence[float] | None = None,
 
 
 def _resize_axis(x, axis: int, weights: np.ndarray, idx: np.ndarray, is_torch: bool):
+    # Gathering every tap at once makes an array taps times the output's (a 24 MP photo: several
+    # GB); block by block along the other image axis the numbers are the same, and stay in cache.
     if is_torch:
         w = torch.as_tensor(weights, dtype=x.dtype, device=x.device)
         i = torch.as_tensor(idx, device=x.device)
         moved = torch.movedim(x, axis, -1)
-        return torch.movedim((moved[..., i] * w).sum(-1), -1, axis)
-    moved = np.moveaxis(np.asarray(x), axis, -1)
-    return np.moveaxis((moved[..., idx] * weights).sum(-1), -1, axis)
+        gathered = math.prod(moved.shape[:-1]) * idx.size
+        # torch's sum over the taps rounds differently for other block shapes: images up to
+        # RESIZE_WHOLE_TORCH (every benchmark's) and training crops (differentiable) in one go.
+        if gathered <= RESIZE_WHOLE_TORCH or (x.requires_grad and torch.is_grad_enabled()):
+            return torch.movedim((moved[..., i] * w).sum(-1), -1, axis)
+        out = moved.new_empty((*moved.shape[:-1], idx.shape[0]))
+        along = moved.ndim - 2  # (..., H, W): the other image axis is second to last
+    else:
+        w, i = weights, idx
+        moved = np.moveaxis(np.asarray(x), axis, -1)
+        out = np.empty(moved.shape[:-1] + idx.shape[:1], dtype=np.result_type(moved, weights))
+        along = 0  # (H, W[, C]): the other image axis comes first
+    per_index = math.prod(out.shape) // max(1, out.shape[along]) * idx.shape[1]  # taps x outputs per index
+    step = max(1, RESIZE_BLOCK_ELEMENTS // max(1, per_index))
+    for start in range(0, out.shape[along], step):
+        block = (slice(None),) * along + (slice(start, start + step),)
+        out[block] = (moved[block][..., i] * w).sum(-1)
+    return torch.movedim(out, -1, axis) if is_torch else np.moveaxis(out, -1, axis)

@@ -8,6 +8,7 @@ import torch
 from scipy import io as sio
 from scipy import ndimage
 
+from blindsr import degradation
 from blindsr.degradation import (bicubic_kernel, bicubic_taps, contributions, degrade, gaussian_kernel, imresize, quantize,
                                  random_kernels, sampling_kernel)
 from blindsr.images import read_image
@@ -55,6 +56,24 @@ def test_imresize_matches_float64_reference(rng, shape, scale):
     out = imresize(x, scale)
     assert out.shape == ref.shape
     assert np.abs(out - ref).max() < 1e-12
+
+
+@pytest.mark.parametrize("scale", [0.5, 2.0, 1 / 3])
+def test_imresize_in_blocks_matches_reference_and_one_block(rng, monkeypatch, scale):
+    """Large images are resized block by block (bounded memory): the float64 reference still holds,
+    and numpy's numbers are those of one block bit for bit."""
+    x = rng.random((29, 34, 3))
+    whole = imresize(x, scale)
+    rows = reference_matrix(29, whole.shape[0], scale)
+    cols = reference_matrix(34, whole.shape[1], scale)
+    ref = np.einsum("ij,jkc,lk->ilc", rows, x, cols)
+    monkeypatch.setattr(degradation, "RESIZE_BLOCK_ELEMENTS", 50)  # a few output rows per block
+    monkeypatch.setattr(degradation, "RESIZE_WHOLE_TORCH", 0)
+    blocks = imresize(x, scale)
+    assert np.array_equal(blocks, whole)
+    as_torch = imresize(torch.tensor(np.moveaxis(x, -1, 0)[None]), scale)[0].numpy()
+    assert np.abs(np.moveaxis(as_torch, 0, -1) - ref).max() < 1e-12
+    assert np.abs(blocks - ref).max() < 1e-12
 
 
 def test_imresize_output_shape_and_anisotropic(rng):

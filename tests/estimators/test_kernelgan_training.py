@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from blindsr.degradation import bicubic_taps
-from blindsr.estimators.kernelgan.crops import box_sum, crop_maps, gradient_map, plan_crops, probability_map
+from blindsr.estimators.kernelgan.crops import (box_sum, crop_maps, gradient_map, keep_top, plan_crops,
+                                                probability_map)
 from blindsr.estimators.kernelgan.settings import KernelGANSettings, settings_for
 from blindsr.estimators.kernelgan.train import (ImageTooSmall, KernelGANRun, Schedule, penalty_mask,
                                                 prepare_image, soft_threshold, train)
@@ -68,12 +69,23 @@ def test_gradient_and_probability_maps(rng):
     assert np.allclose(flat, 1 / 1600)
 
 
-@pytest.mark.parametrize("size", [1, 4, 5, 13, 32])
-def test_box_sum_equals_convolve2d(rng, size):
+@pytest.mark.parametrize("size", [1, 4, 5, 13, 32, 64, 101])
+@pytest.mark.parametrize("shape", [(37, 50), (1, 1), (2, 3)])
+def test_box_sum_equals_convolve2d(rng, size, shape):
     from scipy.signal import convolve2d
 
-    a = rng.random((37, 50))
+    a = rng.random(shape)
     assert np.allclose(box_sum(a, size), convolve2d(a, np.ones((size, size)), mode="same"), atol=1e-10)
+
+
+def test_keep_top_hand_example():
+    """The authors' clip_extreme: clip between the pivot value and the next larger sorted value,
+    minus the pivot (ties: the next value is the pivot's plus 1e-5)."""
+    a = np.array([[5.0, 1.0, 3.0], [2.0, 4.0, 0.0]])  # sorted: 0 1 2 3 4 5
+    assert np.array_equal(keep_top(a, 0.5), np.clip(a, 3.0, 4.0) - 3.0)  # pivot int(0.5 * 6) = 3
+    assert np.array_equal(keep_top(a, 1.0), np.clip(a, 4.0, 5.0) - 4.0)  # pivot capped at n - 2
+    ties = np.array([[1.0, 1.0], [1.0, 0.0]])
+    assert np.allclose(keep_top(ties, 0.5), np.clip(ties, 1.0, 1.0 + 1e-5) - 1.0)
 
 
 def test_crop_plan_corners_are_even_and_inside(rng):

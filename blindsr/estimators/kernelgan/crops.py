@@ -22,13 +22,21 @@ def box_sum(a: np.ndarray, size: int) -> np.ndarray:
     """``scipy.signal.convolve2d(a, ones((size, size)), 'same')`` by running sums: output (i, j) sums
     rows i - size//2 ... i + (size-1)//2 (zero outside), in O(pixels) instead of O(pixels * size^2)."""
     out = a
+    before, after = size // 2, (size - 1) // 2
     for axis in (0, 1):
         n = out.shape[axis]
-        cum = np.concatenate([np.zeros_like(np.take(out, [0], axis=axis)), np.cumsum(out, axis=axis)], axis=axis)
-        idx = np.arange(n)
-        hi = np.minimum(n, idx + (size - 1) // 2 + 1)
-        lo = np.maximum(0, idx - size // 2)
-        out = np.take(cum, hi, axis=axis) - np.take(cum, lo, axis=axis)
+        moved = np.moveaxis(out, axis, 0)
+        cum = np.empty((n + 1,) + moved.shape[1:], dtype=np.cumsum(moved[:0], axis=0).dtype)
+        cum[0] = 0
+        np.cumsum(moved, axis=0, out=cum[1:])  # cum[j]: the sum of the first j entries
+        summed = np.empty(moved.shape, dtype=cum.dtype)
+        # Away from the ends a window is the difference of two slices of the running sum; at the
+        # ends its bounds are clipped to the array.
+        first, last = min(before, n), max(min(before, n), n - after - 1)
+        summed[first:last] = cum[first + after + 1:last + after + 1] - cum[first - before:last - before]
+        ends = np.r_[0:first, last:n]
+        summed[ends] = cum[np.minimum(n, ends + after + 1)] - cum[np.maximum(0, ends - before)]
+        out = np.moveaxis(summed, 0, axis)
     return out
 
 
@@ -39,14 +47,20 @@ def _zero_border(a: np.ndarray, edge: int) -> np.ndarray:
     return out
 
 
-def _keep_top(a: np.ndarray, percent: float) -> np.ndarray:
+def keep_top(a: np.ndarray, percent: float) -> np.ndarray:
     """The authors' ``clip_extreme``: clip to [v, v_next] around the ``percent`` quantile and
     subtract v, i.e. an (almost binary) indicator of the strongest gradients."""
-    ordered = np.sort(a.ravel())
-    pivot = min(int(percent * ordered.size), ordered.size - 2)
-    low = ordered[pivot]
-    high = ordered[pivot + 1] if ordered[pivot + 1] > low else low + 1e-5
+    pivot = min(int(percent * a.size), a.size - 2)
+    low, above = np.partition(a.ravel(), (pivot, pivot + 1))[[pivot, pivot + 1]]  # sorted values there
+    high = above if above > low else low + 1e-5
     return np.clip(a, low, high) - low
+
+
+def _add_normalised(total: np.ndarray, m: np.ndarray) -> None:
+    """total += m / sum(m), unless m has no positive sum."""
+    mass = m.sum()
+    if mass > 0:
+        total += m / mass
 
 
 def gradient_map(rgb: np.ndarray, window: int = GRADIENT_WINDOW,
@@ -56,15 +70,16 @@ def gradient_map(rgb: np.ndarray, window: int = GRADIENT_WINDOW,
     |d/dy| and |d/dx| keep only their top 3 %; the gradient magnitude enters whole (the authors'
     code normalises the unclipped magnitude map - what produced the published numbers).
     """
-    gray = rgb @ np.array([0.299, 0.587, 0.114])
-    gy, gx = np.gradient(gray)
+    gy, gx = np.gradient(rgb @ np.array([0.299, 0.587, 0.114]))
     magnitude = _zero_border(np.hypot(gx, gy), window)
-    maps = [_keep_top(_zero_border(np.abs(g), window), percent) for g in (gy, gx)] + [magnitude]
-    combined = np.zeros_like(gray)
-    for m in maps:
-        total = m.sum()
-        if total > 0:
-            combined += m / total
+    combined = np.zeros_like(magnitude)
+    # One map at a time, each gradient dropped once used: a photo's full-size maps take memory.
+    _add_normalised(combined, keep_top(_zero_border(np.abs(gy), window), percent))
+    del gy
+    _add_normalised(combined, keep_top(_zero_border(np.abs(gx), window), percent))
+    del gx
+    _add_normalised(combined, magnitude)
+    del magnitude
     blurred = box_sum(combined, window) / window**2
     mean = blurred.mean()
     return blurred / mean if mean > 0 else np.ones_like(blurred)
@@ -106,10 +121,10 @@ class CropMaps:
 
 def crop_maps(rgb: np.ndarray, g_size: int, d_size: int) -> CropMaps:
     rows, cols = rgb.shape[:2]
-    small = imresize(rgb, 0.5)
-    g_map = np.repeat(np.repeat(gradient_map(small), 2, axis=0), 2, axis=1)[:rows, :cols]
-    return CropMaps(probability_map(g_map, g_size), probability_map(gradient_map(rgb), d_size),
-                    g_size, d_size, (rows, cols))
+    g_map = np.repeat(np.repeat(gradient_map(imresize(rgb, 0.5)), 2, axis=0), 2, axis=1)[:rows, :cols]
+    g_prob = probability_map(g_map, g_size)
+    del g_map  # before the next full-size map is made
+    return CropMaps(g_prob, probability_map(gradient_map(rgb), d_size), g_size, d_size, (rows, cols))
 
 
 def plan_crops(maps: CropMaps, iterations: int, rng: np.random.Generator) -> CropPlan:
