@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from blindsr.degradation import imresize as reference_imresize
+import zssr.resize
 from zssr.resize import imresize
 
 
@@ -36,6 +37,25 @@ def test_matches_reference_by_size(rng, shape, size):
     ref = reference_imresize(x, output_shape=size)
     out = as_numpy(imresize(as_torch(x), size=size))
     np.testing.assert_allclose(out, ref, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("scale,size", [(2.0, None), (0.5, None), (1 / 3, None), (4.0, None), (2.0, (9, 9))])
+@pytest.mark.parametrize("banded", ["every axis", "the larger axis"])
+def test_banded_resize_of_large_images_matches_dense(rng, monkeypatch, scale, size, banded):
+    """Past DENSE_ELEMENTS an axis is resized from its taps, block by block (a photo of many
+    megapixels): the dense operators' numbers (which the tests above hold to the reference) to
+    rounding, with or without autograd."""
+    x = as_torch(rng.random((5, 7, 3)) if size else rng.random((19, 26, 3)))
+    whole = imresize(x, scale, size)
+    operators = [o * i for o, i in zip(whole.shape[-2:], x.shape[-2:])]  # out x in per axis
+    assert operators[0] < operators[1]
+    monkeypatch.setattr(zssr.resize, "DENSE_ELEMENTS", 0 if banded == "every axis" else operators[0])
+    monkeypatch.setattr(zssr.resize, "BLOCK_ELEMENTS", 50)  # many blocks
+    with torch.no_grad():
+        blocks = imresize(x, scale, size)
+    assert blocks.shape == whole.shape and torch.allclose(blocks, whole, atol=1e-12, rtol=0)
+    tracked = imresize(x.clone().requires_grad_(), scale, size)
+    assert tracked.requires_grad and torch.allclose(tracked.detach(), whole, atol=1e-12, rtol=0)
 
 
 def test_float32_and_random_sizes(rng):

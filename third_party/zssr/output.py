@@ -99,4 +99,6 @@ def final_output(net: ZSSRNet | SubPixelZSSRNet, lr: torch.Tensor, down: Downsca
         turned_size = size if t % 2 == 0 else size[::-1]
         y = inverse(upscale(net, turned, s, turned_size, tile), t)
         outputs.append(back_project(y, lr, down, bp_iterations))
-    return back_project(median(torch.stack(outputs)), lr, down, bp_iterations)
+    # The median of one output is that output (exactly: (y + y) / 2 == y), without a stack and sort of it.
+    combined = outputs[0] if len(outputs) == 1 else median(torch.stack(outputs))
+    return back_project(combined, lr, down, bp_iterations)

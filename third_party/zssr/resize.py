@@ -10,6 +10,11 @@ Each axis is one dense linear operator (out, in), built once in float64 and cach
 
 The scale used for the coordinates and the output length are separate arguments, as in the
 authors' code: a 9-pixel father's 5-pixel son is upscaled with s = 2 to 9 pixels, not 10.
+
+A dense operator costs in * out per row of pixels: nothing for training crops and benchmark
+images, minutes for a photo of many megapixels. An axis whose operator would exceed
+``DENSE_ELEMENTS`` (outside of autograd) is resized from each output pixel's few taps instead,
+block by block: the same sums, equal to rounding (tests/zssr/test_downscale.py).
 """
 from __future__ import annotations
 
@@ -34,9 +39,12 @@ def mirror_indices(index: np.ndarray, length: int) -> np.ndarray:
     return np.where(folded < length, folded, 2 * length - 1 - folded)
 
 
-@lru_cache(maxsize=64)
-def resize_matrix(in_len: int, out_len: int, scale: float) -> np.ndarray:
-    """The (out_len, in_len) float64 operator of one axis (see the module docstring)."""
+DENSE_ELEMENTS = 1 << 22  # out x in of the largest axis operator applied as a dense matrix
+BLOCK_ELEMENTS = 1 << 21  # taps x outputs gathered at once by the banded resize
+
+
+def taps(in_len: int, out_len: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each output pixel's source indices (0-based, mirrored) and float64 weights, (out_len, T)."""
     stretch = min(scale, 1.0)
     width = 4.0 / stretch
     u = np.arange(1, out_len + 1, dtype=np.float64) / scale + 0.5 * (1.0 - 1.0 / scale)
@@ -44,9 +52,16 @@ def resize_matrix(in_len: int, out_len: int, scale: float) -> np.ndarray:
     source = left[:, None] + np.arange(int(math.ceil(width)) + 2)[None, :]  # 1-based
     weights = stretch * cubic(stretch * (u[:, None] - source))
     weights /= weights.sum(axis=1, keepdims=True)
+    return mirror_indices(source.astype(np.int64) - 1, in_len), weights
+
+
+@lru_cache(maxsize=64)
+def resize_matrix(in_len: int, out_len: int, scale: float) -> np.ndarray:
+    """The (out_len, in_len) float64 operator of one axis (see the module docstring)."""
+    index, weights = taps(in_len, out_len, scale)
     matrix = np.zeros((out_len, in_len))
-    rows = np.broadcast_to(np.arange(out_len)[:, None], source.shape)
-    np.add.at(matrix, (rows, mirror_indices(source.astype(np.int64) - 1, in_len)), weights)
+    rows = np.broadcast_to(np.arange(out_len)[:, None], index.shape)
+    np.add.at(matrix, (rows, index), weights)
     return matrix
 
 
@@ -77,6 +92,27 @@ def imresize(x: torch.Tensor, scale: float | Sequence[float] | None = None,
     out_size = list(size) if size is not None else [int(math.ceil(i * s - 1e-9)) for i, s in zip(in_size, scales)]
     if min(out_size) < 1 or min(in_size) < 1:
         raise ValueError(f"cannot resize {tuple(in_size)} to {tuple(out_size)}")
-    rows = _operator(in_size[0], out_size[0], scales[0], x.dtype, x.device)
-    cols = _operator(in_size[1], out_size[1], scales[1], x.dtype, x.device)
-    return rows @ x @ cols.T
+    banded = [o * i > DENSE_ELEMENTS and not (x.requires_grad and torch.is_grad_enabled())
+              for o, i in zip(out_size, in_size)]
+    if not any(banded):
+        rows = _operator(in_size[0], out_size[0], scales[0], x.dtype, x.device)
+        cols = _operator(in_size[1], out_size[1], scales[1], x.dtype, x.device)
+        return rows @ x @ cols.T
+    for axis in (-2, -1):
+        i, o, s = in_size[axis], out_size[axis], scales[axis]
+        x = _banded(x, axis, *taps(i, o, s)) if banded[axis] else torch.movedim(
+            _operator(i, o, s, x.dtype, x.device) @ torch.movedim(x, axis, -2), -2, axis)
+    return x
+
+
+def _banded(x: torch.Tensor, axis: int, index: np.ndarray, weights: np.ndarray) -> torch.Tensor:
+    """Resize axis ``axis`` of x (..., H, W): output pixel j is sum_t weights[j, t] x[index[j, t]],
+    a block of the other axis at a time (bounded memory)."""
+    moved = torch.movedim(x, axis, -1)
+    i = torch.as_tensor(index, device=x.device)
+    w = torch.as_tensor(weights, dtype=x.dtype, device=x.device)
+    out = moved.new_empty((*moved.shape[:-1], index.shape[0]))
+    step = max(1, BLOCK_ELEMENTS // max(1, math.prod(out.shape) // out.shape[-2] * index.shape[1]))
+    for start in range(0, out.shape[-2], step):
+        out[..., start:start + step, :] = (moved[..., start:start + step, :][..., i] * w).sum(-1)
+    return torch.movedim(out, -1, axis)
