@@ -1,80 +1,149 @@
-"""Peak memory of ``pipeline`` on a 2000x1500 input at x2, per back-end (make bench-memory) -> the
-'memory' section of docs/BENCHMARKS.md.
+"""Peak memory and time of ``pipeline`` and ``estimate`` on photos of a few and of many megapixels
+(make bench-memory) -> the 'memory' section of docs/BENCHMARKS.md.
 
-Each run is a separate ``python -m blindsr pipeline`` process; its peak resident memory is read
-with ``getrusage(RUSAGE_CHILDREN)`` from a wrapper process that runs only it. The input is
-scikit-image's "coffee" photo (CC0) enlarged to 2000x1500. Peak memory does not depend on how many
-training iterations run, so ZSSR is capped at ``--zssr-iterations`` to keep the benchmark short
-(its reconstruction tests and tiled final pass, the memory peaks, all run as in a full run).
-Each back-end runs twice: as shipped, and with glibc's malloc left as it comes
-(``BLINDSR_ALLOCATOR=default``: ``blindsr.runtime.keep_freed_memory`` off), so that what keeping
-freed memory costs in peak memory is measured.
+Each run is a separate ``python -m blindsr`` process; its peak resident memory is read with
+``getrusage(RUSAGE_CHILDREN)`` from a wrapper process that runs only it. Two inputs:
+
+* photo: scikit-image's "coffee" (CC0) enlarged to 2000x1500; ``pipeline`` x2 with each back-end,
+  each twice: as shipped, and with glibc's malloc left as it comes (``BLINDSR_ALLOCATOR=default``:
+  ``blindsr.runtime.keep_freed_memory`` off), so that what keeping freed memory costs is measured.
+* large: a 4000x3000 (12 MP) mosaic of scikit-image's public-domain and CC0 colour photos at their
+  own resolution (astronaut, chelsea, coffee, rocket): the default KernelGAN estimate alone, and
+  ``pipeline`` with the bicubic kernel handed to the bicubic and ZSSR back-ends (their output
+  stages at 24 MP, the part that grows with the photo).
+
+Peak memory does not depend on how many training iterations run, so ZSSR is capped at
+``--zssr-iterations`` to keep the benchmark short (its reconstruction tests and full-size output,
+the memory peaks, run as in a full run). ``--before REV`` runs every command a second time with the
+code of revision REV (a git worktree of it), side by side, and compares the results: the kernel
+files bit for bit, SR images by their largest difference in 8-bit levels.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
+import importlib.util
 import json
+import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from benchmarks.common import write_section
+import numpy as np
+
+from benchmarks.common import worktree, write_section
 from blindsr.degradation import imresize
 from blindsr.images import read_image, write_image
 from blindsr.runtime import ALLOCATOR_ENV, allocator_environment
 from blindsr.tables import markdown_table
 
+ROOT = Path(__file__).resolve().parents[1]
 WRAPPER = ("import resource, subprocess, sys, json, time; t = time.time(); "
            "code = subprocess.run(sys.argv[1:]).returncode; "
            "print(json.dumps({'code': code, 'seconds': time.time() - t, "
            "'peak_mb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))")
+LARGE_SHAPE = (3000, 4000)
+MOSAIC = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg")  # public domain or CC0
 
 
-def sample(path: Path) -> Path:
-    import importlib.util
-
+def skimage_photo(name: str) -> np.ndarray:
     spec = importlib.util.find_spec("skimage")
-    coffee = Path(list(spec.submodule_search_locations)[0]) / "data" / "coffee.png"
-    rgb = read_image(coffee).rgb
-    return write_image(path, imresize(rgb, output_shape=(1500, 2000)).clip(0, 1))
+    return read_image(Path(list(spec.submodule_search_locations)[0]) / "data" / name).rgb
 
 
-def measure(image: Path, out: Path, extra: list[str], env: dict[str, str]) -> dict:
-    cmd = [sys.executable, "-m", "blindsr", "pipeline", f"input={image}", f"output={out}", "scale=2",
-           "overwrite=true", *extra]
-    result = subprocess.run([sys.executable, "-c", WRAPPER, *cmd], capture_output=True, text=True, env=env)
+def photo(path: Path) -> Path:
+    return write_image(path, imresize(skimage_photo("coffee.png"), output_shape=(1500, 2000)).clip(0, 1))
+
+
+def mosaic(path: Path, shape: tuple[int, int] = LARGE_SHAPE) -> Path:
+    """The photos of ``MOSAIC`` at their own resolution, cut to the lowest one's height and tiled
+    row by row in turn."""
+    tiles = [skimage_photo(name) for name in MOSAIC]
+    height = min(t.shape[0] for t in tiles)
+    canvas = np.zeros((*shape, 3))
+    turn = 0
+    for top in range(0, shape[0], height):
+        left = 0
+        while left < shape[1]:
+            tile = tiles[turn % len(tiles)]
+            turn += 1
+            h, w = min(height, shape[0] - top), min(tile.shape[1], shape[1] - left)
+            canvas[top:top + h, left:left + w] = tile[:h, :w]
+            left += w
+    return write_image(path, canvas)
+
+
+def measure(code: Path, verb: str, image: Path, out: Path, extra: list[str], env: dict[str, str]) -> dict:
+    """One ``python -m blindsr`` run with ``code``'s blindsr (and its zssr and srmd) first on the path."""
+    cmd = [sys.executable, "-m", "blindsr", verb, f"input={image}", f"output={out}", "scale=2", "overwrite=true", *extra]
+    env = dict(env, PYTHONPATH=os.pathsep.join([str(code), str(code / "third_party")]))
+    result = subprocess.run([sys.executable, "-c", WRAPPER, *cmd], capture_output=True, text=True, env=env, cwd=code)
     info = json.loads(result.stdout.strip().splitlines()[-1])
     if info["code"] != 0:
-        raise SystemExit(f"{' '.join(extra)} failed: {result.stderr.strip()[-500:]}")
+        raise SystemExit(f"{verb} {' '.join(extra)} failed: {result.stderr.strip()[-500:]}")
     return info
+
+
+def compare(before: Path, now: Path) -> str:
+    """How the two runs' results differ: kernel files bit for bit, SR images in 8-bit levels."""
+    kernels = sorted(p.name for p in now.glob("*_kernel_x2.npy"))
+    same = all(hashlib.sha256((before / k).read_bytes()).digest() == hashlib.sha256((now / k).read_bytes()).digest()
+               for k in kernels)
+    words = [f"kernel {'identical' if same else 'differs'}"] if kernels else []
+    for image in sorted(now.glob("*_x2.png")):
+        diff = np.abs(read_image(before / image.name).rgb - read_image(image).rgb).max() * 255
+        words.append("SR identical" if diff == 0 else f"SR differs by up to {diff:.0f} levels")
+    return ", ".join(words)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--zssr-iterations", type=int, default=200)
+    parser.add_argument("--before", help="a revision to run side by side (from a git worktree of it)")
+    parser.add_argument("--work", type=Path, default=Path("build/memory"), help="where --before's worktree is kept")
     args = parser.parse_args()
+    codes = {"now": ROOT}
+    if args.before:
+        args.work.mkdir(parents=True, exist_ok=True)
+        codes = {"before": worktree(args.before, args.work.resolve()), **codes}
+    zssr = ["sr=zssr", f"sr.max_iters={args.zssr_iterations}"]
+    runs = [("photo", "pipeline", name, extra, allocator)
+            for name, extra in (("bicubic", ["sr=bicubic"]), ("srmd", ["sr=srmd"]), ("zssr", zssr))
+            for allocator in ("kept", "default")]
+    runs += [("large", "estimate", "kernelgan", [], "kept"),
+             ("large", "pipeline", "bicubic", ["estimator=bicubic", "sr=bicubic"], "kept"),
+             ("large", "pipeline", "zssr", ["estimator=bicubic", *zssr], "kept")]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        image = sample(Path(tmp) / "coffee_2000x1500.png")
-        for name, extra in (("bicubic", ["sr=bicubic"]), ("srmd", ["sr=srmd"]),
-                            ("zssr", ["sr=zssr", f"sr.max_iters={args.zssr_iterations}"])):
-            for allocator in ("kept", "default"):
-                start = time.perf_counter()
-                env = allocator_environment(allocator == "kept")
-                info = measure(image, Path(tmp) / f"{name}_{allocator}", extra, env)
-                rows.append({"back-end": name, "freed memory": "kept (as shipped)" if allocator == "kept" else
-                             f"returned ({ALLOCATOR_ENV}=default)", "peak memory (MB)": info["peak_mb"],
-                             "seconds": time.perf_counter() - start, "settings": " ".join(extra)})
-                print(rows[-1], flush=True)
-    body = ("`python -m blindsr pipeline` on a 2000x1500 RGB photo (scikit-image's coffee, CC0, "
-            "enlarged), x2, default KernelGAN estimate; peak resident memory of the whole process:\n\n"
-            + markdown_table(rows, ["back-end", "freed memory", "peak memory (MB)", "seconds", "settings"],
-                             digits=0)
-            + "\n\nBounded by tiling: SRMD runs on 512-px LR tiles, ZSSR's full-image passes on 512-px "
-              "output tiles; KernelGAN only ever holds the image and its crop maps.")
-    write_section("memory", "Peak memory of the pipeline (2000x1500 input, x2)", body, "bench-memory")
+        images = {"photo": photo(Path(tmp) / "coffee_2000x1500.png"), "large": mosaic(Path(tmp) / "mosaic_4000x3000.png")}
+        for part, verb, name, extra, allocator in runs:
+            row = {"input": {"photo": "2000x1500", "large": "4000x3000"}[part], "verb": verb, "back-end": name,
+                   "freed memory": "kept (as shipped)" if allocator == "kept" else f"returned ({ALLOCATOR_ENV}=default)",
+                   "settings": " ".join(extra)}
+            outs = {}
+            for label, code in codes.items():
+                outs[label] = Path(tmp) / f"{part}_{name}_{allocator}_{label}"
+                info = measure(code, verb, images[part], outs[label], extra, allocator_environment(allocator == "kept"))
+                row[f"peak MB ({label})" if args.before else "peak memory (MB)"] = info["peak_mb"]
+                row[f"seconds ({label})" if args.before else "seconds"] = info["seconds"]
+            if args.before:
+                row["results"] = compare(outs["before"], outs["now"])
+            rows.append(row)
+            print(row, flush=True)
+    columns = [c for c in rows[0] if c != "settings"] + ["settings"]
+    side = (f" Each run twice, side by side: with the code of revision {args.before} ('before') and of this "
+            "revision ('now'); 'results' compares their outputs." if args.before else "")
+    body = ("Peak resident memory and wall time of one `python -m blindsr` process, x2. 2000x1500: scikit-image's "
+            "coffee (CC0) enlarged, the whole pipeline with the default KernelGAN estimate. 4000x3000: a mosaic of "
+            "scikit-image's public-domain and CC0 colour photos at their own resolution (12 MP in, 48 MP out); the "
+            "default KernelGAN estimate alone, and the bicubic kernel handed to the bicubic and ZSSR back-ends. "
+            f"ZSSR trains {args.zssr_iterations} iterations (peak memory does not depend on how many)." + side
+            + "\n\n" + markdown_table(rows, columns, digits=0)
+            + "\n\nBounded by tiling and blocks: SRMD runs on 512-px LR tiles, ZSSR's network passes on 512-px output "
+              "tiles; bicubic resizing gathers its taps block by block, and ZSSR's resize operators are applied "
+              "from their taps past 4M entries; KernelGAN holds the image and one full-size crop map at a time.")
+    write_section("memory", "Peak memory of the pipeline (2000x1500 and 4000x3000 inputs, x2)", body, "bench-memory")
     print("updated docs/BENCHMARKS.md")
 
 
