@@ -37,6 +37,7 @@ from blindsr.degradation import imresize
 from blindsr.images import read_image, write_image
 from blindsr.runtime import ALLOCATOR_ENV, allocator_environment
 from blindsr.tables import markdown_table
+from blindsr.weights import ENV_PREFIX
 
 ROOT = Path(__file__).resolve().parents[1]
 WRAPPER = ("import resource, subprocess, sys, json, time; t = time.time(); "
@@ -77,7 +78,9 @@ def mosaic(path: Path, shape: tuple[int, int] = LARGE_SHAPE) -> Path:
 def measure(code: Path, verb: str, image: Path, out: Path, extra: list[str], env: dict[str, str]) -> dict:
     """One ``python -m blindsr`` run with ``code``'s blindsr (and its zssr and srmd) first on the path."""
     cmd = [sys.executable, "-m", "blindsr", verb, f"input={image}", f"output={out}", "scale=2", "overwrite=true", *extra]
-    env = dict(env, PYTHONPATH=os.pathsep.join([str(code), str(code / "third_party")]))
+    # The child runs in ``code`` (``-m`` puts it first on the path): paths given relative to here move with it.
+    paths = {k: str(Path(v).resolve()) for k, v in env.items() if k.startswith(ENV_PREFIX) and v}
+    env = dict(env, **paths, PYTHONPATH=os.pathsep.join([str(code), str(code / "third_party")]))
     result = subprocess.run([sys.executable, "-c", WRAPPER, *cmd], capture_output=True, text=True, env=env, cwd=code)
     info = json.loads(result.stdout.strip().splitlines()[-1])
     if info["code"] != 0:
