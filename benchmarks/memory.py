@@ -94,7 +94,7 @@ def compare(before: Path, now: Path) -> str:
     same = all(hashlib.sha256((before / k).read_bytes()).digest() == hashlib.sha256((now / k).read_bytes()).digest()
                for k in kernels)
     words = [f"kernel {'identical' if same else 'differs'}"] if kernels else []
-    for image in sorted(now.glob("*_x2.png")):
+    for image in sorted(p for p in now.glob("*_x2.png") if "_kernel_" not in p.name):
         diff = np.abs(read_image(before / image.name).rgb - read_image(image).rgb).max() * 255
         words.append("SR identical" if diff == 0 else f"SR differs by up to {diff:.0f} levels")
     return ", ".join(words)

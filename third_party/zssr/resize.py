@@ -14,7 +14,7 @@ authors' code: a 9-pixel father's 5-pixel son is upscaled with s = 2 to 9 pixels
 A dense operator costs in * out per row of pixels: nothing for training crops and benchmark
 images, minutes for a photo of many megapixels. An axis whose operator would exceed
 ``DENSE_ELEMENTS`` (outside of autograd) is resized from each output pixel's few taps instead,
-block by block: the same sums, equal to rounding (tests/zssr/test_downscale.py).
+block by block: the same sums, equal to rounding (tests/zssr/test_resize.py).
 """
 from __future__ import annotations
 
