@@ -104,7 +104,7 @@ def compare(before: Path, now: Path) -> str:
     for image in sorted(p for p in now.glob("*_x2.png") if "_kernel_" not in p.name):
         pair = [read_image(folder / image.name, max_pixels=image_pixels(image)).rgb for folder in (before, now)]
         diff = np.abs(pair[0] - pair[1]).max() * 255
-        words.append("SR identical" if diff == 0 else f"SR differs by up to {diff:.0f} levels")
+        words.append("SR identical" if diff == 0 else f"SR differs by up to {diff:.0f} level{'s' * (round(diff) != 1)}")
     return ", ".join(words)
 
 
@@ -114,6 +114,7 @@ def main() -> None:
     parser.add_argument("--before", help="a revision to run side by side (from a git worktree of it)")
     parser.add_argument("--work", type=Path, default=Path("build/memory"),
                         help="where --before's worktree and the finished runs are kept (a re-run resumes)")
+    parser.add_argument("--remark", action="append", default=[], help="a line added to the section")
     args = parser.parse_args()
     codes = {"now": ROOT}
     if args.before:
@@ -158,7 +159,7 @@ def main() -> None:
             "scikit-image's public-domain and CC0 colour photos at their own resolution (12 MP in, 48 MP out); the "
             "default KernelGAN estimate alone, and the bicubic kernel handed to the bicubic and ZSSR back-ends. "
             f"ZSSR trains {args.zssr_iterations} iterations (peak memory does not depend on how many)." + side
-            + "\n\n" + markdown_table(rows, columns, digits=0)
+            + "".join(f"\n\n{line}" for line in args.remark) + "\n\n" + markdown_table(rows, columns, digits=0)
             + "\n\nBounded by tiling and blocks: SRMD runs on 512-px LR tiles, ZSSR's network passes on 512-px output "
               "tiles; bicubic resizing gathers its taps block by block, and ZSSR's resize operators are applied "
               "from their taps past 4M entries; KernelGAN holds the image and one full-size crop map at a time.")
