@@ -10,7 +10,7 @@ Each run is a separate ``python -m blindsr`` process; its peak resident memory i
 * large: a 4000x3000 (12 MP) mosaic of scikit-image's public-domain and CC0 colour photos at their
   own resolution (astronaut, chelsea, coffee, rocket): the default KernelGAN estimate alone, and
   ``pipeline`` with the bicubic kernel handed to the bicubic and ZSSR back-ends (their output
-  stages at 24 MP, the part that grows with the photo).
+  stages at 48 MP, the part that grows with the photo).
 
 Peak memory does not depend on how many training iterations run, so ZSSR is capped at
 ``--zssr-iterations`` to keep the benchmark short (its reconstruction tests and full-size output,
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import worktree, write_section
+from benchmarks.common import revision, worktree, write_section
 from blindsr.degradation import imresize
 from blindsr.images import read_image, write_image
 from blindsr.runtime import ALLOCATOR_ENV, allocator_environment
@@ -128,12 +128,13 @@ def main() -> None:
              ("large", "pipeline", "bicubic", ["estimator=bicubic", "sr=bicubic"], "kept"),
              ("large", "pipeline", "zssr", ["estimator=bicubic", *zssr], "kept")]
     rows = []
-    done = args.work / f"rows-{'-'.join(sorted(codes))}-{args.before or ''}-{args.zssr_iterations}"
+    # Finished runs of this revision (a resumed run keeps what it measured; another revision measures again).
+    done = args.work / f"rows-{revision()}-{args.before or 'alone'}-{args.zssr_iterations}"
     done.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         images = {"photo": photo(Path(tmp) / "coffee_2000x1500.png"), "large": mosaic(Path(tmp) / "mosaic_4000x3000.png")}
         for part, verb, name, extra, allocator in runs:
-            cached = done / f"{part}_{verb}_{name}_{allocator}.json"  # a resumed run keeps what it measured
+            cached = done / f"{part}_{verb}_{name}_{allocator}.json"
             if cached.is_file():
                 rows.append(json.loads(cached.read_text()))
                 continue
