@@ -63,17 +63,17 @@ BAND_ELEMENTS = 1 << 25
 FFT_ELEMENTS = 1 << 30
 
 
-def correlate_fft(padded: torch.Tensor, kernel: torch.Tensor, scale: int) -> torch.Tensor:
-    """``F.conv2d(padded, kernel, stride=scale)`` for padded (B, 1, H, W) and kernel (K, K), by
-    circular convolution with the flipped kernel at the input's size: outputs from index K - 1 on
-    never wrap around, and they are exactly the valid correlation."""
+def correlate_fft(planes: torch.Tensor, kernel: torch.Tensor, scale: int) -> torch.Tensor:
+    """``F.conv2d(symmetric_pad(planes, K // 2), kernel, stride=scale)`` for planes (B, 1, H, W) and
+    kernel (K, K), by circular convolution with the flipped kernel at the padded size: outputs from
+    index K - 1 on never wrap around, and they are exactly the valid correlation."""
     size = kernel.shape[-1]
-    shape = padded.shape[-2:]
+    shape = (planes.shape[-2] + size // 2 * 2, planes.shape[-1] + size // 2 * 2)
     transfer = torch.fft.rfft2(kernel.flip((0, 1)), s=shape)
-    # One plane at a time: a plane's spectra are several times its size.
-    planes = [torch.fft.irfft2(torch.fft.rfft2(plane, s=shape) * transfer, s=shape)[size - 1::scale, size - 1::scale]
-              for plane in padded[:, 0]]
-    return torch.stack(planes).unsqueeze(1)
+    # One plane at a time, padded on its own: a plane's spectra are several times its size.
+    out = [torch.fft.irfft2(torch.fft.rfft2(symmetric_pad(plane, size // 2), s=shape) * transfer,
+                            s=shape)[size - 1::scale, size - 1::scale] for plane in planes[:, 0]]
+    return torch.stack(out).unsqueeze(1)
 
 
 def downscale(x: torch.Tensor, weight: torch.Tensor, scale: int) -> torch.Tensor:
@@ -85,12 +85,13 @@ def downscale(x: torch.Tensor, weight: torch.Tensor, scale: int) -> torch.Tensor
     """
     n, c, h, w = x.shape
     size = weight.shape[-1]
-    padded = symmetric_pad(x.reshape(n * c, 1, h, w), size // 2)
+    planes = x.reshape(n * c, 1, h, w)
     kernel = weight.to(x.dtype)[None, None]
     out_h, out_w = -(-h // scale), -(-w // scale)
     if n * c * out_h * out_w * size * size > FFT_ELEMENTS:
-        out = correlate_fft(padded, kernel[0, 0], scale)[..., :out_h, :out_w]
+        out = correlate_fft(planes, kernel[0, 0], scale)[..., :out_h, :out_w]
         return out.reshape(n, c, out_h, out_w)
+    padded = symmetric_pad(planes, size // 2)
     band = max(1, BAND_ELEMENTS // (n * c * out_w * size * size))
     bands = [F.conv2d(padded[..., top * scale:(min(top + band, out_h) - 1) * scale + size, :], kernel, stride=scale)
              for top in range(0, out_h, band)]

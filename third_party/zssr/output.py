@@ -75,7 +75,8 @@ def back_project(y: torch.Tensor, lr: torch.Tensor, down: Downscaler, iterations
     """``iterations`` back-projection steps of the SR image ``y`` (1, C, H, W) onto ``lr``."""
     for _ in range(iterations):
         residual = lr - down(y)
-        y = (y + imresize(residual, down.scale, y.shape[-2:])).clamp_(0.0, 1.0)
+        # y + the upscaled residual, written into the latter (one full-size copy fewer).
+        y = imresize(residual, down.scale, y.shape[-2:]).add_(y).clamp_(0.0, 1.0)
     return y
 
 
@@ -97,8 +98,7 @@ def final_output(net: ZSSRNet | SubPixelZSSRNet, lr: torch.Tensor, down: Downsca
     for t in transforms:
         turned = transform(lr, t)
         turned_size = size if t % 2 == 0 else size[::-1]
-        y = inverse(upscale(net, turned, s, turned_size, tile), t)
-        outputs.append(back_project(y, lr, down, bp_iterations))
+        outputs.append(back_project(inverse(upscale(net, turned, s, turned_size, tile), t), lr, down, bp_iterations))
     # The median of one output is that output (exactly: (y + y) / 2 == y), without a stack and sort of it.
     combined = outputs[0] if len(outputs) == 1 else median(torch.stack(outputs))
     return back_project(combined, lr, down, bp_iterations)
