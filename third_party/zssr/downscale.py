@@ -70,9 +70,10 @@ def correlate_fft(planes: torch.Tensor, kernel: torch.Tensor, scale: int) -> tor
     size = kernel.shape[-1]
     shape = (planes.shape[-2] + size // 2 * 2, planes.shape[-1] + size // 2 * 2)
     transfer = torch.fft.rfft2(kernel.flip((0, 1)), s=shape)
-    # One plane at a time, padded on its own: a plane's spectra are several times its size.
-    out = [torch.fft.irfft2(torch.fft.rfft2(symmetric_pad(plane, size // 2), s=shape) * transfer,
-                            s=shape)[size - 1::scale, size - 1::scale] for plane in planes[:, 0]]
+    # One plane at a time, padded on its own, keeping only the sampled outputs: a plane's spectra
+    # and its full-size correlation are several times what is kept.
+    out = [torch.fft.irfft2(torch.fft.rfft2(symmetric_pad(plane, size // 2), s=shape).mul_(transfer),
+                            s=shape)[size - 1::scale, size - 1::scale].clone() for plane in planes[:, 0]]
     return torch.stack(out).unsqueeze(1)
 
 
