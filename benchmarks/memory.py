@@ -77,7 +77,8 @@ def mosaic(path: Path, shape: tuple[int, int] = LARGE_SHAPE) -> Path:
 
 def measure(code: Path, verb: str, image: Path, out: Path, extra: list[str], env: dict[str, str]) -> dict:
     """One ``python -m blindsr`` run with ``code``'s blindsr (and its zssr and srmd) first on the path."""
-    cmd = [sys.executable, "-m", "blindsr", verb, f"input={image}", f"output={out}", "scale=2", "overwrite=true", *extra]
+    cmd = [sys.executable, "-m", "blindsr", verb, f"input={image}", f"output={out}", "scale=2", "overwrite=true",
+           *extra]
     # The child runs in ``code`` (``-m`` puts it first on the path): paths given relative to here move with it.
     paths = {k: str(Path(v).resolve()) for k, v in env.items() if k.startswith(ENV_PREFIX) and v}
     env = dict(env, **paths, PYTHONPATH=os.pathsep.join([str(code), str(code / "third_party")]))
@@ -132,14 +133,16 @@ def main() -> None:
     done = args.work / f"rows-{revision()}-{args.before or 'alone'}-{args.zssr_iterations}"
     done.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        images = {"photo": photo(Path(tmp) / "coffee_2000x1500.png"), "large": mosaic(Path(tmp) / "mosaic_4000x3000.png")}
+        images = {"photo": photo(Path(tmp) / "coffee_2000x1500.png"),
+                  "large": mosaic(Path(tmp) / "mosaic_4000x3000.png")}
         for part, verb, name, extra, allocator in runs:
             cached = done / f"{part}_{verb}_{name}_{allocator}.json"
             if cached.is_file():
                 rows.append(json.loads(cached.read_text()))
                 continue
             row = {"input": {"photo": "2000x1500", "large": "4000x3000"}[part], "verb": verb, "back-end": name,
-                   "freed memory": "kept (as shipped)" if allocator == "kept" else f"returned ({ALLOCATOR_ENV}=default)",
+                   "freed memory": ("kept (as shipped)" if allocator == "kept"
+                                    else f"returned ({ALLOCATOR_ENV}=default)"),
                    "settings": " ".join(extra)}
             outs = {}
             for label, code in codes.items():
