@@ -139,7 +139,7 @@ def super_resolve(lr: np.ndarray, scale: int, kernels: Sequence[np.ndarray] | No
         "seed": seed,
         "seconds": round(time.perf_counter() - start, 3),
     }
-    return ZSSRResult(sr[0].permute(1, 2, 0).cpu().numpy().astype(np.float64), diagnostics)
+    return ZSSRResult(sr[0].permute(1, 2, 0).cpu().numpy().astype(np.float64, copy=False), diagnostics)
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

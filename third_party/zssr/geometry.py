@@ -25,7 +25,9 @@ def transform(x: torch.Tensor, t: int) -> torch.Tensor:
 
 
 def inverse(x: torch.Tensor, t: int) -> torch.Tensor:
-    """Undo ``transform(., t)``."""
+    """Undo ``transform(., t)``; the identity (t = 0) returns ``x`` itself, not a copy."""
+    if t == 0:
+        return x
     y = torch.flip(x, dims=(-1,)) if t >= 4 else x
     return torch.rot90(y, -(t % 4), dims=(-2, -1))
 

@@ -57,7 +57,7 @@ def apply_subpixel_net(net: SubPixelZSSRNet, lr: torch.Tensor, scale: int, size:
     the receptive radius in input pixels."""
     residual = tiled(lambda part: net.residual(part, scale), lr, max(1, tile // scale), net.receptive_radius,
                      scale)
-    out = residual[..., :size[0], :size[1]] + imresize(lr, scale, size)
+    out = imresize(lr, scale, size).add_(residual[..., :size[0], :size[1]])  # residual + upscale, in place
     return out.clamp_(0.0, 1.0)
 
 
