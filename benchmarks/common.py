@@ -43,6 +43,12 @@ def native_bf16() -> bool:
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
+def synchronise(device: str) -> None:
+    """Wait for a GPU's queue to drain (a CPU has none), so that a timer around work sees all of it."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
 def unit_seconds(steps: int = 20, rounds: int = 3, device: str = "cpu") -> float:
     """The machine-independent speed unit: seconds of one fp32 training step (forward, backward,
     Adam) of the plain ZSSR network (8 x 64-channel 3x3 convolutions, NCHW) on a 1x3x128x128 input;
@@ -56,7 +62,6 @@ def unit_seconds(steps: int = 20, rounds: int = 3, device: str = "cpu") -> float
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     x = torch.rand(1, 3, 128, 128, generator=generator).to(device)
     target = torch.rand(1, 3, 128, 128, generator=generator).to(device)
-    drain = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
     def step() -> None:
         loss = (net(x) - target).abs().mean()
@@ -68,11 +73,11 @@ def unit_seconds(steps: int = 20, rounds: int = 3, device: str = "cpu") -> float
         step()
     means = []
     for _ in range(rounds):
-        drain()
+        synchronise(device)
         start = time.perf_counter()
         for _ in range(steps):
             step()
-        drain()
+        synchronise(device)
         means.append((time.perf_counter() - start) / steps)
     return statistics.median(means)
 
@@ -127,13 +132,17 @@ def worktree(revision: str, work: Path) -> Path:
     return tree
 
 
+def run_facts() -> dict:
+    """What a section's header says about the run that measured it: ``machine``, ``revision``,
+    ``command``, ``date`` and ``load`` (1- and 15-minute load average and core count)."""
+    return {"machine": machine_line(), "revision": revision(), "command": command_line(),
+            "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "load": [*load_average(), os.cpu_count()]}
+
+
 def write_section(name: str, title: str, body: str, make_target: str, measured: dict | None = None) -> None:
     """Replace (or append) the section ``name`` of docs/BENCHMARKS.md. ``measured``: the header's
-    facts (``machine``, ``revision``, ``date``, ``command``, ``load``: 1- and 15-minute load
-    average and core count) of a measurement made elsewhere, recorded here; default this run's."""
-    facts = measured or {"machine": machine_line(), "revision": revision(), "command": command_line(),
-                         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
-                         "load": [*load_average(), os.cpu_count()]}
+    facts (``run_facts``) of a measurement made elsewhere, recorded here; default this run's."""
+    facts = measured or run_facts()
     one, fifteen, cores = facts["load"]
     # A benchmark that keeps every core busy holds the load near the core count by itself; above
     # it, threads waited for a core - the run's own workers or other jobs, which the load cannot tell.

@@ -35,7 +35,6 @@ GPU; nothing is recorded from it unless ``--record`` is given its output).
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import statistics
@@ -50,8 +49,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from benchmarks.common import (command_line, load_average, machine_line, numbers, revision, unit_seconds,
-                               write_section)
+from benchmarks.common import numbers, run_facts, synchronise, unit_seconds, write_section
 from blindsr.backends import get_backend
 from blindsr.datasets import BenchmarkImage, load_benchmark
 from blindsr.degradation import quantize
@@ -62,11 +60,6 @@ from blindsr.stages import build_estimator, super_resolve
 from blindsr.tables import markdown_table
 
 TOLERANCES = {"srmd_db": 0.05, "zssr_mean_db": 0.1, "zssr_image_db": 0.3, "kernel_mean_db": 1.0}
-
-
-def synchronise(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def timed(device: str, run: Callable[[], Any]) -> tuple[Any, float]:
@@ -165,9 +158,7 @@ def measure(data: Path, images: list[int], device: str) -> dict[str, Any]:
         row["srmd_max_pixel_diff"] = float(np.abs(outputs[("srmd", "gpu")] - outputs[("srmd", "cpu")]).max())
         rows.append(row)
     runs = [pipeline(entries[0], sr) for sr in ("zssr", "srmd")]
-    return {"machine": machine_line(), "revision": revision(), "command": command_line(),
-            "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "load": [*load_average(), os.cpu_count()],
-            "device": device,
+    return {**run_facts(), "device": device,
             "gpu": torch.cuda.get_device_name(0) if device.startswith("cuda") else None,
             "torch": torch.__version__, "cuda": torch.version.cuda, "cpu_threads": torch.get_num_threads(),
             "unit_cpu": cpu_unit, "unit_gpu": gpu_unit(device), "images": rows, "pipeline": runs,

@@ -26,11 +26,12 @@ from blindsr.tables import markdown_table
 SAMPLE = ("skimage", "data/chelsea.png", "Chelsea the cat, CC0 (Stefan van der Walt), from scikit-image")
 
 
-def sample_image() -> Path:
+def sample_image(name: str = SAMPLE[1]) -> Path:
+    """The demo's photo, or another file ``name`` of the scikit-image install."""
     spec = importlib.util.find_spec(SAMPLE[0])
     if spec is None or not spec.submodule_search_locations:
         raise SystemExit("the demo image comes with scikit-image: pip install -e '.[dev]' (make demo does)")
-    path = Path(list(spec.submodule_search_locations)[0]) / SAMPLE[1]
+    path = Path(list(spec.submodule_search_locations)[0]) / name
     if not path.is_file():
         raise SystemExit(f"{path} is missing from the scikit-image install")
     return path
