@@ -178,8 +178,8 @@ def main() -> None:
     parts.append(f"### 2. The kernel adapter: BSD100RK x2, images 1-{args.adapter_images}, ground-truth kernels\n\n"
                  + text2 + f"\n\nGoal (fit > naive and fit >= bicubic + 2 dB) met: **{'yes' if goal else 'NO'}**.")
     text4, _ = adapter_effect(args.data, args.pca, args.adapter_images, 4)
-    parts.append(f"### 2b. The same at x4 (supplement; ground-truth x4 kernels; covariance eigenvalues "
-                 f"reach ~25 px^2, beyond SRMD's training maximum of 10, and are passed unclamped at x4)\n\n"
+    parts.append("### 2b. The same at x4 (supplement; ground-truth x4 kernels; covariance eigenvalues "
+                 "reach ~25 px^2, beyond SRMD's training maximum of 10, and are passed unclamped at x4)\n\n"
                  + text4)
     difference = tiling(args.data, args.pca, args.tile)
     large = large_image(args.data, args.pca)

@@ -189,6 +189,13 @@ def imresize(image: Array, scale: float | Sequence[float] | None = None,
     return out
 
 
+def bicubic_upscale(image: np.ndarray, scale: int) -> np.ndarray:
+    """Bicubic interpolation by ``scale`` (``imresize``), clipped to [0, 1] in place: a photo of
+    many megapixels needs no second output-sized array."""
+    up = imresize(image, float(scale))
+    return np.clip(up, 0.0, 1.0, out=up)
+
+
 def _resize_axis(x, axis: int, weights: np.ndarray, idx: np.ndarray, is_torch: bool):
     # Gathering every tap at once makes an array taps times the output's (a 24 MP photo: several
     # GB); block by block along the other image axis the numbers are the same, and stay in cache.

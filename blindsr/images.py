@@ -31,6 +31,7 @@ from blindsr.outputs import atomic_write_bytes
 # 40 megapixels: well above any photo blindsr is meant for on a CPU, far below what would exhaust
 # memory in float64 (a 40 MP RGB float64 image is ~1 GB).
 DEFAULT_MAX_PIXELS = 40_000_000
+QUANTISE_BLOCK_ELEMENTS = 1 << 20  # float samples converted to integers at a time when writing
 # What a folder run takes: every format ``read_image`` reads (a GIF gives its first frame).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F", "La"}
@@ -231,10 +232,19 @@ def encode_png(rgb: np.ndarray, alpha: np.ndarray | None = None, bit_depth: int 
     """PNG bytes of a float [0, 1] image in the given bit depth and channel layout."""
     peak = 65535 if bit_depth == 16 else 255
     dtype = np.uint16 if bit_depth == 16 else np.uint8
-    image = rgb.mean(axis=2, keepdims=True) if grayscale else rgb[:, :, ::-1]
-    if alpha is not None:
-        image = np.concatenate([image, alpha[:, :, None]], 2)
-    pixels = np.clip(np.round(image * peak), 0, peak).astype(dtype)
+    height, width = rgb.shape[:2]
+    colours = 1 if grayscale else 3
+    pixels = np.empty((height, width, colours + (alpha is not None)), dtype)
+    floats = rgb.dtype if alpha is None else np.result_type(rgb.dtype, alpha.dtype)
+    # Row block by row block, so that a photo of many megapixels needs no full-size float copies
+    # (each pixel's numbers are the same whatever the blocks).
+    step = max(1, QUANTISE_BLOCK_ELEMENTS // (width * pixels.shape[2]))
+    for top in range(0, height, step):
+        rows = slice(top, top + step)
+        colour = rgb[rows].mean(axis=2, keepdims=True) if grayscale else rgb[rows, :, ::-1]
+        pixels[rows, :, :colours] = _quantise(colour, peak, floats)
+        if alpha is not None:
+            pixels[rows, :, colours] = _quantise(alpha[rows], peak, floats)
     if pixels.shape[2] == 2:
         return _png_gray_alpha(pixels)
     if pixels.shape[2] == 1:
@@ -243,6 +253,13 @@ def encode_png(rgb: np.ndarray, alpha: np.ndarray | None = None, bit_depth: int 
     if not ok:
         raise OutputError("PNG encoding failed")
     return data.tobytes()
+
+
+def _quantise(values: np.ndarray, peak: int, floats: np.dtype) -> np.ndarray:
+    """Float [0, 1] values -> integers in [0, peak], still as ``floats``."""
+    scaled = np.multiply(values, peak, dtype=floats)
+    np.round(scaled, out=scaled)
+    return np.clip(scaled, 0, peak, out=scaled)
 
 
 def _png_gray_alpha(pixels: np.ndarray) -> bytes:

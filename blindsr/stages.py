@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from blindsr import __version__
 from blindsr.backends import BACKENDS, Backend, adapt
-from blindsr.degradation import imresize
+from blindsr.degradation import bicubic_upscale
 from blindsr.config import plain, stage_settings
 from blindsr.errors import InputError, UsageError
 from blindsr.estimators import ESTIMATORS, Estimator
@@ -120,7 +120,7 @@ def super_resolve(image: LoadedImage, kernels: dict[int, SRKernel], backend: Bac
     result = backend.super_resolve(image.rgb, scale, adapted, seed=seed, progress=progress)
     alpha = None
     if image.alpha is not None:
-        alpha = np.clip(imresize(image.alpha, float(scale)), 0, 1)
+        alpha = bicubic_upscale(image.alpha, scale)
     record = {"backend": backend.name, "seconds": round(result.seconds, 3),
               "kernels_used": {f"x{s}": k.provenance.get("support", k.size) for s, k in adapted.items()},
               "diagnostics": result.diagnostics, "warnings": result.warnings}

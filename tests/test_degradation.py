@@ -9,7 +9,7 @@ from scipy import io as sio
 from scipy import ndimage
 
 from blindsr import degradation
-from blindsr.degradation import (bicubic_kernel, bicubic_taps, contributions, degrade, gaussian_kernel, imresize, quantize,
+from blindsr.degradation import (bicubic_kernel, bicubic_taps, bicubic_upscale, contributions, degrade, gaussian_kernel, imresize, quantize,
                                  random_kernels, sampling_kernel)
 from blindsr.images import read_image
 from blindsr.kernel import SRKernel, centre_of_mass
@@ -74,6 +74,19 @@ def test_imresize_in_blocks_matches_reference_and_one_block(rng, monkeypatch, sc
     as_torch = imresize(torch.tensor(np.moveaxis(x, -1, 0)[None]), scale)[0].numpy()
     assert np.abs(np.moveaxis(as_torch, 0, -1) - ref).max() < 1e-12
     assert np.abs(blocks - ref).max() < 1e-12
+
+
+def test_bicubic_upscale_is_the_clipped_interpolation(rng):
+    """Bicubic overshoots at edges; the upscale clips it to [0, 1] in its own array (the input is
+    left alone) with the numbers of clipping a separate copy."""
+    image = np.zeros((6, 7, 3))
+    image[:, 3:] = 1.0  # a step edge: the cubic rings above 1 and below 0 beside it
+    image[0, 0] = rng.random(3)
+    kept = image.copy()
+    up = imresize(image, 2.0)
+    assert up.max() > 1.0 and up.min() < 0.0
+    out = bicubic_upscale(image, 2)
+    assert np.array_equal(out, np.clip(up, 0, 1)) and np.array_equal(image, kept)
 
 
 def test_imresize_output_shape_and_anisotropic(rng):

@@ -151,6 +151,31 @@ def test_encode_png_gray_alpha(tmp_path, rng, bits):
     assert np.allclose(img.alpha, np.round(alpha * peak) / peak) and np.allclose(img.rgb[:, :, 1], np.round(gray * peak) / peak)
 
 
+@pytest.mark.parametrize("bits", [8, 16])
+@pytest.mark.parametrize("layout", ["rgb", "rgb+alpha", "gray", "gray+alpha"])
+def test_encode_png_in_row_blocks_writes_the_same_samples(monkeypatch, rng, bits, layout):
+    """Large images are quantised a few rows at a time: any block size gives the samples of the
+    whole-image computation (rounded half to even, clipped to the range; out-of-range values,
+    exact halves, and a float32 image with a float64 alpha included)."""
+    peak = 2**bits - 1
+    rgb = rng.uniform(-0.1, 1.1, (7, 5, 3)).astype(np.float32)
+    rgb[0, 0] = [0.5 / peak, 1.5 / peak, 2.5 / peak]
+    alpha = rng.random((7, 5)) if "alpha" in layout else None
+    gray = layout.startswith("gray")
+    # Independent reference: the whole image at once, in the common float type.
+    colour = rgb.mean(axis=2, keepdims=True) if gray else rgb[:, :, ::-1]
+    planes = colour if alpha is None else np.concatenate([colour, alpha[:, :, None]], axis=2)
+    expected = np.clip(np.round(planes * peak), 0, peak).astype(np.uint16 if bits == 16 else np.uint8)
+    for elements in (1, 16, 1 << 20):  # one row, a few rows, the whole image per block
+        monkeypatch.setattr("blindsr.images.QUANTISE_BLOCK_ELEMENTS", elements)
+        decoded = cv2.imdecode(np.frombuffer(encode_png(rgb, alpha, bits, gray), np.uint8), cv2.IMREAD_UNCHANGED)
+        if decoded.ndim == 2:
+            decoded = decoded[:, :, None]
+        if layout == "gray+alpha":  # OpenCV reads gray-and-alpha as BGRA
+            decoded = decoded[:, :, [0, 3]]
+        assert np.array_equal(decoded, expected), elements
+
+
 def test_float_images_in_unit_range_are_read_others_refused(tmp_path, rng):
     gray = rng.random((9, 11)).astype(np.float32)
     Image.fromarray(gray, mode="F").save(tmp_path / "unit.tif")

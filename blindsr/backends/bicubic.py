@@ -6,7 +6,7 @@ import time
 import numpy as np
 
 from blindsr.backends import KernelFree, Progress, SRResult, register_backend
-from blindsr.degradation import imresize
+from blindsr.degradation import bicubic_upscale
 from blindsr.kernel import SRKernel
 
 
@@ -15,4 +15,4 @@ class BicubicBackend(KernelFree):
     def super_resolve(self, rgb: np.ndarray, scale: int, kernels: dict[int, SRKernel], *,
                       seed: int = 0, progress: Progress | None = None) -> SRResult:
         start = time.perf_counter()
-        return SRResult(np.clip(imresize(rgb, float(scale)), 0, 1), time.perf_counter() - start)
+        return SRResult(bicubic_upscale(rgb, scale), time.perf_counter() - start)

@@ -14,7 +14,7 @@ import numpy as np
 
 import zssr
 from blindsr.backends import KernelNeeds, Progress, SRResult, register_backend
-from blindsr.degradation import imresize
+from blindsr.degradation import bicubic_upscale
 from blindsr.errors import UsageError
 from blindsr.kernel import SRKernel
 from blindsr.runtime import FAULT_RESEED, keep_freed_memory, select_device
@@ -108,5 +108,5 @@ class ZSSRBackend:
         # Never a silent garbage output: bicubic interpolation, and the record says so.
         warnings.append("ZSSR failed twice; the output is bicubic interpolation")
         log.warning(warnings[-1])
-        image = np.clip(imresize(rgb, float(scale)), 0, 1)
+        image = bicubic_upscale(rgb, scale)
         return SRResult(image, time.perf_counter() - start, {"fallback": "bicubic interpolation"}, warnings)

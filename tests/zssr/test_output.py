@@ -8,7 +8,7 @@ from blindsr.degradation import degrade, random_kernels
 from tests.conftest import textured_image
 from zssr.downscale import Downscaler
 from zssr.network import ZSSRNet
-from zssr.output import apply_net, back_project, final_output, median
+from zssr.output import all_finite, apply_net, back_project, final_output, median
 from zssr.resize import imresize
 
 
@@ -24,6 +24,30 @@ def test_back_projection_makes_the_output_consistent(rng):
     after = float(torch.mean((down(y) - lr) ** 2))
     assert after < before / 100
     assert 10 * np.log10(1 / after) > 50
+
+
+def test_back_projection_in_place_gives_the_same_image(rng):
+    """``overwrite=True`` writes every step into the caller's tensor (a full-size copy fewer on
+    a large photo) with the numbers of the default, which leaves the caller's tensor alone."""
+    k = random_kernels(rng)[2].array
+    lr = torch.as_tensor(degrade(textured_image(rng, 40, 32), k, 2).transpose(2, 0, 1)[None])
+    down = Downscaler(k, 2, torch.device("cpu"))
+    start = imresize(lr, 2.0)
+    kept = start.clone()
+    separate = back_project(start, lr, down, 3)
+    assert torch.equal(start, kept) and separate.data_ptr() != start.data_ptr()
+    in_place = back_project(start, lr, down, 3, overwrite=True)
+    assert in_place.data_ptr() == start.data_ptr() and torch.equal(in_place, separate)
+
+
+def test_all_finite_checks_every_band():
+    x = torch.rand(1, 3, 10, 7, dtype=torch.float64)
+    assert all_finite(x, rows=3)
+    for value in (float("nan"), float("inf"), -float("inf")):
+        for row in (0, 4, 9):  # the first, a middle and the last (partial) band
+            bad = x.clone()
+            bad[0, 2, row, 6] = value
+            assert not all_finite(bad, rows=3)
 
 
 def test_tiled_forward_equals_whole_image():

@@ -58,6 +58,27 @@ def test_banded_resize_of_large_images_matches_dense(rng, monkeypatch, scale, si
     assert tracked.requires_grad and torch.allclose(tracked.detach(), whole, atol=1e-12, rtol=0)
 
 
+@pytest.mark.parametrize("banded", ["no axis", "every axis", "the larger axis"])
+def test_resize_added_into_a_tensor(rng, monkeypatch, banded):
+    """``add_to`` receives add_to + resize, in place, on the dense and the banded paths alike: the
+    reference's numbers plus the target's, bit for bit those of adding afterwards."""
+    x = as_torch(rng.random((19, 26, 3)))
+    target = as_torch(rng.random((38, 52, 3)))
+    dense = {"no axis": 1 << 22, "every axis": 0, "the larger axis": 38 * 19}[banded]
+    monkeypatch.setattr(zssr.resize, "DENSE_ELEMENTS", dense)
+    monkeypatch.setattr(zssr.resize, "BLOCK_ELEMENTS", 50)
+    expected = imresize(x, 2.0) + target
+    into = target.clone()
+    out = imresize(x, 2.0, add_to=into)
+    assert out.data_ptr() == into.data_ptr() and torch.equal(out, expected)
+    np.testing.assert_allclose(as_numpy(out), reference_imresize(as_numpy(x), 2.0) + as_numpy(target), atol=1e-12)
+    # A target whose axes are laid out otherwise (a rotated output of the self-ensemble) as well.
+    turned = target.transpose(-2, -1).contiguous().transpose(-2, -1)
+    assert torch.equal(imresize(x, 2.0, add_to=turned), expected)
+    with pytest.raises(RuntimeError if banded == "no axis" else ValueError):  # torch's add_, or ours
+        imresize(x, 2.0, add_to=target[..., :-1].clone())
+
+
 def test_float32_and_random_sizes(rng):
     for _ in range(10):
         shape = tuple(int(v) for v in rng.integers(5, 40, size=2))

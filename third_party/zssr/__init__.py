@@ -29,7 +29,7 @@ from zssr.downscale import Downscaler
 from zssr.fathers import FatherSampler, gradient_loss_map
 from zssr.geometry import allowed_transforms
 from zssr.network import build_network
-from zssr.output import final_output
+from zssr.output import all_finite, final_output
 from zssr.settings import AUTO, PRESETS, ZSSRSettings, preset
 from zssr.train import NumericalFault, StageReport, train_stage
 
@@ -106,27 +106,14 @@ def super_resolve(lr: np.ndarray, scale: int, kernels: Sequence[np.ndarray] | No
     net = net.to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(net.parameters(), lr=settings.learning_rate, betas=settings.adam_betas,
                                  eps=settings.adam_eps)
-    weights = gradient_loss_map(image) if settings.gradient_loss_map else np.ones(image.shape[:2])
-    planes = np.concatenate([image, weights[..., None]], axis=-1).transpose(2, 0, 1)[None]
-    source = torch.as_tensor(planes, dtype=torch.float32, device=device)
-    fathers = FatherSampler(source, settings, allowed, rng)
-    train_image = source[:, :-1]
-
-    reports: list[StageReport] = []
-    for i, down in enumerate(downs):
-        iterations = settings.stage_iterations(i == len(downs) - 1)
-        if iterations == 0:
-            reports.append(StageReport(scale=down.scale))
-            continue
-        stage_settings = settings.updated({"max_iters": iterations})
-        reports.append(train_stage(net, optimizer, train_image, fathers, down, stage_settings, generator, progress))
+    reports = _train(net, optimizer, image, downs, allowed, settings, generator, rng, device, progress)
     net.eval()
 
     output_start = time.perf_counter()
     transforms = allowed if settings.self_ensemble else (0,)
     lr64 = torch.as_tensor(image.transpose(2, 0, 1)[None], dtype=torch.float64, device=device)
     sr = final_output(net, lr64, downs[-1], transforms, settings.back_projection_iters, settings.tile)
-    if not torch.isfinite(sr).all():
+    if not all_finite(sr):
         raise NumericalFault("non-finite values in the output")
     reports[-1].output_seconds = time.perf_counter() - output_start
 
@@ -140,6 +127,28 @@ def super_resolve(lr: np.ndarray, scale: int, kernels: Sequence[np.ndarray] | No
         "seconds": round(time.perf_counter() - start, 3),
     }
     return ZSSRResult(sr[0].permute(1, 2, 0).cpu().numpy().astype(np.float64, copy=False), diagnostics)
+
+
+def _train(net: torch.nn.Module, optimizer: torch.optim.Optimizer, image: np.ndarray, downs: list[Downscaler],
+           allowed: Sequence[int], settings: ZSSRSettings, generator: torch.Generator, rng: np.random.Generator,
+           device: torch.device, progress: Progress | None) -> list[StageReport]:
+    """Every stage's training on ``image``. The training copies of the image (with its loss
+    weights) live only in here, so that the output stage does not hold them - several hundred
+    MB for a photo of many megapixels."""
+    weights = gradient_loss_map(image) if settings.gradient_loss_map else np.ones(image.shape[:2])
+    planes = np.concatenate([image, weights[..., None]], axis=-1).transpose(2, 0, 1)[None]
+    source = torch.as_tensor(planes, dtype=torch.float32, device=device)
+    fathers = FatherSampler(source, settings, allowed, rng)
+    train_image = source[:, :-1]
+    reports: list[StageReport] = []
+    for i, down in enumerate(downs):
+        iterations = settings.stage_iterations(i == len(downs) - 1)
+        if iterations == 0:
+            reports.append(StageReport(scale=down.scale))
+            continue
+        stage_settings = settings.updated({"max_iters": iterations})
+        reports.append(train_stage(net, optimizer, train_image, fathers, down, stage_settings, generator, progress))
+    return reports
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

@@ -71,13 +71,28 @@ def upscale(net: ZSSRNet | SubPixelZSSRNet, lr: torch.Tensor, scale: int, size: 
     return apply_net(net, up, tile).to(lr.dtype)
 
 
-def back_project(y: torch.Tensor, lr: torch.Tensor, down: Downscaler, iterations: int) -> torch.Tensor:
-    """``iterations`` back-projection steps of the SR image ``y`` (1, C, H, W) onto ``lr``."""
+def back_project(y: torch.Tensor, lr: torch.Tensor, down: Downscaler, iterations: int,
+                 overwrite: bool = False) -> torch.Tensor:
+    """``iterations`` back-projection steps of the SR image ``y`` (1, C, H, W) onto ``lr``.
+
+    ``overwrite``: ``y`` is the caller's to lose, and every step is written into it; otherwise
+    the first step makes a new tensor and the later ones are written into that. Either way no
+    upscaled residual of its own is kept (y + residual is summed into y, the same numbers)."""
     for _ in range(iterations):
         residual = lr - down(y)
-        # y + the upscaled residual, written into the latter (one full-size copy fewer).
-        y = imresize(residual, down.scale, y.shape[-2:]).add_(y).clamp_(0.0, 1.0)
+        if overwrite:
+            y = imresize(residual, down.scale, y.shape[-2:], add_to=y)
+        else:
+            y = imresize(residual, down.scale, y.shape[-2:]).add_(y)
+            overwrite = True
+        y.clamp_(0.0, 1.0)
     return y
+
+
+def all_finite(x: torch.Tensor, rows: int = 256) -> bool:
+    """Whether every value of ``x`` (..., H, W) is finite, a band of ``rows`` rows at a time:
+    ``torch.isfinite`` of a float tensor makes a copy of its magnitudes, a gigabyte at 48 MP."""
+    return all(bool(torch.isfinite(band).all()) for band in x.split(rows, dim=-2))
 
 
 def median(stack: torch.Tensor) -> torch.Tensor:
@@ -98,7 +113,9 @@ def final_output(net: ZSSRNet | SubPixelZSSRNet, lr: torch.Tensor, down: Downsca
     for t in transforms:
         turned = transform(lr, t)
         turned_size = size if t % 2 == 0 else size[::-1]
-        outputs.append(back_project(inverse(upscale(net, turned, s, turned_size, tile), t), lr, down, bp_iterations))
+        # Each output is a new tensor (``inverse`` of the identity is no copy, but the upscale is new).
+        outputs.append(back_project(inverse(upscale(net, turned, s, turned_size, tile), t), lr, down, bp_iterations,
+                                    overwrite=True))
     # The median of one output is that output (exactly: (y + y) / 2 == y), without a stack and sort of it.
-    combined = outputs[0] if len(outputs) == 1 else median(torch.stack(outputs))
-    return back_project(combined, lr, down, bp_iterations)
+    combined = outputs.pop() if len(outputs) == 1 else median(torch.stack(outputs))
+    return back_project(combined, lr, down, bp_iterations, overwrite=True)

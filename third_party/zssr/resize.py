@@ -71,16 +71,19 @@ def _operator(in_len: int, out_len: int, scale: float, dtype: torch.dtype, devic
 
 
 def imresize(x: torch.Tensor, scale: float | Sequence[float] | None = None,
-             size: Sequence[int] | None = None) -> torch.Tensor:
+             size: Sequence[int] | None = None, add_to: torch.Tensor | None = None) -> torch.Tensor:
     """Bicubic resize of the last two axes of ``x`` (..., H, W), MATLAB ``imresize`` semantics.
 
     Args:
         x: float tensor (..., H, W); the operators are applied in its dtype on its device.
         scale: factor for the coordinate mapping, one value or (rows, cols).
         size: output (H', W'). Default ceil(in * scale). Given alone, scale = out / in per axis.
+        add_to: a tensor of the output's shape and dtype that receives the result: ``add_to``
+            + the resize is written into it and returned (a banded resize then needs no
+            output-sized buffer of its own).
 
     Returns:
-        Tensor (..., H', W'), differentiable with respect to ``x``.
+        Tensor (..., H', W'), differentiable with respect to ``x`` (unless ``add_to`` is given).
     """
     in_size = x.shape[-2:]
     if scale is None and size is None:
@@ -97,22 +100,36 @@ def imresize(x: torch.Tensor, scale: float | Sequence[float] | None = None,
     if not any(banded):
         rows = _operator(in_size[0], out_size[0], scales[0], x.dtype, x.device)
         cols = _operator(in_size[1], out_size[1], scales[1], x.dtype, x.device)
-        return rows @ x @ cols.T
+        x = rows @ x @ cols.T
+        return x if add_to is None else add_to.add_(x)
     for axis in (-2, -1):
         i, o, s = in_size[axis], out_size[axis], scales[axis]
-        x = _banded(x, axis, *taps(i, o, s)) if banded[axis] else torch.movedim(
-            _operator(i, o, s, x.dtype, x.device) @ torch.movedim(x, axis, -2), -2, axis)
+        into = add_to if axis == -1 else None
+        if banded[axis]:
+            x = _banded(x, axis, *taps(i, o, s), into)
+            continue
+        x = torch.movedim(_operator(i, o, s, x.dtype, x.device) @ torch.movedim(x, axis, -2), -2, axis)
+        if into is not None:
+            x = into.add_(x)
     return x
 
 
-def _banded(x: torch.Tensor, axis: int, index: np.ndarray, weights: np.ndarray) -> torch.Tensor:
+def _banded(x: torch.Tensor, axis: int, index: np.ndarray, weights: np.ndarray,
+            add_to: torch.Tensor | None = None) -> torch.Tensor:
     """Resize axis ``axis`` of x (..., H, W): output pixel j is sum_t weights[j, t] x[index[j, t]],
-    a block of the other axis at a time (bounded memory)."""
+    a block of the other axis at a time (bounded memory); added into ``add_to`` when given."""
     moved = torch.movedim(x, axis, -1)
     i = torch.as_tensor(index, device=x.device)
     w = torch.as_tensor(weights, dtype=x.dtype, device=x.device)
-    out = moved.new_empty((*moved.shape[:-1], index.shape[0]))
+    shape = (*moved.shape[:-1], index.shape[0])
+    out = moved.new_empty(shape) if add_to is None else torch.movedim(add_to, axis, -1)
+    if out.shape != shape:
+        raise ValueError(f"add_to has shape {tuple(add_to.shape)}; the resize gives {shape} (axes moved)")
     step = max(1, BLOCK_ELEMENTS // max(1, math.prod(out.shape) // out.shape[-2] * index.shape[1]))
     for start in range(0, out.shape[-2], step):
-        out[..., start:start + step, :] = (moved[..., start:start + step, :][..., i] * w).sum(-1)
+        part = (moved[..., start:start + step, :][..., i] * w).sum(-1)
+        if add_to is None:
+            out[..., start:start + step, :] = part
+        else:
+            out[..., start:start + step, :] += part
     return torch.movedim(out, -1, axis)
