@@ -75,9 +75,10 @@ def back_project(y: torch.Tensor, lr: torch.Tensor, down: Downscaler, iterations
                  overwrite: bool = False) -> torch.Tensor:
     """``iterations`` back-projection steps of the SR image ``y`` (1, C, H, W) onto ``lr``.
 
-    ``overwrite``: ``y`` is the caller's to lose, and every step is written into it; otherwise
-    the first step makes a new tensor and the later ones are written into that. Either way no
-    upscaled residual of its own is kept (y + residual is summed into y, the same numbers)."""
+    ``overwrite``: ``y`` is the caller's to lose, and every step sums its upscaled residual into
+    it. Otherwise the first step's upscaled residual receives ``y`` (a new tensor; ``y`` is left
+    alone) and the later steps sum into that. The same numbers either way, and no full-size
+    buffer beside the image after the first step."""
     for _ in range(iterations):
         residual = lr - down(y)
         if overwrite:
