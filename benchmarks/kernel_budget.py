@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import native_bf16, numbers, unit_seconds, write_section
+from benchmarks.common import native_bf16, numbers, revision, unit_seconds, write_section
 from blindsr.datasets import load_benchmark
 from blindsr.estimators import get_estimator
 from blindsr.evaluation import estimate_kernels, kernel_metrics
@@ -42,6 +42,10 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "700 x 3": {"iterations": 700, "restarts": 3, "schedule_every": 200, "lr_decay_every": 750},
     "400 x 5 compressed": {"iterations": 400, "restarts": 5, "schedule_every": 80, "lr_decay_every": 300},
     "350 x 6 compressed": {"iterations": 350, "restarts": 6, "schedule_every": 70, "lr_decay_every": 260},
+    # The same budget with a smaller discriminator: its 64-channel layers are most of a step's work.
+    "D 32 channels": {"iterations": 1000, "restarts": 4, "schedule_every": 200, "lr_decay_every": 750,
+                      "d_channels": 32},
+    "D 5 layers": {"iterations": 1000, "restarts": 4, "schedule_every": 200, "lr_decay_every": 750, "d_layers": 5},
 }
 
 
@@ -82,6 +86,13 @@ def run_candidate(name: str, overrides: dict[str, Any], folder: Path, wanted: li
     return rows
 
 
+def cache_note(work: Path) -> str:
+    """Where the estimates come from, in words for the section."""
+    if work.resolve().parent == (ROOT / "bench_out" / "kernel_budget").resolve():
+        return f"The estimates were made at revision {work.name} (the cache is kept per revision)."
+    return "The estimates were read from a cache given with --work, or made in this run where it had none."
+
+
 def summarise(rows: list[dict[str, Any]], unit: float) -> dict[str, Any]:
     """Per-set statistics; units divide each estimate's seconds by the unit cached with it
     (``unit`` where an older cache recorded none)."""
@@ -101,14 +112,19 @@ def main() -> None:
                         help="comma-separated names from CANDIDATES (default: all)")
     parser.add_argument("--report-candidates", default=None,
                         help="candidates run on the report sets (default: the same as --candidates)")
-    parser.add_argument("--work", type=Path, default=ROOT / "bench_out" / "kernel_budget")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="the estimates' cache (default: bench_out/kernel_budget/<revision>, so that a "
+                             "run at another revision estimates afresh)")
     parser.add_argument("--remark", default="", help="a paragraph for the section")
+    parser.add_argument("--section", default="kernel-budget:KernelGAN: cost against accuracy",
+                        help="NAME:TITLE of the section written (another keeps the default's table)")
     args = parser.parse_args()
     chosen = [c.strip() for c in args.candidates.split(",") if c.strip()]
     reported = [c.strip() for c in (args.report_candidates or args.candidates).split(",") if c.strip()]
     unknown = [c for c in chosen + reported if c not in CANDIDATES]
     if unknown:
         raise SystemExit(f"unknown candidate(s) {unknown}; choose from {list(CANDIDATES)}")
+    args.work = args.work or ROOT / "bench_out" / "kernel_budget" / revision()
     unit_start = unit_seconds()
     results: dict[tuple[str, str, str], list[dict]] = {}
     for part, folder, wanted in args.sets:
@@ -137,10 +153,12 @@ def main() -> None:
             f"seconds by the unit timed at the start of the run that made it (cached with it), or by this run's first "
             f"where the cache has none. "
             f"Seconds are each estimate's own, including its KernelGAN set-up and refinement. "
+            f"{cache_note(args.work)} "
             f"Overrides of the default preset: {overrides}.\n\n"
             + (args.remark + "\n\n" if args.remark else "") + "\n\n".join(tables))
     print(body)
-    write_section("kernel-budget", "KernelGAN: cost against accuracy", body, "bench-kernel-budget")
+    name, _, title = args.section.partition(":")
+    write_section(name, title or name, body, "bench-kernel-budget")
 
 
 if __name__ == "__main__":
