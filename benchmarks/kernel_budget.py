@@ -46,8 +46,8 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "D 32 channels": {"iterations": 1000, "restarts": 4, "schedule_every": 200, "lr_decay_every": 750,
                       "d_channels": 32},
     "D 5 layers": {"iterations": 1000, "restarts": 4, "schedule_every": 200, "lr_decay_every": 750, "d_layers": 5},
-    "D 32 channels and 5 layers": {"iterations": 1000, "restarts": 4, "schedule_every": 200, "lr_decay_every": 750,
-                                "d_channels": 32, "d_layers": 5},
+    "D 32 channels and 5 layers": {"iterations": 1000, "restarts": 4, "schedule_every": 200,
+                                   "lr_decay_every": 750, "d_channels": 32, "d_layers": 5},
 }
 
 
