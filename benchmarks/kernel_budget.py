@@ -49,6 +49,11 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "D 32 channels and 5 layers": {"iterations": 1000, "restarts": 4, "schedule_every": 200,
                                    "lr_decay_every": 750, "d_channels": 32, "d_layers": 5},
 }
+# The discriminator of the preset these budgets were measured with (64 channels, 7 layers), unless a
+# candidate names another: explicit, so that a cached candidate keeps its meaning if the preset's changes.
+for _overrides in CANDIDATES.values():
+    _overrides.setdefault("d_channels", 64)
+    _overrides.setdefault("d_layers", 7)
 
 
 def parse_set(text: str) -> tuple[str, Path, list[int]]:
