@@ -1,6 +1,8 @@
 """KernelGAN training pieces: crops, bicubic target, schedule, post-processing, determinism."""
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -11,8 +13,11 @@ from blindsr.estimators.kernelgan.crops import (box_sum, crop_maps, gradient_map
                                                 probability_map)
 from blindsr.estimators.kernelgan.settings import KernelGANSettings, settings_for
 from blindsr.estimators.kernelgan.train import (ImageTooSmall, KernelGANRun, Schedule, penalty_mask,
-                                                prepare_image, soft_threshold, train)
+                                                prepare_image, signed_planes, soft_threshold, train)
 from tests.conftest import textured_image
+
+# The module (the package's name ``train`` is its function).
+train_module = importlib.import_module("blindsr.estimators.kernelgan.train")
 
 
 def test_penalty_mask_hand_values():
@@ -67,6 +72,72 @@ def test_gradient_and_probability_maps(rng):
     assert not prob[:13].any() and not prob[:, -13:].any()
     flat = probability_map(np.zeros((40, 40)), 26)
     assert np.allclose(flat, 1 / 1600)
+
+
+def reference_gradient_map(rgb: np.ndarray, window: int = 5, percent: float = 0.97) -> np.ndarray:
+    """The authors' map in float64, written out plainly: zeroed borders as new arrays, the top 3 %
+    by a full sort, the window sum by scipy's convolution."""
+    from scipy.signal import convolve2d
+
+    def border(a):
+        out = np.zeros_like(a)
+        out[window:-window, window:-window] = a[window:-window, window:-window]
+        return out
+
+    def top(a):
+        ordered = np.sort(a.ravel())
+        pivot = min(int(percent * a.size), a.size - 2)
+        low, above = ordered[pivot], ordered[pivot + 1]
+        return np.clip(a, low, above if above > low else low + 1e-5) - low
+
+    gy, gx = np.gradient(rgb @ np.array([0.299, 0.587, 0.114]))
+    maps = [top(border(np.abs(gy))), top(border(np.abs(gx))), border(np.hypot(gx, gy))]
+    combined = sum(m / m.sum() for m in maps)
+    blurred = convolve2d(combined, np.ones((window, window)), mode="same") / window**2
+    return blurred / blurred.mean()
+
+
+def test_gradient_map_equals_plain_reference_and_leaves_input_alone(rng):
+    img = textured_image(rng, 61, 74)
+    img[:20] = 0.25  # a flat band: ties in the ranking
+    before = img.copy()
+    assert np.allclose(gradient_map(img), reference_gradient_map(img), rtol=1e-12, atol=1e-12)
+    maps = crop_maps(img, 32, 10)
+    assert np.array_equal(img, before)
+    assert maps.g_prob.sum() == pytest.approx(1.0) and maps.d_prob.sum() == pytest.approx(1.0)
+
+
+def test_probability_map_of_a_map_smaller_than_its_border_is_uniform():
+    assert np.array_equal(probability_map(np.ones((20, 22)), 26), np.full(440, 1 / 440))
+
+
+def test_signed_planes_round_once_from_float64(rng):
+    x = rng.random((7, 9, 3))
+    x[0, 0] = [0.5 + 2.0**-30, 1.0, 0.0]  # 2x - 1 exact in float64, not in float32
+    planes = signed_planes(x, torch.device("cpu"))
+    assert planes.dtype == torch.float32 and planes.is_contiguous()
+    assert np.array_equal(planes.numpy(), (x.transpose(2, 0, 1) * 2.0 - 1.0).astype(np.float32))
+
+
+@pytest.mark.parametrize("shape", [(70, 64), (75, 81)])
+def test_bicubic_target_in_bands_equals_one_convolution(rng, monkeypatch, shape):
+    """The whole-image bicubic target made a few rows at a time is the same, bit for bit, as one
+    convolution of the whole image (and as the float64 filter to float32 rounding)."""
+    img = textured_image(rng, *shape)
+    settings = KernelGANSettings(iterations=2, bicubic_target="per_channel", edge_shave=0)
+    whole = KernelGANRun(img, settings, [0], torch.device("cpu")).bicubic_full[0]
+    monkeypatch.setattr(train_module, "BICUBIC_BAND_ELEMENTS", 3 * shape[1])  # one output row per band
+    banded = KernelGANRun(img, settings, [0], torch.device("cpu")).bicubic_full[0]
+    assert torch.equal(banded, whole)
+    rows, cols = shape[0] // 2 * 2, shape[1] // 2 * 2
+    signed = img[:rows, :cols].transpose(2, 0, 1) * 2.0 - 1.0
+    taps = np.asarray(bicubic_taps(2), dtype=np.float64)
+    out_rows, out_cols = (rows - 9) // 2 + 1, (cols - 9) // 2 + 1
+    ref = np.zeros((3, out_rows, out_cols))
+    for i in range(8):
+        for j in range(8):
+            ref += taps[i] * taps[j] * signed[:, 1 + i:1 + i + 2 * out_rows:2, 1 + j:1 + j + 2 * out_cols:2]
+    assert np.allclose(banded.numpy(), ref, atol=1e-5)
 
 
 @pytest.mark.parametrize("size", [1, 4, 5, 13, 32, 64, 101])

@@ -33,7 +33,7 @@ def box_sum(a: np.ndarray, size: int) -> np.ndarray:
         # Away from the ends a window is the difference of two slices of the running sum; at the
         # ends its bounds are clipped to the array.
         first, last = min(before, n), max(min(before, n), n - after - 1)
-        summed[first:last] = cum[first + after + 1:last + after + 1] - cum[first - before:last - before]
+        np.subtract(cum[first + after + 1:last + after + 1], cum[first - before:last - before], out=summed[first:last])
         ends = np.r_[0:first, last:n]
         summed[ends] = cum[np.minimum(n, ends + after + 1)] - cum[np.maximum(0, ends - before)]
         out = np.moveaxis(summed, 0, axis)
@@ -41,10 +41,15 @@ def box_sum(a: np.ndarray, size: int) -> np.ndarray:
 
 
 def _zero_border(a: np.ndarray, edge: int) -> np.ndarray:
-    out = np.zeros_like(a)
-    if 2 * edge < min(a.shape):
-        out[edge:-edge, edge:-edge] = a[edge:-edge, edge:-edge]
-    return out
+    """``a`` with zeros within ``edge`` of its border (all zeros when nothing is left), in place."""
+    if 2 * edge >= min(a.shape):
+        a[...] = 0
+    elif edge:
+        a[:edge] = 0
+        a[-edge:] = 0
+        a[:, :edge] = 0
+        a[:, -edge:] = 0
+    return a
 
 
 def keep_top(a: np.ndarray, percent: float) -> np.ndarray:
@@ -53,7 +58,9 @@ def keep_top(a: np.ndarray, percent: float) -> np.ndarray:
     pivot = min(int(percent * a.size), a.size - 2)
     low, above = np.partition(a.ravel(), (pivot, pivot + 1))[[pivot, pivot + 1]]  # sorted values there
     high = above if above > low else low + 1e-5
-    return np.clip(a, low, high) - low
+    out = np.clip(a, low, high)
+    out -= low
+    return out
 
 
 def _add_normalised(total: np.ndarray, m: np.ndarray) -> None:
@@ -71,28 +78,37 @@ def gradient_map(rgb: np.ndarray, window: int = GRADIENT_WINDOW,
     code normalises the unclipped magnitude map - what produced the published numbers).
     """
     gy, gx = np.gradient(rgb @ np.array([0.299, 0.587, 0.114]))
+    combined = np.zeros_like(gy)
+    # One map at a time and the gradients' magnitudes in place: a photo's full-size maps take
+    # memory. The magnitude map needs neither their signs nor their borders, which it zeroes too.
+    for g in (gy, gx):
+        _add_normalised(combined, keep_top(_zero_border(np.abs(g, out=g), window), percent))
     magnitude = _zero_border(np.hypot(gx, gy), window)
-    combined = np.zeros_like(magnitude)
-    # One map at a time, each gradient dropped once used: a photo's full-size maps take memory.
-    _add_normalised(combined, keep_top(_zero_border(np.abs(gy), window), percent))
-    del gy
-    _add_normalised(combined, keep_top(_zero_border(np.abs(gx), window), percent))
-    del gx
+    del gy, gx
     _add_normalised(combined, magnitude)
     del magnitude
-    blurred = box_sum(combined, window) / window**2
+    blurred = box_sum(combined, window)
+    del combined
+    blurred /= window**2
     mean = blurred.mean()
-    return blurred / mean if mean > 0 else np.ones_like(blurred)
+    if mean > 0:
+        blurred /= mean
+        return blurred
+    return np.ones_like(blurred)
 
 
 def probability_map(loss_map: np.ndarray, crop: int) -> np.ndarray:
     """Probability of each pixel being a crop centre: the map box-blurred over (crop/2)^2, zero
     within crop/2 of the border, normalised (uniform if nothing is left)."""
     half = crop // 2
-    blurred = box_sum(loss_map, half) / half**2
+    blurred = box_sum(loss_map, half)
+    blurred /= half**2
     prob = _zero_border(blurred, half).ravel()
     total = prob.sum()
-    return prob / total if total > 0 else np.full(prob.size, 1.0 / prob.size)
+    if total > 0:
+        prob /= total
+        return prob
+    return np.full(prob.size, 1.0 / prob.size)
 
 
 @dataclass(frozen=True)

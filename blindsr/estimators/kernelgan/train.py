@@ -25,6 +25,9 @@ from blindsr.estimators.kernelgan.settings import KernelGANSettings
 
 MIN_G_CROP = 32  # smallest G crop that still leaves D a 4x4 output map
 CHECK_EVERY = 50  # iterations between finiteness checks and progress reports
+# Input pixels per colour that one band of the bicubic target's convolution reads (a photo's
+# whole-image convolution took several times the image's size in working memory).
+BICUBIC_BAND_ELEMENTS = 1 << 21
 
 
 class NumericalFault(RuntimeError):
@@ -136,6 +139,17 @@ def prepare_image(rgb: np.ndarray, settings: KernelGANSettings) -> np.ndarray:
     return np.ascontiguousarray(rgb)
 
 
+def signed_planes(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(3, H, W) float32: ``rgb * 2 - 1`` computed in float64 and rounded once, a colour plane at
+    a time (the whole image's float64 temporaries took several times its size)."""
+    planes = torch.empty((rgb.shape[2],) + rgb.shape[:2], dtype=torch.float32)
+    for c in range(rgb.shape[2]):
+        plane = rgb[:, :, c] * 2.0
+        plane -= 1.0
+        planes[c] = torch.from_numpy(plane)
+    return planes.to(device)
+
+
 class KernelGANRun:
     """Networks, optimisers and fixed tensors for R runs; ``step`` is one iteration of all.
 
@@ -172,8 +186,8 @@ class KernelGANRun:
         # Which image each crop comes from, (R, iterations * batch).
         self.g_images = np.stack([p.g_images if group else np.zeros(crops, int) for p in plans])
         self.d_images = np.stack([p.d_images if group else np.zeros(crops, int) for p in plans])
-        self.images = [torch.as_tensor(x.transpose(2, 0, 1) * 2.0 - 1.0, dtype=torch.float32,
-                                       device=device).contiguous() for x in images]
+        self.images = [signed_planes(x, device) for x in images]
+        del images, maps  # the float64 copies, before the bicubic targets are made
         self.noise_gen = torch.Generator(device=device).manual_seed(int(seeds[0]) + 1)
         kw = {"lr": settings.lr, "betas": (settings.beta1, 0.999)}
         fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
@@ -198,8 +212,18 @@ class KernelGANRun:
         gives the same numbers; a crop's target is then a slice (``bicubic_target``).
         """
         taps = torch.as_tensor(bicubic_taps(2), dtype=torch.float32, device=self.device)
-        down = F.conv2d(image[:, 1:, 1:].unsqueeze(1), torch.outer(taps, taps)[None, None],
-                        stride=2)[:, 0]
+        kernel = torch.outer(taps, taps)[None, None]
+        size = kernel.shape[-1]
+        channels, rows, cols = image.shape
+        out_rows, out_cols = (rows - 1 - size) // 2 + 1, (cols - 1 - size) // 2 + 1
+        down = torch.empty(channels, out_rows, out_cols, dtype=image.dtype, device=image.device)
+        # In bands of output rows (equal bit for bit to one convolution of the whole image):
+        # output row i reads rows 2i + 1 ... 2i + size of the image.
+        band = max(1, BICUBIC_BAND_ELEMENTS // (2 * cols))
+        for top in range(0, out_rows, band):
+            end = min(out_rows, top + band)
+            down[:, top:end] = F.conv2d(image[:, 1 + 2 * top:2 * end + size - 1, 1:].unsqueeze(1), kernel,
+                                        stride=2)[:, 0]
         if target == "channel_sum":
             # The authors expand their 8x8 filter to 3x3 channels, so every output channel is
             # the sum of all three colours' downscales.
