@@ -217,6 +217,16 @@ def test_small_images_adapt_or_refuse(rng):
         prepare_image(textured_image(rng, 20, 200), s)
 
 
+def test_prepared_image_is_a_view_of_the_shaved_even_interior(rng):
+    s = settings_for("paper")
+    img = textured_image(rng, 101, 121)
+    e = s.edge_shave
+    prepared = prepare_image(img, s)
+    assert np.shares_memory(prepared, img)  # no copy of a photo
+    rows, cols = (101 - 2 * e) // 2 * 2, (121 - 2 * e) // 2 * 2
+    assert np.array_equal(prepared, img[e:e + rows, e:e + cols])
+
+
 def test_presets():
     assert settings_for("paper").iterations == 3000
     assert settings_for("paper", {"iterations": 10}).iterations == 10

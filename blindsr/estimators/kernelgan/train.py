@@ -126,7 +126,8 @@ class RunResult:
 
 
 def prepare_image(rgb: np.ndarray, settings: KernelGANSettings) -> np.ndarray:
-    """Shave the synthetic-border margin (when the image is large enough) and crop to even size."""
+    """Shave the synthetic-border margin (when the image is large enough) and crop to even size: a
+    view of ``rgb`` (a photo's copy would take memory; everything reading it gives the same numbers)."""
     rows, cols = rgb.shape[:2]
     e = settings.edge_shave
     if min(rows, cols) - 2 * e >= settings.g_crop:
@@ -136,7 +137,7 @@ def prepare_image(rgb: np.ndarray, settings: KernelGANSettings) -> np.ndarray:
     if min(rgb.shape[:2]) < MIN_G_CROP:
         raise ImageTooSmall(f"image is {cols}x{rows}; kernel estimation needs at least "
                             f"{MIN_G_CROP} px on each side")
-    return np.ascontiguousarray(rgb)
+    return rgb
 
 
 def signed_planes(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
