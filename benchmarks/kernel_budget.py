@@ -71,17 +71,21 @@ def set_label(folder: Path, wanted: list[int]) -> str:
 
 
 def run_candidate(name: str, overrides: dict[str, Any], folder: Path, wanted: list[int],
-                  work: Path, unit: float) -> list[dict[str, Any]]:
-    """Each estimate of ``name``, cached with ``unit``: the speed unit of the run that made it."""
+                  work: Path) -> list[dict[str, Any]]:
+    """Each estimate of ``name``, cached with the speed unit timed just before the first estimate
+    of this candidate on this set that was not cached (the machine's speed drifts within a run)."""
     entries = [e for e in load_benchmark(folder, 2) if int(e.name.split("_")[-1]) in wanted]
     estimator = get_estimator("kernelgan", device="cpu", **overrides)
     rows = []
+    unit = None
     for entry in entries:
         path = work / name.replace(" ", "_").replace(",", "") / set_label(folder, wanted).replace(" ", "_") \
             / f"{entry.name}.json"
         if path.is_file():
             rows.append(json.loads(path.read_text()))
             continue
+        if unit is None:
+            unit = unit_seconds()
         kernels, seconds = estimate_kernels(entry, estimator, 2, seed=0)
         row = {"image": entry.name, "seconds": seconds, "unit": unit, **kernel_metrics(entry, kernels, 2),
                "fallback": bool(kernels[2].provenance.get("fallback"))}
@@ -137,7 +141,7 @@ def main() -> None:
     for part, folder, wanted in args.sets:
         for name in (chosen if part == "tune" else reported):
             results[(part, set_label(folder, wanted), name)] = run_candidate(
-                name, CANDIDATES[name], folder, wanted, args.work, unit_start)
+                name, CANDIDATES[name], folder, wanted, args.work)
     unit_end = unit_seconds()
     unit = unit_start
     tables = []
@@ -157,8 +161,9 @@ def main() -> None:
             f"within the budget) under each budget; kernel PSNR on the true kernel's canvas. Speed unit "
             f"(one fp32 ZSSR training step on 1x3x128x128): {unit_start:.4f} s at the start, {unit_end:.4f} s "
             f"at the end of this run ({'native' if native_bf16() else 'no native'} bf16). Units divide each estimate's "
-            f"seconds by the unit timed at the start of the run that made it (cached with it), or by this run's first "
-            f"where the cache has none. "
+            f"seconds by the unit cached with it: timed just before that candidate's estimates on that set (in caches "
+            f"made before this rule: at the start of the run that made them), or by this run's first where the "
+            f"cache has none. "
             f"Seconds are each estimate's own, including its KernelGAN set-up and refinement. "
             f"{cache_note(args.work)} "
             f"Overrides of the default preset: {overrides}.\n\n"
