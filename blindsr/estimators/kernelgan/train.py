@@ -188,7 +188,7 @@ class KernelGANRun:
         self.g_images = np.stack([p.g_images if group else np.zeros(crops, int) for p in plans])
         self.d_images = np.stack([p.d_images if group else np.zeros(crops, int) for p in plans])
         self.images = [signed_planes(x, device) for x in images]
-        del images, maps  # the float64 copies, before the bicubic targets are made
+        del maps  # full-size float64 maps, freed before the bicubic targets are made (images are views)
         self.noise_gen = torch.Generator(device=device).manual_seed(int(seeds[0]) + 1)
         kw = {"lr": settings.lr, "betas": (settings.beta1, 0.999)}
         fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
