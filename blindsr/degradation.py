@@ -22,6 +22,7 @@ except ImportError:  # pragma: no cover
 Array = TypeVar("Array")
 RESIZE_BLOCK_ELEMENTS = 1 << 21  # taps x outputs gathered at once by imresize (float64: 16 MB) ...
 RESIZE_WHOLE_TORCH = 1 << 25  # ... but torch tensors up to this many in one go (see _resize_axis)
+UPSCALE_BAND_ELEMENTS = 1 << 22  # output values per band of ``bicubic_upscale`` (float64: 32 MB)
 
 # DIV2KRK protocol (KernelGAN paper, Sec. 5; measured on DIV2KRK itself, see data/README.md).
 DIV2KRK_EIGEN_RANGE = (0.6, 5.0)
@@ -190,10 +191,25 @@ def imresize(image: Array, scale: float | Sequence[float] | None = None,
 
 
 def bicubic_upscale(image: np.ndarray, scale: int) -> np.ndarray:
-    """Bicubic interpolation by ``scale`` (``imresize``), clipped to [0, 1] in place: a photo of
-    many megapixels needs no second output-sized array."""
-    up = imresize(image, float(scale))
-    return np.clip(up, 0.0, 1.0, out=up)
+    """Bicubic interpolation by ``scale`` (``imresize``), clipped to [0, 1]; numpy (H, W[, C]).
+
+    Computed in bands of about ``UPSCALE_BAND_ELEMENTS`` output values: a band's row pass reads
+    only the rows it needs, then its column pass and clip, the same numbers ``imresize`` of the
+    whole image gives (rows first, as there: both axes have the same scale). A photo of many
+    megapixels needs neither the row pass's half-size array nor a second output-sized one."""
+    image = np.asarray(image)
+    rows, cols = image.shape[:2]
+    factor = float(scale)
+    out_rows, out_cols = (int(math.ceil(n * factor - 1e-9)) for n in (rows, cols))
+    row_weights, row_index = contributions(rows, out_rows, factor)
+    col_weights, col_index = contributions(cols, out_cols, factor)
+    out = np.empty((out_rows, out_cols) + image.shape[2:], dtype=np.result_type(image, row_weights))
+    band = max(1, UPSCALE_BAND_ELEMENTS // (out_cols * math.prod(image.shape[2:])))
+    for top in range(0, out_rows, band):
+        part = _resize_axis(image, 0, row_weights[top:top + band], row_index[top:top + band], False)
+        part = _resize_axis(part, 1, col_weights, col_index, False)
+        out[top:top + band] = np.clip(part, 0.0, 1.0, out=part)
+    return out
 
 
 def _resize_axis(x, axis: int, weights: np.ndarray, idx: np.ndarray, is_torch: bool):

@@ -89,6 +89,19 @@ def test_bicubic_upscale_is_the_clipped_interpolation(rng):
     assert np.array_equal(out, np.clip(up, 0, 1)) and np.array_equal(image, kept)
 
 
+@pytest.mark.parametrize("shape, scale", [((37, 53, 3), 2), ((37, 53, 3), 4), ((40, 31), 2), ((5, 6, 1), 3)])
+def test_bicubic_upscale_in_bands_equals_the_whole_image(rng, monkeypatch, shape, scale):
+    """Bands of one output row, of a few rows and of odd sizes give the numbers of ``imresize``
+    of the whole image, clipped, bit for bit."""
+    image = rng.random(shape) * 1.4 - 0.2
+    whole = np.clip(imresize(image, float(scale)), 0.0, 1.0)
+    for band in (1, 7 * shape[1], 10**9):
+        monkeypatch.setattr(degradation, "UPSCALE_BAND_ELEMENTS", band)
+        out = bicubic_upscale(image, scale)
+        assert out.shape == whole.shape and out.dtype == whole.dtype
+        assert np.array_equal(out, whole)
+
+
 def test_imresize_output_shape_and_anisotropic(rng):
     x = rng.random((20, 30))
     out = imresize(x, output_shape=(41, 15))
