@@ -9,6 +9,7 @@ does, so ``back_projection_iters = 2`` means 2 + 2 passes.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, Sequence
 
 import torch
@@ -20,14 +21,14 @@ from zssr.resize import imresize
 
 
 def tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, step: int, margin: int,
-          factor: int = 1) -> torch.Tensor:
+          factor: int = 1, out: torch.Tensor | None = None) -> torch.Tensor:
     """``fn(x)`` for an ``fn`` that maps (N, C, h, w) to (N, C', h * factor, w * factor) and whose
     outputs depend on at most ``margin`` input pixels around them: computed in tiles of at most
-    ``step`` x ``step`` input pixels, each run with that margin, so the result equals one pass."""
+    ``step`` x ``step`` input pixels, each run with that margin, so the result equals one pass.
+    Written into ``out`` when given (of the result's shape and dtype) and returned."""
     height, width = x.shape[-2:]
     if height <= step and width <= step:
-        return fn(x)
-    out = None
+        return fn(x) if out is None else out.copy_(fn(x))
     f = factor
     for top in range(0, height, step):
         for left in range(0, width, step):
@@ -43,32 +44,79 @@ def tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, step: int
 
 
 @torch.no_grad()
-def apply_net(net: ZSSRNet, x: torch.Tensor, tile: int) -> torch.Tensor:
+def apply_net(net: ZSSRNet, x: torch.Tensor, tile: int, out: torch.Tensor | None = None) -> torch.Tensor:
     """``clip(net(x), 0, 1)`` for x (1, C, H, W) in the network's dtype, computed in tiles of at most
-    ``tile`` x ``tile`` output pixels with a margin of the network's receptive radius."""
-    return tiled(net, x, tile, net.receptive_radius).clamp_(0.0, 1.0)
+    ``tile`` x ``tile`` output pixels with a margin of the network's receptive radius (into
+    ``out`` when given)."""
+    return tiled(net, x, tile, net.receptive_radius, out=out).clamp_(0.0, 1.0)
 
 
 @torch.no_grad()
 def apply_subpixel_net(net: SubPixelZSSRNet, lr: torch.Tensor, scale: int, size: Sequence[int],
-                       tile: int) -> torch.Tensor:
+                       tile: int, out: torch.Tensor | None = None) -> torch.Tensor:
     """``clip(net.sr(lr, scale, size), 0, 1)`` for lr (1, C, h, w) in the network's dtype, the
     learned residual computed in tiles of at most ``tile`` x ``tile`` output pixels with a margin of
-    the receptive radius in input pixels."""
-    residual = tiled(lambda part: net.residual(part, scale), lr, max(1, tile // scale), net.receptive_radius,
-                     scale)
-    out = imresize(lr, scale, size).add_(residual[..., :size[0], :size[1]])  # residual + upscale, in place
-    return out.clamp_(0.0, 1.0)
+    the receptive radius in input pixels.
+
+    ``out`` (when ``size`` is exactly ``scale`` times lr's) receives the residual's tiles and then
+    the upscale is added into it: residual + upscale, the numbers of upscale + residual (float
+    addition commutes), with no output-sized buffer besides ``out``."""
+    full = (lr.shape[-2] * scale, lr.shape[-1] * scale)
+    step = max(1, tile // scale)
+    if out is not None and tuple(size) == full:
+        tiled(lambda part: net.residual(part, scale), lr, step, net.receptive_radius, scale, out=out)
+        return imresize(lr, scale, size, add_to=out).clamp_(0.0, 1.0)
+    residual = tiled(lambda part: net.residual(part, scale), lr, step, net.receptive_radius, scale)
+    up = imresize(lr, scale, size).add_(residual[..., :size[0], :size[1]])  # residual + upscale, in place
+    up.clamp_(0.0, 1.0)
+    return up if out is None else out.copy_(up)
+
+
+WIDEN_CHUNK = 1 << 20  # values converted per step by ``widen_in_place``
+NARROWER = {torch.float64: torch.float32}  # the dtype half as wide that ``widen_in_place`` converts from
+
+
+def widen_in_place(buffer: torch.Tensor, count: int) -> torch.Tensor:
+    """The ``count`` values of a narrower dtype stored at the start of ``buffer``'s memory (its
+    ``view(narrow dtype)[:count]``), converted to ``buffer``'s dtype in place: values [0, count) of
+    the flat ``buffer`` afterwards, exactly as ``.to`` would convert them.
+
+    From the top down: a wide value j covers the narrow values at and above 2j (for a dtype half
+    as wide), so writing values [a, b) with a >= b / 2 only overwrites narrow values already
+    converted, and reads none it overwrites; the last value converts through a copy."""
+    flat = buffer.view(-1)
+    narrow = flat.view(NARROWER[flat.dtype])
+    end = count
+    while end > 1:
+        start = max((end + 1) // 2, end - WIDEN_CHUNK)
+        flat[start:end].copy_(narrow[start:end])
+        end = start
+    if end == 1:
+        flat[:1].copy_(narrow[:1].clone())
+    return buffer
 
 
 def upscale(net: ZSSRNet | SubPixelZSSRNet, lr: torch.Tensor, scale: int, size: Sequence[int],
             tile: int) -> torch.Tensor:
-    """The network's SR of ``lr`` (1, C, h, w) at ``scale`` to ``size``, in ``lr``'s dtype."""
+    """The network's SR of ``lr`` (1, C, h, w) at ``scale`` to ``size``, in ``lr``'s dtype.
+
+    A float64 ``lr`` and a float32 network: the float32 result is made in the first half of the
+    float64 result's memory and widened there (``widen_in_place``), the numbers of ``.to``
+    without a float32 copy of the output beside the float64 one."""
     weight = next(net.parameters())
+    narrow = lr.to(weight.dtype)
+    out = None
+    if NARROWER.get(lr.dtype) == weight.dtype:
+        shape = (*lr.shape[:-2], *size)
+        wide = torch.empty(math.prod(shape), dtype=lr.dtype, device=lr.device)
+        out = wide.view(weight.dtype)[:wide.numel()].view(shape)
     if isinstance(net, SubPixelZSSRNet):
-        return apply_subpixel_net(net, lr.to(weight.dtype), scale, size, tile).to(lr.dtype)
-    up = imresize(lr.to(weight.dtype), scale, size)
-    return apply_net(net, up, tile).to(lr.dtype)
+        sr = apply_subpixel_net(net, narrow, scale, size, tile, out=out)
+    else:
+        sr = apply_net(net, imresize(narrow, scale, size), tile, out=out)
+    if out is None:
+        return sr.to(lr.dtype)
+    return widen_in_place(wide, wide.numel()).view(shape)
 
 
 def back_project(y: torch.Tensor, lr: torch.Tensor, down: Downscaler, iterations: int,
