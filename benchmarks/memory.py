@@ -160,9 +160,10 @@ def main() -> None:
               "tiles; bicubic resizing gathers its taps block by block, and ZSSR's resize operators are applied "
               "from their taps past 4M entries; KernelGAN holds the image and one full-size crop map at a time, "
               "makes its image tensors a colour plane at a time and its bicubic target in bands of rows. "
-              "The PNG writer quantises a block of rows at a time; ZSSR releases its training copies before "
-              "its output stage, checks its result for non-finite values band by band and back-projects in "
-              "place.")
+              "The PNG writer quantises a block of rows at a time; the bicubic back-end upscales in bands of "
+              "output rows; ZSSR releases its training copies before its output stage, makes its float64 "
+              "result in its own memory (the float32 SR in its first half, widened in place), checks it for "
+              "non-finite values band by band and back-projects in place.")
     write_section("memory", "Peak memory of the pipeline (2000x1500 and 4000x3000 inputs, x2)", body, "bench-memory")
     print("updated docs/BENCHMARKS.md")
 
