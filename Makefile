@@ -17,6 +17,7 @@
 #   make bench-speed-allocator  the CPU allocator setting on and off (KernelGAN estimate, ZSSR), child processes
 #   make bench-speed-avx2  this CPU as it is and as an AVX2-only one: unit, KernelGAN estimate, demo
 #   make bench-kernel-budget  KernelGAN training budgets: cost vs kernel accuracy (tuning and held-out images)
+#   make bench-kernel-shake   KernelGAN on held-out hand-shake kernels (hard set shake/), beside the paper preset
 #   make bench-hashes BEFORE=REV [AFTER=HEAD]   outputs of pipeline, batch and eval by hash at two revisions
 #   make bench-robust    kernel estimates on held-out photos (hard set, BSD100RK 21-100) vs paper, bicubic, baseline
 #   make bench-robust-tune  the refinement's narrow-kernel settings and the bicubic kernel's likelihood, tuning images only
@@ -54,7 +55,7 @@ BUDGETS ?= today (1000 x 4),700 x 4 compressed,700 x 3,500 x 4,500 x 4 compresse
 BEFORE ?= d5a51cf
 AFTER ?= HEAD
 
-.PHONY: install test test-fast demo bench-kernel bench-speed bench-speed-x4 bench-speed-allocator bench-speed-avx2 bench-zssr bench-srmd bench-memory bench-table1 bench-cuda bench-batch bench-handoff bench-hashes bench-kernel-budget bench-robust bench-robust-tune bench-robust-shape bench-robust-focus bench-robust-focus-camera bench-camera bench-camera-zssr bench-camera-budgets bench-camera-handoff batch eval report clean
+.PHONY: install test test-fast demo bench-kernel bench-speed bench-speed-x4 bench-speed-allocator bench-speed-avx2 bench-zssr bench-srmd bench-memory bench-table1 bench-cuda bench-batch bench-handoff bench-hashes bench-kernel-budget bench-kernel-shake bench-robust bench-robust-tune bench-robust-shape bench-robust-focus bench-robust-focus-camera bench-camera bench-camera-zssr bench-camera-budgets bench-camera-handoff batch eval report clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
@@ -129,6 +130,12 @@ bench-speed-avx2: $(STAMP)
 
 bench-kernel-budget: $(STAMP)
 	$(BIN)/python -m benchmarks.kernel_budget --set tune=$(DATA):1-20 --candidates "$(BUDGETS)"
+
+# KernelGAN on the hard set's held-out hand-shake part, beside the paper preset (the part is made first).
+bench-kernel-shake: $(STAMP)
+	$(BIN)/python -m benchmarks.hard_set --shared $(SHARED)/data --output hard_set
+	$(BIN)/python -m benchmarks.kernel_budget --set report=hard_set/shake:1-20 --candidates "today (1000 x 4)" \
+		--report-candidates "today (1000 x 4),paper preset" --section "kernel-shake:KernelGAN on hand-shake kernels (held out)"
 
 bench-hashes: $(STAMP)
 	BLINDSR_WEIGHTS_SRMD_PCA=$(SHARED)/srmd/srmd_pca_matlab.mat $(BIN)/python -m benchmarks.hashes \

@@ -30,7 +30,10 @@ at once (a sharp camera kernel on a photo with a defocused background or a sky).
 (tuning only, seed + 4), holds five unedited BSD100RK-sized windows (480x320, either way up) of each
 of Urban100RK HR images 1-8 under protocol kernels: plain photos whose content, not a defocused
 background, varies in sharpness from tile to tile (where the refinement must not mistake one for
-the other).
+the other). A sixth, ``shake/`` (reporting only, seed + 5), holds BSD100RK HR images 21-40 (scenes
+of the held-out BSD100RK images) unedited under hand-shake kernels (``shake_kernels``: a curved
+motion path of 3-8 HR px seen through a small lens blur), a kernel shape the protocol's Gaussians
+never take.
 
     python -m benchmarks.hard_set --shared ../shared/data --output hard_set [--seed 4004]
 """
@@ -48,20 +51,23 @@ from scipy import io as sio
 from scipy import ndimage, signal
 
 ROOT = Path(__file__).resolve().parents[1]
-from blindsr.degradation import DIV2KRK_EIGEN_RANGE, degrade, quantize, random_kernels
+from blindsr.degradation import DIV2KRK_EIGEN_RANGE, DIV2KRK_SIZES, degrade, gaussian_kernel, quantize, random_kernels
 from blindsr.images import read_image, write_image
-from blindsr.kernel import write_kernel_array
+from blindsr.kernel import recentre, write_kernel_array
 from blindsr.outputs import atomic_write_bytes, write_json
 
 VARIANTS = ("defocus_disk", "defocus_gauss", "sky", "defocus_jpeg", "sky_jpeg", "defocus_noise", "sky_noise")
 NARROW_EIGEN_RANGE = (0.6, 1.0)
-# Source set, its HR image numbers, seed offset, variants (cyclically), kernel eigenvalue range.
+SHAKE = "shake"  # a part's kernels: hand shake (``shake_kernels``) instead of a protocol eigenvalue range
+# Source set, its HR image numbers, seed offset, variants (cyclically), kernel eigenvalue range (or SHAKE).
 PARTS = {"tune": ("BSD100RK", range(1, 21), 0, VARIANTS, DIV2KRK_EIGEN_RANGE),
          "report": ("Urban100RK", range(9, 21), 1, VARIANTS, DIV2KRK_EIGEN_RANGE),
          "narrow": ("BSD100RK", range(1, 21), 2, ("plain",), NARROW_EIGEN_RANGE),
          "narrow_hard": ("BSD100RK", range(1, 21), 3, VARIANTS, NARROW_EIGEN_RANGE),
-         "crops": ("Urban100RK", [n for n in range(1, 9) for _ in range(5)], 4, ("crop",), DIV2KRK_EIGEN_RANGE)}
+         "crops": ("Urban100RK", [n for n in range(1, 9) for _ in range(5)], 4, ("crop",), DIV2KRK_EIGEN_RANGE),
+         "shake": ("BSD100RK", range(21, 41), 5, ("plain",), SHAKE)}
 SCALES = (2, 4)
+REPORT_PARTS = ("report", "shake")  # never used for a choice
 DISK_RADIUS = (3.0, 12.0)
 CROP = (480, 320)  # HR px (long side, short side): a BSD100 photo's size
 GAUSS_SIGMA = (1.5, 6.0)
@@ -69,6 +75,13 @@ DEFOCUSED_FRACTION = (0.5, 0.8)
 FLAT_FRACTION = (0.4, 0.7)
 JPEG_QUALITY = (75, 90)
 NOISE_SIGMA = (1.0, 3.0)
+# Hand shake: the path the image moves along during the exposure (HR px; its heading turns by a
+# random walk of SHAKE_TURN rad per step of SHAKE_STEPS, its speed varies), seen through a lens
+# blur of covariance eigenvalues SHAKE_OPTICS.
+SHAKE_LENGTH = (3.0, 8.0)
+SHAKE_OPTICS = (0.4, 0.8)
+SHAKE_TURN = 0.12
+SHAKE_STEPS = 200
 # The focus transition of a real lens is gradual; a silhouette against the sky is sharp, so its
 # mask is only anti-aliased.
 FOCUS_FEATHER = 2.0
@@ -86,6 +99,45 @@ def disk_kernel(radius: float, supersample: int = 8) -> np.ndarray:
     n = 2 * half + 1
     k = inside.reshape(n, supersample, n, supersample).mean(axis=(1, 3))
     return k / k.sum()
+
+
+def shake_kernels(rng: np.random.Generator, supersample: int = 8) -> tuple[dict[int, np.ndarray], dict[str, Any]]:
+    """A hand-shake x2 kernel (11x11) and the x4 kernel two x2 steps compose to (31x31), with the
+    parameters to record.
+
+    The path: ``SHAKE_STEPS`` steps of equal length summing to a length ~ U(``SHAKE_LENGTH``), the
+    heading a random walk from a uniform direction; the time spent at each point ~ 1 / U(0.3, 1)
+    (the hand slows and speeds up). Splatted bilinearly onto a grid ``supersample`` times finer,
+    summed into pixels, convolved with an anisotropic Gaussian (the lens, eigenvalues ~
+    U(``SHAKE_OPTICS``), rotation uniform), centred by its centre of mass (linear shift) and
+    normalised. x4: blurring by k2, sampling by 2 and doing both again is blurring by
+    k2 * (k2 upsampled by zero insertion) then sampling by 4."""
+    size = DIV2KRK_SIZES[2]
+    length = rng.uniform(*SHAKE_LENGTH)
+    heading = rng.uniform(-np.pi, np.pi) + np.cumsum(rng.normal(0.0, SHAKE_TURN, SHAKE_STEPS))
+    path = np.cumsum(np.stack([np.sin(heading), np.cos(heading)], axis=1), axis=0) * (length / SHAKE_STEPS)
+    dwell = 1.0 / rng.uniform(0.3, 1.0, SHAKE_STEPS)
+    path -= dwell @ path / dwell.sum()
+    fine = np.zeros((size * supersample,) * 2)
+    position = (size * supersample - 1) / 2 + path * supersample
+    corner = np.floor(position).astype(int)
+    frac = position - corner
+    for dy in (0, 1):
+        for dx in (0, 1):
+            weight = dwell * np.abs(1 - dy - frac[:, 0]) * np.abs(1 - dx - frac[:, 1])
+            np.add.at(fine, (corner[:, 0] + dy, corner[:, 1] + dx), weight)
+    trace = fine.reshape(size, supersample, size, supersample).sum(axis=(1, 3))
+    eigen, theta = rng.uniform(*SHAKE_OPTICS, size=2), rng.uniform(-np.pi, np.pi)
+    rot = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    k2 = signal.convolve2d(trace, gaussian_kernel(size, rot @ np.diag(eigen) @ rot.T), mode="same")
+    k2 = recentre(k2 / k2.sum(), order=1, size=size)
+    k2 /= k2.sum()
+    spread = np.zeros((2 * size - 1,) * 2)
+    spread[::2, ::2] = k2
+    k4 = signal.convolve2d(k2, spread)
+    params = {"kernel": "hand shake", "length_px": round(float(length), 4),
+              "optics_eigenvalues": [round(float(v), 4) for v in eigen], "optics_theta": round(float(theta), 4)}
+    return {2: k2, 4: k4 / k4.sum()}, params
 
 
 def blur(hr: np.ndarray, kind: str, size: float) -> np.ndarray:
@@ -237,10 +289,10 @@ def write_mat(path: Path, kernel: np.ndarray) -> None:
 
 
 def make_part(shared: Path, source: str, sources: Sequence[int], out: Path, seed: int, variants: tuple[str, ...],
-              eigen_range: tuple[float, float]) -> list[dict[str, Any]]:
+              kernels_from: tuple[float, float] | str) -> list[dict[str, Any]]:
     """Write one part (DIV2KRK layout, numbered from 1) from ``source``'s gt images ``sources``,
-    edited by ``variants`` in turn, blurred by kernels of covariance eigenvalues in
-    ``eigen_range``; the manifest's image records."""
+    edited by ``variants`` in turn, blurred by protocol kernels of covariance eigenvalues in
+    ``kernels_from`` or (``SHAKE``) by hand-shake kernels; the manifest's image records."""
     for folder in ["gt"] + [f"{kind}{s}" for s in SCALES for kind in ("lr_x", "gt_k_x")]:
         (out / folder).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -249,31 +301,38 @@ def make_part(shared: Path, source: str, sources: Sequence[int], out: Path, seed
         variant = variants[(number - 1) % len(variants)]
         hr = read_image(shared / source / "gt" / f"im_{original}.png").rgb
         hr = hr[:hr.shape[0] // 4 * 4, :hr.shape[1] // 4 * 4]
-        kernels = random_kernels(rng, eigen_range)
+        if kernels_from == SHAKE:
+            kernels, kernel_params = shake_kernels(rng)
+        else:
+            drawn = random_kernels(rng, kernels_from)
+            kernels, kernel_params = {s: np.asarray(k.array) for s, k in drawn.items()}, drawn[2].provenance
         scene, params = edit_scene(hr, variant, rng)
         scene = quantize(scene)  # gt/ is 8-bit, so the LR must come from exactly what it holds
         quality = int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)) if variant.endswith("jpeg") else None
         sigma = float(rng.uniform(*NOISE_SIGMA)) if variant.endswith("noise") else 0.0
         write_image(out / "gt" / f"im_{number}.png", scene)
         for s in SCALES:
-            k = np.asarray(kernels[s].array)
+            k = kernels[s]
             write_kernel_array(out / f"gt_k_x{s}" / f"kernel_{number}.npy", k)
             write_mat(out / f"gt_k_x{s}" / f"kernel_{number}.mat", k)
             write_image(out / f"lr_x{s}" / f"im_{number}.png", low_resolution(scene, k, s, quality, sigma, rng))
         records.append({"number": number, "source": f"{source}/gt/im_{original}.png",
                         "variant": variant, "size": [scene.shape[1], scene.shape[0]], **params,
-                        "jpeg_quality": quality, "noise_sigma": round(sigma, 4), **kernels[2].provenance})
+                        "jpeg_quality": quality, "noise_sigma": round(sigma, 4), **kernel_params})
     return records
 
 
-def manifest(part: str, seed: int, variants: tuple[str, ...], eigen_range: tuple[float, float],
+def manifest(part: str, seed: int, variants: tuple[str, ...], kernels_from: tuple[float, float] | str,
              records: list[dict[str, Any]]) -> dict[str, Any]:
     """The part's manifest: how it was made, and the image records."""
-    return {"protocol": "hard development set (benchmarks/hard_set.py) on DIV2KRK kernels "
-                        "(blindsr.degradation.random_kernels)",
-            "part": part, "use": "reporting only, never for a choice" if part == "report" else "choosing defaults",
+    kernels = ("hand-shake kernels (benchmarks/hard_set.py, shake_kernels)" if kernels_from == SHAKE
+               else "DIV2KRK kernels (blindsr.degradation.random_kernels)")
+    return {"protocol": f"hard development set (benchmarks/hard_set.py) on {kernels}",
+            "part": part, "use": "reporting only, never for a choice" if part in REPORT_PARTS else "choosing defaults",
             "seed": seed, "scales": list(SCALES), "variants": list(variants),
-            "ranges": {"kernel_eigenvalues": eigen_range, "disk_radius_px": DISK_RADIUS, "gaussian_sigma_px": GAUSS_SIGMA,
+            "ranges": {**({"shake_length_px": SHAKE_LENGTH, "shake_optics_eigenvalues": SHAKE_OPTICS}
+                          if kernels_from == SHAKE else {"kernel_eigenvalues": kernels_from}),
+                       "disk_radius_px": DISK_RADIUS, "gaussian_sigma_px": GAUSS_SIGMA,
                        "defocused_fraction": DEFOCUSED_FRACTION, "flat_fraction": FLAT_FRACTION,
                        "jpeg_quality": JPEG_QUALITY, "noise_sigma_8bit": NOISE_SIGMA},
             "images": records}
@@ -284,13 +343,14 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data",
                         help="the development data (holds BSD100RK/ and Urban100RK/)")
     parser.add_argument("--output", type=Path, default=ROOT / "hard_set")
-    parser.add_argument("--seed", type=int, default=4004, help="tune/ uses seed, report/ seed + 1, narrow/ seed + 2, narrow_hard/ seed + 3, crops/ seed + 4")
+    parser.add_argument("--seed", type=int, default=4004, help="tune/ uses seed, report/ seed + 1, narrow/ seed + 2, narrow_hard/ seed + 3, crops/ seed + 4, "
+                             "shake/ seed + 5")
     args = parser.parse_args()
     start = time.perf_counter()
-    for part, (source, sources, offset, variants, eigen_range) in PARTS.items():
-        records = make_part(args.shared, source, sources, args.output / part, args.seed + offset, variants, eigen_range)
+    for part, (source, sources, offset, variants, kernels_from) in PARTS.items():
+        records = make_part(args.shared, source, sources, args.output / part, args.seed + offset, variants, kernels_from)
         write_json(args.output / part / "manifest.json",
-                   manifest(part, args.seed + offset, variants, eigen_range, records))
+                   manifest(part, args.seed + offset, variants, kernels_from, records))
         print(f"{part}: {len(records)} images from {source} -> {args.output / part}", flush=True)
     print(f"done in {time.perf_counter() - start:.1f} s")
 
