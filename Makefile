@@ -135,7 +135,8 @@ bench-kernel-budget: $(STAMP)
 bench-kernel-shake: $(STAMP)
 	$(BIN)/python -m benchmarks.hard_set --shared $(SHARED)/data --output hard_set
 	$(BIN)/python -m benchmarks.kernel_budget --set report=hard_set/shake:1-20 --candidates "today (1000 x 4)" \
-		--report-candidates "today (1000 x 4),paper preset" --section "kernel-shake:KernelGAN on hand-shake kernels (held out)"
+		--report-candidates "today (1000 x 4),paper preset" --section "kernel-shake:KernelGAN on hand-shake kernels (held out)" \
+		--make-target bench-kernel-shake
 
 bench-hashes: $(STAMP)
 	BLINDSR_WEIGHTS_SRMD_PCA=$(SHARED)/srmd/srmd_pca_matlab.mat $(BIN)/python -m benchmarks.hashes \

@@ -151,6 +151,7 @@ def main() -> None:
     parser.add_argument("--remark", default="", help="a paragraph for the section")
     parser.add_argument("--section", default="kernel-budget:KernelGAN: cost against accuracy",
                         help="NAME:TITLE of the section written (another keeps the default's table)")
+    parser.add_argument("--make-target", default="bench-kernel-budget", help="the make target named in the section")
     args = parser.parse_args()
     chosen = [c.strip() for c in args.candidates.split(",") if c.strip()]
     reported = [c.strip() for c in (args.report_candidates or args.candidates).split(",") if c.strip()]
@@ -195,7 +196,7 @@ def main() -> None:
             + (args.remark + "\n\n" if args.remark else "") + "\n\n".join(tables))
     print(body)
     name, _, title = args.section.partition(":")
-    write_section(name, title or name, body, "bench-kernel-budget")
+    write_section(name, title or name, body, args.make_target)
 
 
 if __name__ == "__main__":
