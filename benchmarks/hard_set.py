@@ -33,7 +33,9 @@ background, varies in sharpness from tile to tile (where the refinement must not
 the other). A sixth, ``shake/`` (reporting only, seed + 5), holds BSD100RK HR images 21-40 (scenes
 of the held-out BSD100RK images) unedited under hand-shake kernels (``shake_kernels``: a curved
 motion path of 3-8 HR px seen through a small lens blur), a kernel shape the protocol's Gaussians
-never take.
+never take. A seventh, ``phone/`` (reporting only, seed + 6), holds BSD100RK HR images 41-60
+unedited under protocol kernels, their LR images given noise of sigma 2-6 (8-bit units) and then
+JPEG quality 50-70: a phone's or a web page's photo, more degraded than the other parts' variants.
 
     python -m benchmarks.hard_set --shared ../shared/data --output hard_set [--seed 4004]
 """
@@ -65,9 +67,10 @@ PARTS = {"tune": ("BSD100RK", range(1, 21), 0, VARIANTS, DIV2KRK_EIGEN_RANGE),
          "narrow": ("BSD100RK", range(1, 21), 2, ("plain",), NARROW_EIGEN_RANGE),
          "narrow_hard": ("BSD100RK", range(1, 21), 3, VARIANTS, NARROW_EIGEN_RANGE),
          "crops": ("Urban100RK", [n for n in range(1, 9) for _ in range(5)], 4, ("crop",), DIV2KRK_EIGEN_RANGE),
-         "shake": ("BSD100RK", range(21, 41), 5, ("plain",), SHAKE)}
+         "shake": ("BSD100RK", range(21, 41), 5, ("plain",), SHAKE),
+         "phone": ("BSD100RK", range(41, 61), 6, ("phone",), DIV2KRK_EIGEN_RANGE)}
 SCALES = (2, 4)
-REPORT_PARTS = ("report", "shake")  # never used for a choice
+REPORT_PARTS = ("report", "shake", "phone")  # never used for a choice
 DISK_RADIUS = (3.0, 12.0)
 CROP = (480, 320)  # HR px (long side, short side): a BSD100 photo's size
 GAUSS_SIGMA = (1.5, 6.0)
@@ -75,6 +78,9 @@ DEFOCUSED_FRACTION = (0.5, 0.8)
 FLAT_FRACTION = (0.4, 0.7)
 JPEG_QUALITY = (75, 90)
 NOISE_SIGMA = (1.0, 3.0)
+# A phone's or a web page's photo: sensor noise, then stronger JPEG compression than JPEG_QUALITY's.
+PHONE_NOISE_SIGMA = (2.0, 6.0)
+PHONE_JPEG_QUALITY = (50, 70)
 # Hand shake: the path the image moves along during the exposure (HR px; its heading turns by a
 # random walk of SHAKE_TURN rad per step of SHAKE_STEPS, its speed varies), seen through a lens
 # blur of covariance eigenvalues SHAKE_OPTICS.
@@ -254,7 +260,7 @@ def jpeg(lr: np.ndarray, quality: int) -> np.ndarray:
 
 def edit_scene(hr: np.ndarray, variant: str, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
     """The variant's scene edit and the parameters to record (``defocus`` or ``flat``)."""
-    if variant == "plain":
+    if variant in ("plain", "phone"):
         return hr, {"defocus": None, "flat": None}
     if variant == "crop":
         window = CROP if rng.integers(2) else CROP[::-1]
@@ -308,8 +314,12 @@ def make_part(shared: Path, source: str, sources: Sequence[int], out: Path, seed
             kernels, kernel_params = {s: np.asarray(k.array) for s, k in drawn.items()}, drawn[2].provenance
         scene, params = edit_scene(hr, variant, rng)
         scene = quantize(scene)  # gt/ is 8-bit, so the LR must come from exactly what it holds
-        quality = int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)) if variant.endswith("jpeg") else None
-        sigma = float(rng.uniform(*NOISE_SIGMA)) if variant.endswith("noise") else 0.0
+        if variant == "phone":
+            quality = int(rng.integers(PHONE_JPEG_QUALITY[0], PHONE_JPEG_QUALITY[1] + 1))
+            sigma = float(rng.uniform(*PHONE_NOISE_SIGMA))
+        else:
+            quality = int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)) if variant.endswith("jpeg") else None
+            sigma = float(rng.uniform(*NOISE_SIGMA)) if variant.endswith("noise") else 0.0
         write_image(out / "gt" / f"im_{number}.png", scene)
         for s in SCALES:
             k = kernels[s]
@@ -334,7 +344,9 @@ def manifest(part: str, seed: int, variants: tuple[str, ...], kernels_from: tupl
                           if kernels_from == SHAKE else {"kernel_eigenvalues": kernels_from}),
                        "disk_radius_px": DISK_RADIUS, "gaussian_sigma_px": GAUSS_SIGMA,
                        "defocused_fraction": DEFOCUSED_FRACTION, "flat_fraction": FLAT_FRACTION,
-                       "jpeg_quality": JPEG_QUALITY, "noise_sigma_8bit": NOISE_SIGMA},
+                       "jpeg_quality": JPEG_QUALITY, "noise_sigma_8bit": NOISE_SIGMA,
+                       **({"phone_jpeg_quality": PHONE_JPEG_QUALITY, "phone_noise_sigma_8bit": PHONE_NOISE_SIGMA}
+                          if "phone" in variants else {})},
             "images": records}
 
 
@@ -344,7 +356,7 @@ def main() -> None:
                         help="the development data (holds BSD100RK/ and Urban100RK/)")
     parser.add_argument("--output", type=Path, default=ROOT / "hard_set")
     parser.add_argument("--seed", type=int, default=4004, help="tune/ uses seed, report/ seed + 1, narrow/ seed + 2, narrow_hard/ seed + 3, crops/ seed + 4, "
-                             "shake/ seed + 5")
+                             "shake/ seed + 5, phone/ seed + 6")
     args = parser.parse_args()
     start = time.perf_counter()
     for part, (source, sources, offset, variants, kernels_from) in PARTS.items():
