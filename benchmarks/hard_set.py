@@ -36,6 +36,7 @@ motion path of 3-8 HR px seen through a small lens blur), a kernel shape the pro
 never take. A seventh, ``phone/`` (reporting only, seed + 6), holds BSD100RK HR images 41-60
 unedited under protocol kernels, their LR images given noise of sigma 2-6 (8-bit units) and then
 JPEG quality 50-70: a phone's or a web page's photo, more degraded than the other parts' variants.
+An eighth, ``phone_tune/`` (tuning only, seed + 7), makes the same from BSD100RK HR images 1-20.
 
     python -m benchmarks.hard_set --shared ../shared/data --output hard_set [--seed 4004]
 """
@@ -68,7 +69,8 @@ PARTS = {"tune": ("BSD100RK", range(1, 21), 0, VARIANTS, DIV2KRK_EIGEN_RANGE),
          "narrow_hard": ("BSD100RK", range(1, 21), 3, VARIANTS, NARROW_EIGEN_RANGE),
          "crops": ("Urban100RK", [n for n in range(1, 9) for _ in range(5)], 4, ("crop",), DIV2KRK_EIGEN_RANGE),
          "shake": ("BSD100RK", range(21, 41), 5, ("plain",), SHAKE),
-         "phone": ("BSD100RK", range(41, 61), 6, ("phone",), DIV2KRK_EIGEN_RANGE)}
+         "phone": ("BSD100RK", range(41, 61), 6, ("phone",), DIV2KRK_EIGEN_RANGE),
+         "phone_tune": ("BSD100RK", range(1, 21), 7, ("phone",), DIV2KRK_EIGEN_RANGE)}
 SCALES = (2, 4)
 REPORT_PARTS = ("report", "shake", "phone")  # never used for a choice
 DISK_RADIUS = (3.0, 12.0)
@@ -356,7 +358,7 @@ def main() -> None:
                         help="the development data (holds BSD100RK/ and Urban100RK/)")
     parser.add_argument("--output", type=Path, default=ROOT / "hard_set")
     parser.add_argument("--seed", type=int, default=4004, help="tune/ uses seed, report/ seed + 1, narrow/ seed + 2, narrow_hard/ seed + 3, crops/ seed + 4, "
-                             "shake/ seed + 5, phone/ seed + 6")
+                             "shake/ seed + 5, phone/ seed + 6, phone_tune/ seed + 7")
     args = parser.parse_args()
     start = time.perf_counter()
     for part, (source, sources, offset, variants, kernels_from) in PARTS.items():
