@@ -52,8 +52,8 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     # Not a budget: the authors' configuration (one 3000-iteration run, no refinement), for reference.
     PAPER: {"preset": "paper"},
     # Not a budget: today's estimate without the likelihood refinement (KernelGAN's combined kernel).
-    "today without refinement": {"iterations": 1000, "restarts": 4, "schedule_every": 200, "lr_decay_every": 750,
-                             "refine": "none"},
+    "today without refinement": {"iterations": 1000, "restarts": 4, "schedule_every": 200,
+                                 "lr_decay_every": 750, "refine": "none"},
 }
 # The discriminator of the preset these budgets were measured with (64 channels, 7 layers), unless a
 # candidate names another: explicit, so that a cached candidate keeps its meaning if the preset's changes.
