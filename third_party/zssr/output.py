@@ -58,18 +58,15 @@ def apply_subpixel_net(net: SubPixelZSSRNet, lr: torch.Tensor, scale: int, size:
     learned residual computed in tiles of at most ``tile`` x ``tile`` output pixels with a margin of
     the receptive radius in input pixels.
 
-    ``out`` (when ``size`` is exactly ``scale`` times lr's) receives the residual's tiles and then
-    the upscale is added into it: residual + upscale, the numbers of upscale + residual (float
+    ``out`` (only when ``size`` is exactly ``scale`` times lr's) receives the residual's tiles and
+    then the upscale is added into it: residual + upscale, the numbers of upscale + residual (float
     addition commutes), with no output-sized buffer besides ``out``."""
-    full = (lr.shape[-2] * scale, lr.shape[-1] * scale)
     step = max(1, tile // scale)
-    if out is not None and tuple(size) == full:
-        tiled(lambda part: net.residual(part, scale), lr, step, net.receptive_radius, scale, out=out)
+    residual = tiled(lambda part: net.residual(part, scale), lr, step, net.receptive_radius, scale, out=out)
+    if out is not None:
         return imresize(lr, scale, size, add_to=out).clamp_(0.0, 1.0)
-    residual = tiled(lambda part: net.residual(part, scale), lr, step, net.receptive_radius, scale)
     up = imresize(lr, scale, size).add_(residual[..., :size[0], :size[1]])  # residual + upscale, in place
-    up.clamp_(0.0, 1.0)
-    return up if out is None else out.copy_(up)
+    return up.clamp_(0.0, 1.0)
 
 
 WIDEN_CHUNK = 1 << 20  # values converted per step by ``widen_in_place``
@@ -106,7 +103,8 @@ def upscale(net: ZSSRNet | SubPixelZSSRNet, lr: torch.Tensor, scale: int, size: 
     weight = next(net.parameters())
     narrow = lr.to(weight.dtype)
     out = None
-    if NARROWER.get(lr.dtype) == weight.dtype:
+    whole = tuple(size) == (lr.shape[-2] * scale, lr.shape[-1] * scale)  # the sub-pixel net's own size
+    if NARROWER.get(lr.dtype) == weight.dtype and (whole or not isinstance(net, SubPixelZSSRNet)):
         shape = (*lr.shape[:-2], *size)
         wide = torch.empty(math.prod(shape), dtype=lr.dtype, device=lr.device)
         out = wide.view(weight.dtype)[:wide.numel()].view(shape)
