@@ -142,7 +142,9 @@ def process(task: ImageTask, progress=None) -> ImageOutcome:
               "kernel_provenance": {k: v for k, v in result.kernels[min(result.kernels)].provenance.items()
                                     if k in ("restart_agreement_db", "restarts", "fallback", "seconds",
                                              "confidence", "noise")},
-              "kernel_group": (result.kernels[min(result.kernels)].provenance.get("group") or {}).get("name")}
+              "kernel_group": (result.kernels[min(result.kernels)].provenance.get("group") or {}).get("name"),
+              "compression": result.record["compression"],
+              "sr_noise": (stages["sr"].get("diagnostics") or {}).get("noise")}
     write_json(folder / COMPLETE, {"fingerprint": task.fingerprint, "source": task.source,
                                    "seconds": seconds, "files": files, "record": record})
     return ImageOutcome(task.source, task.folder, "done", seconds=seconds, files=files, record=record)

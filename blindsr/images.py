@@ -58,6 +58,8 @@ class LoadedImage:
         path: where it was read from.
         sha256: hash of the file's bytes (recorded in provenance).
         warnings: what the reader could not take over (extra frames), for the record.
+        jpeg_luma_table: a JPEG file's luma quantisation table (8x8, row-major), else None
+            (``blindsr.estimators.compression``).
     """
 
     rgb: np.ndarray
@@ -67,6 +69,7 @@ class LoadedImage:
     path: Path
     sha256: str
     warnings: list[str] = field(default_factory=list)
+    jpeg_luma_table: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -79,9 +82,10 @@ def probe(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, 
     return _header(path, max_pixels)[:3]
 
 
-def _header(path: str | Path, max_pixels: int) -> tuple[int, int, str, int, int]:
-    """``probe``'s width, height and mode, then (once the size is accepted) the EXIF orientation
-    and the frame count (``_orientation_and_frames``), from one opening of the file."""
+def _header(path: str | Path, max_pixels: int) -> tuple[int, int, str, int, int, np.ndarray | None]:
+    """``probe``'s width, height and mode, then (once the size is accepted) the EXIF orientation,
+    the frame count (``_orientation_and_frames``) and a JPEG's luma quantisation table, from one
+    opening of the file."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
@@ -100,17 +104,18 @@ def _header(path: str | Path, max_pixels: int) -> tuple[int, int, str, int, int]
             if width < 1 or height < 1:
                 raise InputError(f"{path}: image has no pixels ({width}x{height})")
             orientation, frames = _orientation_and_frames(im)
+            luma_table = file_luma_table(im)
     except UnidentifiedImageError:
         raise InputError(f"{path}: not an image (unknown or unsupported format)") from None
     except OSError as exc:
         raise InputError(f"{path}: unreadable image ({exc})") from None
-    return width, height, mode, orientation, frames
+    return width, height, mode, orientation, frames, luma_table
 
 
 def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
     """Decode ``path`` (any name, including non-ASCII) into a ``LoadedImage``."""
     path = Path(path)
-    width, height, mode, orientation, frames = _header(path, max_pixels)
+    width, height, mode, orientation, frames, luma_table = _header(path, max_pixels)
     data = path.read_bytes()
     _check_complete(path, data)
     with warnings.catch_warnings():
@@ -130,7 +135,7 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded
         log.warning("%s: %s", path, notes[-1])
     return LoadedImage(rgb=rgb, alpha=alpha, bit_depth=bit_depth,
                        grayscale=mode in _GRAY_MODES, path=path,
-                       sha256=hashlib.sha256(data).hexdigest(), warnings=notes)
+                       sha256=hashlib.sha256(data).hexdigest(), warnings=notes, jpeg_luma_table=luma_table)
 
 
 def _check_complete(path: Path, data: bytes) -> None:
@@ -184,6 +189,14 @@ def _orientation_and_frames(im: Image.Image) -> tuple[int, int]:
     except Exception:  # noqa: BLE001 - a broken EXIF block means "no orientation"
         orientation = 1
     return orientation, frames
+
+
+def file_luma_table(im: Image.Image) -> np.ndarray | None:
+    """The luma quantisation table of an open JPEG (8x8, row-major; Pillow lists it so), else None."""
+    tables = getattr(im, "quantization", None) if im.format == "JPEG" else None
+    if not tables:
+        return None
+    return np.asarray(list(tables[min(tables)]), dtype=np.float64).reshape(8, 8)
 
 
 def camera_identity(path: str | Path) -> dict[str, str] | None:

@@ -23,7 +23,7 @@ from blindsr.tables import write_tables
 
 SUMMARY_COLUMNS = ["image", "status", "error", "estimate_s", "sr_s", "total_s", "kernel", "kernel_group", "sigma_major",
                    "sigma_minor", "angle_deg", "restart_agreement_db", "confidence", "confidence_level", "noise_sigma",
-                   "fallback", "warnings", "psnr", "ssim"]
+                   "jpeg_quality", "sr_noise_sigma", "fallback", "warnings", "psnr", "ssim"]
 CROP = 96  # LR pixels shown in the report
 
 
@@ -52,6 +52,8 @@ def summary_rows(outcomes: Sequence[ImageOutcome], input_dir: Path, output_dir: 
             confidence = provenance.get("confidence") or {}
             row["confidence"], row["confidence_level"] = confidence.get("score"), confidence.get("level")
             row["noise_sigma"] = (provenance.get("noise") or {}).get("sigma")
+            row["jpeg_quality"] = (rec.get("compression") or {}).get("quality")
+            row["sr_noise_sigma"] = rec.get("sr_noise")
             row["kernel_group"] = rec.get("kernel_group")
             row["fallback"] = provenance.get("fallback")
             row["warnings"] = "; ".join(rec.get("warnings", [])) or None
@@ -125,6 +127,10 @@ def write_report(rows: list[dict[str, Any]], outcomes: Sequence[ImageOutcome], o
             facts.append(f"shared kernel: {html.escape(row['kernel_group'])}")
         if row.get("noise_sigma") is not None:
             facts.append(f"noise &sigma; {row['noise_sigma']:.1f} (8-bit)")
+        if row.get("jpeg_quality") is not None:
+            facts.append(f"JPEG quality {row['jpeg_quality']}")
+        if row.get("sr_noise_sigma") is not None:
+            facts.append(f"SR told noise &sigma; {row['sr_noise_sigma']:.1f}")
         if row.get("fallback"):
             facts.append(f"<span class='bad'>fallback: {html.escape(row['fallback'])}</span>")
         if row.get("psnr") is not None:

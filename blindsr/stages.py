@@ -22,6 +22,7 @@ from blindsr.degradation import bicubic_upscale
 from blindsr.config import plain, stage_settings
 from blindsr.errors import InputError, UsageError
 from blindsr.estimators import ESTIMATORS, Estimator
+from blindsr.estimators.compression import compression_record
 from blindsr.estimators.confidence import UNTRUSTED
 from blindsr.images import LoadedImage, write_image
 from blindsr.kernel import SRKernel, kernel_paths, save_kernel
@@ -115,15 +116,20 @@ class PipelineResult:
 def super_resolve(image: LoadedImage, kernels: dict[int, SRKernel], backend: Backend, scale: int,
                   seed: int, progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray | None, dict]:
     """Adapt the kernels to the back-end, super-resolve the colour image, and upscale alpha on its
-    own with bicubic interpolation. Returns (rgb, alpha, stage record)."""
+    own with bicubic interpolation. Returns (rgb, alpha, stage record). The image's JPEG
+    compression, if any (``compression_record``: the file's table, or the steps its pixels show),
+    travels in the kernels' provenance to the back-end's noise level (SRMD's ``noise=auto``)."""
     adapted = adapt(kernels, backend.needs, scale)
+    compression = compression_record(image.jpeg_luma_table, image.rgb if image.bit_depth == 8 else None)
+    if compression is not None:
+        adapted = {s: k.with_provenance(compression=compression) for s, k in adapted.items()}
     result = backend.super_resolve(image.rgb, scale, adapted, seed=seed, progress=progress)
     alpha = None
     if image.alpha is not None:
         alpha = bicubic_upscale(image.alpha, scale)
     record = {"backend": backend.name, "seconds": round(result.seconds, 3),
               "kernels_used": {f"x{s}": k.provenance.get("support", k.size) for s, k in adapted.items()},
-              "diagnostics": result.diagnostics, "warnings": result.warnings}
+              "diagnostics": result.diagnostics, "warnings": result.warnings, "compression": compression}
     return result.image, alpha, record
 
 
@@ -159,7 +165,7 @@ def run_pipeline(image: LoadedImage, estimator: Estimator | None, backend: Backe
               "seed": seed, "stages": stages, "warnings": warnings,
               "kernels": {f"x{s}": k.describe() for s, k in kernels.items()},
               "kernel_confidence": kernels[min(kernels)].provenance.get("confidence"),
-              "noise": kernels[min(kernels)].provenance.get("noise")}
+              "noise": kernels[min(kernels)].provenance.get("noise"), "compression": sr_record["compression"]}
     return PipelineResult(rgb, alpha, kernels, record)
 
 

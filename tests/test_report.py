@@ -19,8 +19,8 @@ from tests.conftest import batch_config, textured_image
 def report(tmp_path, rng) -> tuple[Path, list]:
     src = tmp_path / "in"
     src.mkdir()
-    for name in ("b cat.png", "a dog.png"):
-        Image.fromarray((textured_image(rng, 48, 64) * 255).astype(np.uint8)).save(src / name)
+    for name in ("b cat.jpg", "a dog.png"):
+        Image.fromarray((textured_image(rng, 48, 64) * 255).astype(np.uint8)).save(src / name, quality=80)
     (src / "c broken.png").write_bytes(b"not a png")
     tasks, _ = plan_tasks(src, tmp_path / "out", batch_config("estimator=bicubic", "sr=bicubic"))
     outcomes = [process(t) for t in tasks]
@@ -35,9 +35,11 @@ def report(tmp_path, rng) -> tuple[Path, list]:
 def test_report_contents(report):
     path, rows = report
     html = path.read_text()
-    assert [r["image"] for r in rows] == ["a dog.png", "b cat.png", "c broken.png"]
+    assert [r["image"] for r in rows] == ["a dog.png", "b cat.jpg", "c broken.png"]
+    assert rows[0]["jpeg_quality"] is None and rows[1]["jpeg_quality"] == 80  # read from the file's table
+    assert "JPEG quality 80" in html and html.count("JPEG quality") == 1
     assert rows[0]["psnr"] > 0 and rows[1].get("psnr") is None  # ground truth only for "a dog"
-    assert html.index("Failures") < html.index("a dog.png") < html.index("b cat.png")
+    assert html.index("Failures") < html.index("a dog.png") < html.index("b cat.jpg")
     assert "c broken.png" in html and "not an image" in html
     assert "test &lt;batch&gt;" in html  # titles are escaped
     assert html.count("<section>") == 2

@@ -198,7 +198,9 @@ class SRMDOptions:
         variant: "srmd" (noise-aware, 19 input channels) or "srmdnf" (noise-free, 18).
         noise: noise sigma of the LR image in 0-255 units (clamped to SRMD's [0, 75]); 0 for srmdnf;
             "auto" (default): the sigma the kernel estimate recorded (``blindsr.estimators.noise``),
-            or, for a kernel without one, the sigma fitted here to the LR image with that kernel.
+            or, for a kernel without one, the sigma fitted here to the LR image with that kernel;
+            on a JPEG-compressed image combined with its quantisation error
+            (``blindsr.estimators.compression.sr_sigma``).
         adapter: "fit" (bicubic-equivalent Gaussian) or "naive" (k_d cropped to 15 x 15).
         tile: LR tile side for inference (a 12-pixel halo is added); 0 = automatic (512).
         weights: a ``.pth`` state dict or official ncnn ``.bin`` for the model of the scale used;
@@ -288,9 +290,14 @@ class SRMDBackend:
         if self.requested_noise != AUTO_NOISE:
             sigma, source = float(self.requested_noise), "given"
         else:
+            from blindsr.estimators.compression import sr_sigma
             from blindsr.estimators.noise import kernel_noise
 
             sigma, source = kernel_noise(rgb, kernel)
+            compression = kernel.provenance.get("compression")
+            if compression:  # the JPEG's quantisation error, which the white-noise fit barely sees
+                sigma = round(sr_sigma(sigma, compression["sigma"]), 3)
+                source += f" and JPEG quality {compression['quality']} ({compression['source']})"
         if sigma > TRAINING_NOISE[1]:
             log.warning("noise sigma %s (%s) is above SRMD's training range; using %s", sigma, source,
                         TRAINING_NOISE[1])

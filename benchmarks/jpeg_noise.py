@@ -1,0 +1,258 @@
+"""The noise level SRMD needs on JPEG photos (make bench-jpeg-noise -> the 'jpeg-noise' section).
+
+A phone's or a web page's photo carries sensor noise and then JPEG compression. The blind noise
+level (``blindsr.estimators.noise``) measures the noise that is left in the decoded image; JPEG
+has removed most of its high frequencies and added its own error (blocks, ringing), which is not
+white noise and which that fit barely sees. SRMD, told that small sigma, sharpens the compression
+error. This benchmark measures which sigma SRMD needs on such photos and how far ``sr.noise=auto``
+is from it.
+
+Images are made here (never committed): BSD100RK HR scenes blurred and subsampled by their own
+true x2 kernel (the DIV2KRK protocol's), Gaussian noise of ``sigma`` (8-bit units), then 8-bit
+rounding and written as PNG, or JPEG-compressed by Pillow at ``quality`` (4:2:0) and written as
+the .jpg file itself, which is what the tool reads (``blindsr.images.read_image``). SRMD gets the
+true kernel as the pipeline hands it over, and a grid of sigmas, or the sigma ``sr.noise=auto``
+gives. Scenes 1-10 are for choosing (``--part study``); ``--part check`` reports on 21-40.
+Results are cached in ``--work``; an interrupted run resumes.
+
+    python -m benchmarks.jpeg_noise --shared ../shared/data [--part study|check]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+STUDY_SIGMAS = (0.0, 3.0, 6.0)  # true noise, 8-bit units
+STUDY_QUALITIES = (None, 50, 70, 85, 95)  # None: PNG (no compression)
+STUDY_SCENES = tuple(range(1, 11))
+# The check uses other noise levels and qualities than the study, on scenes no choice touched.
+CHECK_SIGMAS = (0.0, 4.0)
+CHECK_QUALITIES = (None, 55, 75, 90)
+CHECK_SCENES = tuple(range(21, 41))
+GRID = (0.0, 2.5, 5.0, 7.5, 10.0, 12.5, 15.0)  # sigmas SRMD is given; the best is the oracle
+WEIGHTS = tuple(np.round(np.arange(0.5, 4.01, 0.25), 2))
+EXPONENTS = (0.5, 0.75, 1.0)
+SEED = 5021
+
+
+def condition(sigma: float, quality: int | None) -> str:
+    return f"s{sigma:g}_q{quality or 0}"
+
+
+def make_lr(shared: Path, number: int, sigma: float, quality: int | None, work: Path) -> Path:
+    """The LR file of scene ``number`` under (sigma, quality), made once."""
+    from PIL import Image
+
+    from blindsr.degradation import degrade
+    from blindsr.images import read_image
+    from blindsr.kernel import load_kernel
+
+    path = work / "lr" / f"im_{number}_{condition(sigma, quality)}{'.png' if quality is None else '.jpg'}"
+    if path.exists():
+        return path
+    root = shared / "BSD100RK"
+    hr = read_image(root / "gt" / f"im_{number}.png").rgb
+    kernel = load_kernel(root / "gt_k_x2" / f"kernel_{number}.mat", scale=2)
+    rng = np.random.default_rng([SEED, number, int(sigma * 10), quality or 0])
+    lr = degrade(hr, kernel, 2)
+    if sigma:
+        lr = lr + rng.normal(0.0, sigma / 255.0, size=lr.shape)
+    pixels = np.round(np.clip(lr, 0.0, 1.0) * 255.0).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as handle:
+        if quality is None:
+            Image.fromarray(pixels).save(handle, format="PNG")
+        else:
+            Image.fromarray(pixels).save(handle, format="JPEG", quality=quality)
+    partial.replace(path)
+    return path
+
+
+def sr_psnr(image, hr: np.ndarray, kernel, noise: float | str) -> float:
+    """SRMD x2's Y-PSNR with ``kernel`` handed over as the pipeline does and ``noise`` (a sigma,
+    or "auto": what ``sr.noise=auto`` gives, the image's compression included)."""
+    from blindsr.backends import get_backend
+    from blindsr.config import HANDOFF_WIDTH
+    from blindsr.degradation import quantize
+    from blindsr.metrics import y_psnr_ssim
+    from blindsr.stages import handoff_kernels, super_resolve
+
+    backend = get_backend("srmd", device="cpu", noise=noise)
+    sr, _, record = super_resolve(image, handoff_kernels({2: kernel}, HANDOFF_WIDTH), backend, 2, 0)
+    return float(y_psnr_ssim(quantize(sr), hr[:sr.shape[0], :sr.shape[1]], 2)[0])
+
+
+def scores(shared: Path, number: int, sigma: float, quality: int | None, work: Path, grid: tuple[float, ...],
+           automatic: bool) -> dict:
+    """SRMD's Y-PSNR with the true kernel for every ``grid`` sigma and for the white noise fitted
+    under the true kernel ("fitted", what ``sr.noise=auto`` gave before the compression term);
+    with ``automatic`` also for ``sr.noise=auto`` as it is now, reading the file ("auto") and the
+    same pixels without the file's table ("auto, PNG of it": the table read from the pixels).
+    Cached per image and condition."""
+    cache = work / "scores" / f"im_{number}_{condition(sigma, quality)}.json"
+    result = json.loads(cache.read_text()) if cache.exists() else {"psnr": {}}
+    from dataclasses import replace
+
+    from blindsr.estimators.compression import compression_record
+    from blindsr.estimators.noise import estimate_noise
+    from blindsr.images import read_image
+    from blindsr.kernel import load_kernel
+
+    root = shared / "BSD100RK"
+    kernel = load_kernel(root / "gt_k_x2" / f"kernel_{number}.mat", scale=2)
+    image = read_image(make_lr(shared, number, sigma, quality, work))
+    wanted = [f"{s:g}" for s in grid] + ["fitted"] + (["auto"] + (["auto, PNG of it"] if quality else [])
+                                                     if automatic else [])
+    if all(k in result["psnr"] for k in wanted):
+        return result
+    hr = read_image(root / "gt" / f"im_{number}.png").rgb
+    result["fitted"] = estimate_noise(image.rgb, kernel.array, 2)["sigma"]
+    record = compression_record(image.jpeg_luma_table, image.rgb)
+    result["compression_sigma"] = record["sigma"] if record else None
+    result["quality_read"] = record["quality"] if record else None
+    for key in wanted:
+        if key in result["psnr"]:
+            continue
+        if key == "auto":
+            result["psnr"][key] = sr_psnr(image, hr, kernel, "auto")
+        elif key == "auto, PNG of it":
+            png = replace(image, jpeg_luma_table=None)
+            found = compression_record(None, png.rgb)
+            result["png_quality_read"] = found["quality"] if found else None
+            result["psnr"][key] = sr_psnr(png, hr, kernel, "auto")
+        else:
+            result["psnr"][key] = sr_psnr(image, hr, kernel, result["fitted"] if key == "fitted" else float(key))
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(result))
+    return result
+
+
+def interpolated(result: dict, sigma: float) -> float:
+    """PSNR at ``sigma`` read off the grid (linear between grid sigmas; the grid spans 0-15)."""
+    xs = [float(k) for k in result["psnr"] if k.replace(".", "").isdigit()]
+    return float(np.interp(sigma, sorted(xs), [result["psnr"][f"{x:g}"] for x in sorted(xs)]))
+
+
+def best(result: dict) -> float:
+    return max(v for k, v in result["psnr"].items() if k.replace(".", "").isdigit())
+
+
+def stats(values: list[float]) -> str:
+    return f"{np.mean(values):+.2f} / {np.percentile(values, 10):+.2f} / {min(values):+.2f}"
+
+
+def study(shared: Path, work: Path) -> str:
+    """Part ``study``: the grid on the tuning scenes, and every (weight, exponent) of
+    sr_sigma = hypot(fitted, weight * table_sigma^exponent) read off it."""
+    results = {(sigma, quality): [scores(shared, n, sigma, quality, work, GRID, False) for n in STUDY_SCENES]
+               for sigma in STUDY_SIGMAS for quality in STUDY_QUALITIES}
+    rows = []
+    for (sigma, quality), found in results.items():
+        row = {"noise sigma": sigma, "JPEG quality": quality or "none (PNG)",
+               "fitted sigma": np.mean([r["fitted"] for r in found]),
+               "table sigma": found[0]["compression_sigma"] if quality else None}
+        row.update({f"SRMD {k}": np.mean([r["psnr"][k] for r in found]) for k in [f"{s:g}" for s in GRID] + ["fitted"]})
+        rows.append(row)
+    fits = []
+    compressed = [r for (sigma, quality), found in results.items() if quality for r in found]
+    for exponent in EXPONENTS:
+        for weight in WEIGHTS:
+            gains = [interpolated(r, math.hypot(r["fitted"], weight * r["compression_sigma"] ** exponent))
+                     - r["psnr"]["fitted"] for r in compressed]
+            to_best = [interpolated(r, math.hypot(r["fitted"], weight * r["compression_sigma"] ** exponent)) - best(r)
+                       for r in compressed]
+            fits.append({"weight": weight, "exponent": exponent, "mean gain": np.mean(gains),
+                         "worst gain": min(gains), "mean to best grid": np.mean(to_best),
+                         "worst to best grid": min(to_best)})
+    chosen = max(fits, key=lambda f: f["mean gain"])
+    from blindsr.tables import markdown_table
+
+    top = sorted(fits, key=lambda f: -f["mean gain"])[:8]
+    return (f"BSD100RK scenes {STUDY_SCENES[0]}-{STUDY_SCENES[-1]} (tuning), x2, true kernels, SRMD given the grid "
+            "sigmas or the white noise fitted under the true kernel ('fitted': sr.noise=auto before the "
+            "compression term); mean Y-PSNR over the scenes.\n\n"
+            + markdown_table(rows, list(rows[0]), digits=2)
+            + "\n\nsr_sigma = hypot(fitted, weight * table_sigma^exponent) on the compressed conditions "
+            f"({len(compressed)} images), PSNR read off the grid (linear between its sigmas); gain over 'fitted', "
+            "and distance to the image's best grid sigma (mean and worst); the 8 best of "
+            f"{len(fits)} by mean gain:\n\n"
+            + markdown_table(top, list(top[0]), digits=2)
+            + f"\n\nBest: weight {chosen['weight']:g}, exponent {chosen['exponent']:g}.")
+
+
+def check(shared: Path, work: Path) -> tuple[str, list[str]]:
+    """Part ``check``: sr.noise=auto as it is now against the fitted white noise and the best grid
+    sigma, on scenes and conditions that chose nothing."""
+    from blindsr.estimators.compression import COMPRESSION_EXPONENT, COMPRESSION_WEIGHT
+    from blindsr.tables import markdown_table
+
+    rows, lines = [], []
+    for sigma in CHECK_SIGMAS:
+        for quality in CHECK_QUALITIES:
+            found = [scores(shared, n, sigma, quality, work, GRID, True) for n in CHECK_SCENES]
+            gain = [r["psnr"]["auto"] - r["psnr"]["fitted"] for r in found]
+            to_best = [r["psnr"]["auto"] - best(r) for r in found]
+            row = {"noise sigma": sigma, "JPEG quality": quality or "none (PNG)",
+                   "quality read (file / pixels)": (f"{min(r['quality_read'] for r in found)}-"
+                                                    f"{max(r['quality_read'] for r in found)} / "
+                                                    + ("-".join(str(f(r.get("png_quality_read") or 0 for r in found))
+                                                                for f in (min, max))))
+                   if quality else "none / none",
+                   "SRMD fitted (before)": np.mean([r["psnr"]["fitted"] for r in found]),
+                   "SRMD auto (now)": np.mean([r["psnr"]["auto"] for r in found]),
+                   "SRMD auto, PNG of it": (np.mean([r["psnr"]["auto, PNG of it"] for r in found])
+                                            if quality else None),
+                   "best grid sigma": np.mean([best(r) for r in found]),
+                   "now - before mean / p10 / worst": stats(gain),
+                   "now - best grid mean / p10 / worst": stats(to_best)}
+            rows.append(row)
+            if quality:
+                lines.append(f"noise {sigma:g}, quality {quality}: auto gains {np.mean(gain):+.2f} dB on average "
+                             f"(worst image {min(gain):+.2f}), {np.mean(to_best):+.2f} dB from the best grid sigma")
+            else:
+                lines.append(f"noise {sigma:g}, PNG: auto {np.mean(gain):+.3f} dB against before (unchanged: no "
+                             "compression is read)")
+    text = (f"BSD100RK scenes {CHECK_SCENES[0]}-{CHECK_SCENES[-1]} (no choice touched them), x2, true kernels, noise "
+            f"and JPEG qualities other than the study's; sr_sigma = hypot(fitted, {COMPRESSION_WEIGHT:g} * "
+            f"table_sigma^{COMPRESSION_EXPONENT:g}). 'auto (now)' is sr.noise=auto through the pipeline's own "
+            "SR stage on the .jpg file (its table); 'PNG of it' the same pixels without the file "
+            "(the table read from the pixels); 'fitted (before)' SRMD given the white noise alone, which is "
+            "what auto gave before; 'best grid sigma' the best of "
+            f"{', '.join(f'{s:g}' for s in GRID)} per image (an oracle). Y-PSNR means over the scenes; "
+            "differences per image.\n\n" + markdown_table(rows, list(rows[0]), digits=2))
+    return text, lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--work", type=Path, default=ROOT / "bench_out" / "jpeg_noise")
+    parser.add_argument("--part", choices=("study", "check"), default="check")
+    parser.add_argument("--remark", default="")
+    args = parser.parse_args()
+    from benchmarks.common import write_section
+
+    if args.part == "study":
+        body = study(args.shared, args.work)
+        name, title = "jpeg-noise-study", "SRMD's noise level on JPEG photos: the study (tuning scenes)"
+    else:
+        text, lines = check(args.shared, args.work)
+        body = text + "\n\n" + "\n".join(f"- {line}" for line in lines)
+        name, title = "jpeg-noise", "SRMD's noise level on JPEG photos (held-out scenes)"
+    if args.remark:
+        body += "\n\n" + args.remark
+    print(body)
+    write_section(name, title, body, "bench-jpeg-noise" + ("-study" if args.part == "study" else ""))
+
+
+if __name__ == "__main__":
+    main()
