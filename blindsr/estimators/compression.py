@@ -15,7 +15,8 @@ error, a loss of 1-2.5 dB against the best sigma on the same photos (docs/BENCHM
 
 ``table_sigma`` turns a luma table into the rms quantisation error of a coefficient quantised
 with it, sqrt(mean(Q^2) / 12) in 8-bit units (the variance of a uniform error over one step is
-Q^2 / 12), and ``sr_sigma`` combines it with the white noise into the sigma SRMD is given.
+Q^2 / 12), and ``sr_sigma`` combines it with the white noise into the sigma SRMD is given, by a
+rule chosen on tuning images and checked on others (docs/BENCHMARKS.md, 'jpeg-noise').
 """
 from __future__ import annotations
 
@@ -42,9 +43,12 @@ MIN_ACTIVE = 64  # coefficients away from 0 needed to measure a position's step
 LATTICE_SCORE = 0.35  # mean cos(2 pi c / Q) from which c lies on multiples of Q
 MIN_MEASURED = 4  # positions measured before a table is claimed
 MAX_SIDE = 1024  # px: the pixels are read in a central window of at most this side, on the grid
-# sr_sigma's compression term, weight * table_sigma^exponent: chosen on BSD100RK scenes 1-10
-# (docs/BENCHMARKS.md, 'jpeg-noise-study'). SRMD's best sigma grows more slowly than the table's
-# error: at quality 50 it is about 7.5 where the table's rms error is 19.
+# sr_sigma on a compressed photo: hypot(boost * white, weight * table_sigma^exponent), chosen on
+# BSD100RK scenes 1-10 (docs/BENCHMARKS.md, 'jpeg-noise-study'). The boost: quantisation removed
+# part of the white noise before the fit saw it (sigma 6 then quality 95 fits as about 4.4).
+# SRMD's best sigma grows more slowly than the table's error: about 7.5 at quality 50, whose
+# table's rms error is 19.
+COMPRESSED_NOISE_BOOST = 1.75
 COMPRESSION_WEIGHT = 2.0
 COMPRESSION_EXPONENT = 0.5
 
@@ -73,12 +77,13 @@ def table_sigma(table: np.ndarray) -> float:
 
 
 def sr_sigma(white: float, compression: float | None) -> float:
-    """The noise sigma for SRMD on a photo with ``white`` noise left after decoding and the
-    luma table's ``compression`` sigma c (None: not compressed): sqrt(white^2 + (w c^e)^2),
-    w = ``COMPRESSION_WEIGHT``, e = ``COMPRESSION_EXPONENT``."""
+    """The noise sigma for SRMD on a photo with ``white`` noise left after decoding and the luma
+    table's ``compression`` sigma c (None: not compressed, ``white`` as it is):
+    sqrt((b white)^2 + (w c^e)^2), b = ``COMPRESSED_NOISE_BOOST``, w = ``COMPRESSION_WEIGHT``,
+    e = ``COMPRESSION_EXPONENT``."""
     if not compression:
         return float(white)
-    return float(math.hypot(white, COMPRESSION_WEIGHT * compression**COMPRESSION_EXPONENT))
+    return float(math.hypot(COMPRESSED_NOISE_BOOST * white, COMPRESSION_WEIGHT * compression**COMPRESSION_EXPONENT))
 
 
 def dct_matrix(n: int = BLOCK) -> np.ndarray:

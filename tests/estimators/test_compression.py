@@ -13,8 +13,8 @@ from PIL import Image
 
 from blindsr.degradation import degrade, gaussian_kernel
 from blindsr.estimators.compression import (
-    COMPRESSION_EXPONENT, COMPRESSION_WEIGHT, compression_record, dct_matrix, estimate_luma_table, ijg_table, sr_sigma, table_quality,
-    table_sigma)
+    COMPRESSED_NOISE_BOOST, COMPRESSION_EXPONENT, COMPRESSION_WEIGHT, compression_record, dct_matrix,
+    estimate_luma_table, ijg_table, sr_sigma, table_quality, table_sigma)
 from blindsr.images import LoadedImage, read_image
 from tests.estimators.test_likelihood import power_law_field
 
@@ -82,7 +82,9 @@ def test_no_table_where_the_pixels_show_none(case):
 
 def test_sr_sigma_adds_the_compression_error_to_the_white_noise():
     assert sr_sigma(1.7, None) == 1.7
-    assert sr_sigma(3.0, 4.0) == pytest.approx(math.hypot(3.0, COMPRESSION_WEIGHT * 4.0**COMPRESSION_EXPONENT))
+    expected = math.hypot(COMPRESSED_NOISE_BOOST * 3.0, COMPRESSION_WEIGHT * 4.0**COMPRESSION_EXPONENT)
+    assert sr_sigma(3.0, 4.0) == pytest.approx(expected)
+    assert sr_sigma(0.0, 16.0) == pytest.approx(COMPRESSION_WEIGHT * 16.0**COMPRESSION_EXPONENT)
 
 
 def test_a_jpeg_file_carries_its_table_and_a_png_of_it_shows_it(tmp_path):
@@ -110,7 +112,7 @@ def test_srmd_auto_noise_on_a_jpeg_and_the_pipeline_record(tmp_path):
     compression = {"quality": 60, "sigma": 14.0, "source": "the file's quantisation table"}
     backend = get_backend("srmd", device="cpu", noise="auto")
     sigma, source = backend.noise_level(np.zeros((16, 16, 3)), kernel.with_provenance(compression=compression))
-    assert sigma == pytest.approx(math.hypot(1.2, COMPRESSION_WEIGHT * 14.0**COMPRESSION_EXPONENT), abs=1e-3) and "JPEG quality 60" in source
+    assert sigma == pytest.approx(sr_sigma(1.2, 14.0), abs=1e-3) and "JPEG quality 60" in source
     assert get_backend("srmd", device="cpu", noise=5).noise_level(
         np.zeros((16, 16, 3)), kernel.with_provenance(compression=compression)) == (5.0, "given")
     (tmp_path / "p.jpg").write_bytes(pillow_jpeg(photo(4, 64), 50))
