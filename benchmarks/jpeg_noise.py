@@ -13,9 +13,12 @@ rounding and written as PNG, or JPEG-compressed by Pillow at ``quality`` (4:2:0)
 the .jpg file itself, which is what the tool reads (``blindsr.images.read_image``). SRMD gets the
 true kernel as the pipeline hands it over, and a grid of sigmas, or the sigma ``sr.noise=auto``
 gives. Scenes 1-10 are for choosing (``--part study``); ``--part check`` reports on 21-40.
-Results are cached in ``--work``; an interrupted run resumes.
+``--part hard``: the hard set's phone parts and reporting part (PNG files of decoded JPEGs, so the
+table is read from the pixels), SRMD with sr.noise=auto before the compression term and now, with
+the true kernel and with the default KernelGAN estimate. Results are cached in ``--work``; an
+interrupted run resumes.
 
-    python -m benchmarks.jpeg_noise --shared ../shared/data [--part study|check]
+    python -m benchmarks.jpeg_noise --shared ../shared/data [--part study|check|hard] [--hard-set hard_set]
 """
 from __future__ import annotations
 
@@ -42,6 +45,10 @@ WEIGHTS = tuple(np.round(np.arange(0.5, 4.01, 0.25), 2))
 EXPONENTS = (0.5, 0.75, 1.0)
 BOOSTS = (1.0, 1.25, 1.5, 1.75, 2.0)
 SEED = 5021
+# Hard-set parts (benchmarks/hard_set.py, PNG files: the table is read from the pixels), with the
+# true kernel and with the default KernelGAN estimate; phone_tune is a tuning part, shown apart.
+HARD_PARTS = (("phone_tune", "tune"), ("phone", "report"), ("report", "report"))
+HARD_IMAGES = 20
 
 
 def condition(sigma: float, quality: int | None) -> str:
@@ -228,19 +235,99 @@ def check(shared: Path, work: Path) -> tuple[str, list[str]]:
     text = (f"BSD100RK scenes {CHECK_SCENES[0]}-{CHECK_SCENES[-1]} (no choice touched them), x2, true kernels, noise "
             f"and JPEG qualities other than the study's; sr_sigma = hypot({COMPRESSED_NOISE_BOOST:g} * fitted, "
             f"{COMPRESSION_WEIGHT:g} * table_sigma^{COMPRESSION_EXPONENT:g}). 'auto (now)' is sr.noise=auto "
-            "through the pipeline's own SR stage on the .jpg file (its table); 'PNG of it' the same pixels without the file "
-            "(the table read from the pixels); 'fitted (before)' SRMD given the white noise alone, which is "
-            "what auto gave before; 'best grid sigma' the best of "
+            "through the pipeline's own SR stage on the .jpg file (its table); 'PNG of it' the same pixels "
+            "without the file (the table read from the pixels); 'fitted (before)' SRMD given the white "
+            "noise alone, which is what auto gave before; 'best grid sigma' the best of "
             f"{', '.join(f'{s:g}' for s in GRID)} per image (an oracle). Y-PSNR means over the scenes; "
             "differences per image.\n\n" + markdown_table(rows, list(rows[0]), digits=2))
     return text, lines
+
+
+def sr_before(image, hr: np.ndarray, kernel) -> float:
+    """SRMD x2's Y-PSNR with sr.noise=auto as it was before the compression term: the kernel
+    handed over as the pipeline does, the back-end called without the image's compression."""
+    from blindsr.backends import adapt, get_backend
+    from blindsr.config import HANDOFF_WIDTH
+    from blindsr.degradation import quantize
+    from blindsr.metrics import y_psnr_ssim
+    from blindsr.stages import handoff_kernels
+
+    backend = get_backend("srmd", device="cpu", noise="auto")
+    kernels = adapt(handoff_kernels({2: kernel}, HANDOFF_WIDTH), backend.needs, 2)
+    sr = backend.super_resolve(image.rgb, 2, kernels).image
+    return float(y_psnr_ssim(quantize(sr), hr[:sr.shape[0], :sr.shape[1]], 2)[0])
+
+
+def hard_scores(root: Path, number: int, work: Path) -> dict:
+    """One hard-set image: SRMD with sr.noise=auto before and now, with the true kernel and with
+    the default KernelGAN estimate (made once, seed 0, kept in ``work``). Cached."""
+    cache = work / "scores.json"
+    scores_all = json.loads(cache.read_text()) if cache.exists() else {}
+    if f"im_{number}" in scores_all:
+        return scores_all[f"im_{number}"]
+    from blindsr.estimators import get_estimator
+    from blindsr.estimators.compression import compression_record
+    from blindsr.images import read_image
+    from blindsr.kernel import kernel_paths, load_kernel, save_kernel
+
+    image = read_image(root / "lr_x2" / f"im_{number}.png")
+    hr = read_image(root / "gt" / f"im_{number}.png").rgb
+    saved = kernel_paths(work / "kernels", f"im_{number}", 2)["npy"]
+    if not saved.exists():
+        estimate = get_estimator("kernelgan", device="cpu").estimate(image.rgb, 2, seed=0)
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        save_kernel(estimate.kernels[2], work / "kernels", f"im_{number}")
+    found = compression_record(None, image.rgb)
+    result = {"quality_read": found["quality"] if found else None}
+    for name, kernel in (("true", load_kernel(root / "gt_k_x2" / f"kernel_{number}.npy", 2)),
+                         ("estimate", load_kernel(saved))):
+        result[f"{name} before"] = sr_before(image, hr, kernel)
+        result[f"{name} now"] = sr_psnr(image, hr, kernel, "auto")
+    scores_all[f"im_{number}"] = result
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(scores_all))
+    return result
+
+
+def hard(hard_set: Path, work: Path) -> str:
+    """Part ``hard``: the hard set's phone parts and its reporting part, through the pixels."""
+    from blindsr.tables import markdown_table
+
+    rows = []
+    for part, role in HARD_PARTS:
+        manifest = json.loads((hard_set / part / "manifest.json").read_text())["images"][:HARD_IMAGES]
+        found = {e["number"]: hard_scores(hard_set / part, e["number"], work / "hard" / part) for e in manifest}
+        for compressed in (True, False):
+            chosen = [e for e in manifest if bool(e.get("jpeg_quality")) == compressed]
+            if not chosen:
+                continue
+            read = [found[e["number"]]["quality_read"] for e in chosen]
+            truth = [e["jpeg_quality"] for e in chosen]
+            row = {"part": f"{part} ({role})", "JPEG": "yes" if compressed else "no", "images": len(chosen),
+                   "quality read right (within 2)": sum(r is not None and abs(r - t) <= 2 for r, t in zip(read, truth))
+                   if compressed else f"{sum(r is None for r in read)} none read"}
+            for name in ("true", "estimate"):
+                before = [found[e["number"]][f"{name} before"] for e in chosen]
+                now = [found[e["number"]][f"{name} now"] for e in chosen]
+                row[f"{name} kernel: before" if name == "true" else "default estimate: before"] = np.mean(before)
+                row[f"{name} kernel: now" if name == "true" else "default estimate: now"] = np.mean(now)
+                row[f"{'true kernel' if name == 'true' else 'default estimate'}: now - before mean / p10 / worst"] = \
+                    stats([a - b for a, b in zip(now, before)])
+            rows.append(row)
+    return ("Hard-set images (benchmarks/hard_set.py; PNG files, so the table is read from the pixels), x2, SRMD "
+            "with sr.noise=auto before the compression term and now, given the true kernel or the default "
+            "KernelGAN estimate (seed 0), handed over as the pipeline does; Y-PSNR means, differences per "
+            "image. phone_tune is a tuning part (noise 2-6 then JPEG quality 50-70, like phone); report "
+            "holds JPEG quality 75-90 variants beside uncompressed ones.\n\n"
+            + markdown_table(rows, list(rows[0]), digits=2))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--work", type=Path, default=ROOT / "bench_out" / "jpeg_noise")
-    parser.add_argument("--part", choices=("study", "check"), default="check")
+    parser.add_argument("--part", choices=("study", "check", "hard"), default="check")
+    parser.add_argument("--hard-set", type=Path, default=ROOT / "hard_set")
     parser.add_argument("--remark", default="")
     args = parser.parse_args()
     from benchmarks.common import write_section
@@ -248,6 +335,9 @@ def main() -> None:
     if args.part == "study":
         body = study(args.shared, args.work)
         name, title = "jpeg-noise-study", "SRMD's noise level on JPEG photos: the study (tuning scenes)"
+    elif args.part == "hard":
+        body = hard(args.hard_set, args.work)
+        name, title = "jpeg-noise-hard", "SRMD's noise level on the hard set's compressed photos"
     else:
         text, lines = check(args.shared, args.work)
         body = text + "\n\n" + "\n".join(f"- {line}" for line in lines)
@@ -255,7 +345,7 @@ def main() -> None:
     if args.remark:
         body += "\n\n" + args.remark
     print(body)
-    write_section(name, title, body, "bench-jpeg-noise" + ("-study" if args.part == "study" else ""))
+    write_section(name, title, body, "bench-jpeg-noise" + ("" if args.part == "check" else f"-{args.part}"))
 
 
 if __name__ == "__main__":
