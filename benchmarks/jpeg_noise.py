@@ -230,8 +230,9 @@ def check(shared: Path, work: Path) -> tuple[str, list[str]]:
                 lines.append(f"noise {sigma:g}, quality {quality}: auto gains {np.mean(gain):+.2f} dB on average "
                              f"(worst image {min(gain):+.2f}), {np.mean(to_best):+.2f} dB from the best grid sigma")
             else:
-                lines.append(f"noise {sigma:g}, PNG: auto {np.mean(gain):+.3f} dB against before (unchanged: no "
-                             "compression is read)")
+                lines.append(f"noise {sigma:g}, PNG: auto {np.mean(gain):+.3f} dB against before (no compression "
+                             "read, so no compression term; what differs is the kernel the white noise is fitted "
+                             "under: the handed-over, narrowed one in auto, the true one in 'fitted')")
     text = (f"BSD100RK scenes {CHECK_SCENES[0]}-{CHECK_SCENES[-1]} (no choice touched them), x2, true kernels, noise "
             f"and JPEG qualities other than the study's; sr_sigma = hypot({COMPRESSED_NOISE_BOOST:g} * fitted, "
             f"{COMPRESSION_WEIGHT:g} * table_sigma^{COMPRESSION_EXPONENT:g}). 'auto (now)' is sr.noise=auto "
