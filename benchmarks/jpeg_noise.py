@@ -290,7 +290,23 @@ def hard_scores(root: Path, number: int, work: Path) -> dict:
     return result
 
 
-def hard(hard_set: Path, work: Path) -> str:
+def false_tables(shared: Path) -> str:
+    """How many uncompressed benchmark LR images a table is read from (there should be none)."""
+    from blindsr.estimators.compression import estimate_luma_table
+    from blindsr.images import read_image
+
+    found, total = [], 0
+    for name in ("BSD100RK", "Urban100RK"):
+        for scale in (2, 4):
+            for path in sorted((shared / name / f"lr_x{scale}").glob("*.png")):
+                total += 1
+                if estimate_luma_table(read_image(path).rgb) is not None:
+                    found.append(f"{name}/lr_x{scale}/{path.name}")
+    return (f"Tables read from the pixels of the {total} uncompressed LR images of BSD100RK and Urban100RK "
+            f"(x2 and x4): {len(found)}" + (f" ({', '.join(found)})" if found else "") + ".")
+
+
+def hard(hard_set: Path, work: Path, shared: Path) -> str:
     """Part ``hard``: the hard set's phone parts and its reporting part, through the pixels."""
     from blindsr.tables import markdown_table
 
@@ -320,7 +336,7 @@ def hard(hard_set: Path, work: Path) -> str:
             "KernelGAN estimate (seed 0), handed over as the pipeline does; Y-PSNR means, differences per "
             "image. phone_tune is a tuning part (noise 2-6 then JPEG quality 50-70, like phone); report "
             "holds JPEG quality 75-90 variants beside uncompressed ones.\n\n"
-            + markdown_table(rows, list(rows[0]), digits=2))
+            + markdown_table(rows, list(rows[0]), digits=2) + "\n\n" + false_tables(shared))
 
 
 def main() -> None:
@@ -337,7 +353,7 @@ def main() -> None:
         body = study(args.shared, args.work)
         name, title = "jpeg-noise-study", "SRMD's noise level on JPEG photos: the study (tuning scenes)"
     elif args.part == "hard":
-        body = hard(args.hard_set, args.work)
+        body = hard(args.hard_set, args.work, args.shared)
         name, title = "jpeg-noise-hard", "SRMD's noise level on the hard set's compressed photos"
     else:
         text, lines = check(args.shared, args.work)
