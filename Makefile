@@ -32,7 +32,8 @@
 #   make bench-camera-budgets  the group budget and shape, chosen on the tuning sets
 #   make bench-camera-handoff  the joint kernel's handoff width for SRMD, tuning sets only
 #   make bench-jpeg-noise      SRMD's noise level on JPEG photos (held-out scenes); -study: where it was chosen;
-#                              -hard: on the hard set's compressed photos, true kernels and default estimates
+#                              -hard: on the hard set's compressed photos, true kernels and default estimates;
+#                              -zssr: ZSSR's son noise on JPEG photos
 # PyTorch: TORCH picks the build. The default takes the CPU build this project is developed on;
 # on a CUDA machine use e.g. TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126",
 # or TORCH=none to keep a torch that is already installed (with VENV_FLAGS=--system-site-packages).
@@ -59,7 +60,7 @@ BUDGETS ?= today (1000 x 4),700 x 4 compressed,700 x 3,500 x 4,500 x 4 compresse
 BEFORE ?= d5a51cf
 AFTER ?= HEAD
 
-.PHONY: install test test-fast demo bench-kernel bench-speed bench-speed-x4 bench-speed-allocator bench-speed-avx2 bench-zssr bench-srmd bench-memory bench-table1 bench-cuda bench-batch bench-handoff bench-hashes bench-kernel-budget bench-kernel-shake bench-kernel-phone bench-kernel-phone-tune bench-robust bench-robust-tune bench-robust-shape bench-robust-focus bench-robust-focus-camera bench-camera bench-camera-zssr bench-camera-budgets bench-camera-handoff bench-jpeg-noise bench-jpeg-noise-study bench-jpeg-noise-hard batch eval report clean
+.PHONY: install test test-fast demo bench-kernel bench-speed bench-speed-x4 bench-speed-allocator bench-speed-avx2 bench-zssr bench-srmd bench-memory bench-table1 bench-cuda bench-batch bench-handoff bench-hashes bench-kernel-budget bench-kernel-shake bench-kernel-phone bench-kernel-phone-tune bench-robust bench-robust-tune bench-robust-shape bench-robust-focus bench-robust-focus-camera bench-camera bench-camera-zssr bench-camera-budgets bench-camera-handoff bench-jpeg-noise bench-jpeg-noise-study bench-jpeg-noise-hard bench-jpeg-noise-zssr batch eval report clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
@@ -192,6 +193,9 @@ bench-jpeg-noise: $(STAMP)
 
 bench-jpeg-noise-study: $(STAMP)
 	BLINDSR_WEIGHTS_SRMD_PCA=$(SHARED)/srmd/srmd_pca_matlab.mat $(BIN)/python -m benchmarks.jpeg_noise --shared $(SHARED)/data --part study
+
+bench-jpeg-noise-zssr: $(STAMP)
+	BLINDSR_WEIGHTS_SRMD_PCA=$(SHARED)/srmd/srmd_pca_matlab.mat $(BIN)/python -m benchmarks.jpeg_noise --shared $(SHARED)/data --part zssr
 
 bench-jpeg-noise-hard: $(STAMP)
 	$(BIN)/python -m benchmarks.hard_set --shared $(SHARED)/data --output hard_set

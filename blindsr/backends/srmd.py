@@ -290,14 +290,9 @@ class SRMDBackend:
         if self.requested_noise != AUTO_NOISE:
             sigma, source = float(self.requested_noise), "given"
         else:
-            from blindsr.estimators.compression import sr_sigma
             from blindsr.estimators.noise import kernel_noise
 
             sigma, source = kernel_noise(rgb, kernel)
-            compression = kernel.provenance.get("compression")
-            if compression:  # the JPEG's quantisation error, which the white-noise fit barely sees
-                sigma = round(sr_sigma(sigma, compression["sigma"]), 3)
-                source += f" and JPEG quality {compression['quality']} ({compression['source']})"
         if sigma > TRAINING_NOISE[1]:
             log.warning("noise sigma %s (%s) is above SRMD's training range; using %s", sigma, source,
                         TRAINING_NOISE[1])

@@ -56,7 +56,8 @@ class ZSSRBackend:
     @staticmethod
     def noise_level(rgb: np.ndarray, kernels: dict[int, SRKernel]) -> dict[str, Any]:
         """``noise_std=auto``: the LR image's own noise (8-bit sigma), as the kernel estimate
-        recorded it, or fitted here with the x2 kernel (the bicubic one without kernels). From
+        recorded it, or fitted here with the x2 kernel (the bicubic one without kernels), with a
+        JPEG's quantisation error added as for SRMD (``kernel_noise``). From
         ``NOISY_SIGMA`` up the sons get that noise, so that the network learns to leave it out of
         its output, and back-projection is off; below, the image counts as clean."""
         from blindsr.degradation import bicubic_kernel

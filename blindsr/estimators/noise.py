@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from blindsr.estimators.compression import sr_sigma
 from blindsr.estimators.likelihood import (
     MAX_SELECT_TILES, ROUNDING_NOISE, SELECT_TILE, LRLikelihood, conjugate_half, frequency_prior,
     profile_tiles, tile_spectra)
@@ -94,9 +95,17 @@ def estimate_noise(rgb: np.ndarray, kernel: np.ndarray, scale: int) -> dict[str,
 
 
 def kernel_noise(rgb: np.ndarray, kernel: Any) -> tuple[float, str]:
-    """An LR image's noise sigma for an SR back-end, and where it came from: the one the kernel
-    estimate recorded (``provenance["noise"]``), else ``estimate_noise`` with that kernel (an
-    ``SRKernel``, e.g. one given as a file, or the benchmark's true kernel)."""
+    """An LR image's noise sigma for an SR back-end, and where it came from: the white noise the
+    kernel estimate recorded (``provenance["noise"]``), else ``estimate_noise`` with that kernel (an
+    ``SRKernel``, e.g. one given as a file, or the benchmark's true kernel); on a JPEG-compressed
+    image (``provenance["compression"]``, which the SR stage attaches) combined with the
+    quantisation error that fit barely sees (``blindsr.estimators.compression.sr_sigma``)."""
     if "noise" in kernel.provenance:
-        return float(kernel.provenance["noise"]["sigma"]), "kernel estimate"
-    return estimate_noise(rgb, kernel.array, kernel.scale)["sigma"], "fitted with the kernel"
+        sigma, source = float(kernel.provenance["noise"]["sigma"]), "kernel estimate"
+    else:
+        sigma, source = estimate_noise(rgb, kernel.array, kernel.scale)["sigma"], "fitted with the kernel"
+    compression = kernel.provenance.get("compression")
+    if compression:
+        sigma = round(sr_sigma(sigma, compression["sigma"]), 3)
+        source += f" and JPEG quality {compression['quality']} ({compression['source']})"
+    return sigma, source
