@@ -16,10 +16,11 @@ gives. Scenes 1-10 are for choosing (``--part study``); ``--part check`` reports
 ``--part zssr``: ZSSR's noise_std=auto with and without the compression term (tuning rows
 decide, the others report). ``--part hard``: the hard set's phone parts and reporting part (PNG
 files of decoded JPEGs, so the table is read from the pixels), SRMD with sr.noise=auto before the
-compression term and now, with the true kernel and with the default KernelGAN estimate. Results are cached in ``--work``; an
-interrupted run resumes.
+compression term and now, with the true kernel and with the default KernelGAN estimate. Results
+are cached in ``--work``; an interrupted run resumes.
 
-    python -m benchmarks.jpeg_noise --shared ../shared/data [--part study|check|hard|zssr] [--hard-set hard_set]
+    python -m benchmarks.jpeg_noise --shared ../shared/data [--part study|check|hard|zssr]
+        [--hard-set hard_set]
 """
 from __future__ import annotations
 

@@ -113,6 +113,9 @@ def test_srmd_auto_noise_on_a_jpeg_and_the_pipeline_record(tmp_path):
     backend = get_backend("srmd", device="cpu", noise="auto")
     sigma, source = backend.noise_level(np.zeros((16, 16, 3)), kernel.with_provenance(compression=compression))
     assert sigma == pytest.approx(sr_sigma(1.2, 14.0), abs=1e-3) and "JPEG quality 60" in source
+    zssr_noise = get_backend("zssr", device="cpu").noise_level(np.zeros((16, 16, 3)),
+                                                              {2: kernel.with_provenance(compression=compression)})
+    assert zssr_noise["sigma"] == pytest.approx(sigma) and "JPEG quality 60" in zssr_noise["source"]
     assert get_backend("srmd", device="cpu", noise=5).noise_level(
         np.zeros((16, 16, 3)), kernel.with_provenance(compression=compression)) == (5.0, "given")
     (tmp_path / "p.jpg").write_bytes(pillow_jpeg(photo(4, 64), 50))
