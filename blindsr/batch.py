@@ -144,7 +144,7 @@ def process(task: ImageTask, progress=None) -> ImageOutcome:
                                              "confidence", "noise")},
               "kernel_group": (result.kernels[min(result.kernels)].provenance.get("group") or {}).get("name"),
               "compression": result.record["compression"],
-              "sr_noise": (stages["sr"].get("diagnostics") or {}).get("noise")}
+              "sr_noise": sr_noise(stages["sr"].get("diagnostics") or {})}
     write_json(folder / COMPLETE, {"fingerprint": task.fingerprint, "source": task.source,
                                    "seconds": seconds, "files": files, "record": record})
     return ImageOutcome(task.source, task.folder, "done", seconds=seconds, files=files, record=record)
@@ -164,6 +164,15 @@ def group_kernels(folder: str, image, scale: int) -> dict:
 def lost_image(task: ImageTask, message: str) -> ImageOutcome:
     """An executor's ``on_lost`` for image tasks: the worker died, the image failed."""
     return ImageOutcome(task.source, task.folder, "failed", error=message)
+
+
+def sr_noise(diagnostics: dict[str, Any]) -> float | None:
+    """The noise sigma (8-bit) the SR back-end was told: SRMD's noise channel, or the noise ZSSR
+    put on its training sons; None for back-ends without one."""
+    if "noise" in diagnostics:
+        return diagnostics["noise"]
+    sons = diagnostics.get("son_noise")
+    return None if sons is None else round(255.0 * sons["noise_std"], 3)
 
 
 def _failed(task: ImageTask, message: str, start: float) -> ImageOutcome:

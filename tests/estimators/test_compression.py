@@ -124,3 +124,12 @@ def test_srmd_auto_noise_on_a_jpeg_and_the_pipeline_record(tmp_path):
     clean = LoadedImage(rgb=np.round(photo(5, 64) * 255) / 255, alpha=None, bit_depth=8, grayscale=False,
                         path=Path("x.png"), sha256="0")
     assert run_pipeline(clean, None, get_backend("bicubic"), 2, kernels={2: kernel}).record["compression"] is None
+
+
+def test_the_sigma_sr_was_told_for_the_summary():
+    from blindsr.batch import sr_noise
+
+    assert sr_noise({"noise": 7.5, "model": "srmd_x2"}) == 7.5
+    assert sr_noise({"son_noise": {"sigma": 6.0, "noise_std": 6.0 / 255.0}}) == pytest.approx(6.0)
+    assert sr_noise({"son_noise": {"sigma": 1.1, "noise_std": 0.0}}) == 0.0  # clean: sons without noise
+    assert sr_noise({}) is None
