@@ -3,10 +3,10 @@
 Most photos reach us as JPEG: sensor noise, then the encoder's quantisation of 8x8 block DCT
 coefficients. The blind noise level (``blindsr.estimators.noise``) fits white noise to what is
 left in the decoded image; quantisation has removed most of the noise's high frequencies and put
-its own error in (blocks, ringing), which that fit barely sees (it reads about 1-1.5 on photos
+its own error in (blocks, ringing), which that fit barely sees (it reads about 1.3-1.7 on photos
 with noise of 3-6 compressed at quality 50-70). SRMD told such a sigma sharpens the compression
-error, a loss of 1-2.5 dB against the best sigma on the same photos (docs/BENCHMARKS.md,
-'jpeg-noise'). The quantisation table says how coarse that error is:
+error: 0.9-3.5 dB below the best sigma on the same photos at qualities 50-95 (docs/BENCHMARKS.md,
+'jpeg-noise-study'). The quantisation table says how coarse that error is:
 
 - a JPEG file carries its tables (``blindsr.images.file_luma_table``);
 - a decoded JPEG saved losslessly (PNG) still holds them in its pixels: each block DCT
@@ -83,7 +83,8 @@ def sr_sigma(white: float, compression: float | None) -> float:
     e = ``COMPRESSION_EXPONENT``."""
     if not compression:
         return float(white)
-    return float(math.hypot(COMPRESSED_NOISE_BOOST * white, COMPRESSION_WEIGHT * compression**COMPRESSION_EXPONENT))
+    return float(math.hypot(COMPRESSED_NOISE_BOOST * white,
+                            COMPRESSION_WEIGHT * compression**COMPRESSION_EXPONENT))
 
 
 def dct_matrix(n: int = BLOCK) -> np.ndarray:
