@@ -13,8 +13,8 @@ from PIL import Image
 
 from blindsr.degradation import degrade, gaussian_kernel
 from blindsr.estimators.compression import (
-    COMPRESSED_NOISE_BOOST, COMPRESSION_EXPONENT, COMPRESSION_WEIGHT, compression_record, dct_matrix,
-    estimate_luma_table, ijg_table, sr_sigma, table_quality, table_sigma)
+    BOOSTED_NOISE_LIMIT, COMPRESSED_NOISE_BOOST, COMPRESSION_EXPONENT, COMPRESSION_WEIGHT, compression_record,
+    dct_matrix, estimate_luma_table, ijg_table, sr_sigma, table_quality, table_sigma)
 from blindsr.images import LoadedImage, read_image
 from tests.estimators.test_likelihood import power_law_field
 
@@ -85,6 +85,9 @@ def test_sr_sigma_adds_the_compression_error_to_the_white_noise():
     expected = math.hypot(COMPRESSED_NOISE_BOOST * 3.0, COMPRESSION_WEIGHT * 4.0**COMPRESSION_EXPONENT)
     assert sr_sigma(3.0, 4.0) == pytest.approx(expected)
     assert sr_sigma(0.0, 16.0) == pytest.approx(COMPRESSION_WEIGHT * 16.0**COMPRESSION_EXPONENT)
+    heavy = BOOSTED_NOISE_LIMIT + 20.0  # beyond the measured range only the first part is boosted
+    assert sr_sigma(heavy, 4.0) == pytest.approx(math.hypot(
+        heavy + (COMPRESSED_NOISE_BOOST - 1.0) * BOOSTED_NOISE_LIMIT, COMPRESSION_WEIGHT * 2.0))
 
 
 def test_a_jpeg_file_carries_its_table_and_a_png_of_it_shows_it(tmp_path):
