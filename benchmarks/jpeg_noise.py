@@ -241,8 +241,8 @@ def check(shared: Path, work: Path) -> tuple[str, list[str]]:
                              "read, so no compression term; what differs is the kernel the white noise is fitted "
                              "under: the handed-over, narrowed one in auto, the true one in 'fitted')")
     text = (f"BSD100RK scenes {CHECK_SCENES[0]}-{CHECK_SCENES[-1]} (no choice touched them), x2, true kernels, noise "
-            f"and JPEG qualities other than the study's; sr_sigma = hypot({COMPRESSED_NOISE_BOOST:g} * fitted (boosted in "
-            f"its first {BOOSTED_NOISE_LIMIT:g} only), "
+            f"and JPEG qualities other than the study's; sr_sigma = hypot({COMPRESSED_NOISE_BOOST:g} * fitted "
+            f"(boosted in its first {BOOSTED_NOISE_LIMIT:g} only), "
             f"{COMPRESSION_WEIGHT:g} * table_sigma^{COMPRESSION_EXPONENT:g}). 'auto (now)' is sr.noise=auto "
             "through the pipeline's own SR stage on the .jpg file (its table); 'PNG of it' the same pixels "
             "without the file (the table read from the pixels); 'fitted (before)' SRMD given the white "
