@@ -25,6 +25,7 @@ are cached in ``--work``; an interrupted run resumes.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import sys
@@ -69,6 +70,7 @@ def make_lr(shared: Path, number: int, sigma: float, quality: int | None, work: 
     from blindsr.degradation import degrade
     from blindsr.images import read_image
     from blindsr.kernel import load_kernel
+    from blindsr.outputs import atomic_write_bytes
 
     path = work / "lr" / f"im_{number}_{condition(sigma, quality)}{'.png' if quality is None else '.jpg'}"
     if path.exists():
@@ -81,29 +83,51 @@ def make_lr(shared: Path, number: int, sigma: float, quality: int | None, work: 
     if sigma:
         lr = lr + rng.normal(0.0, sigma / 255.0, size=lr.shape)
     pixels = np.round(np.clip(lr, 0.0, 1.0) * 255.0).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, **({"format": "PNG"} if quality is None else
+                                            {"format": "JPEG", "quality": quality}))
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "wb") as handle:
-        if quality is None:
-            Image.fromarray(pixels).save(handle, format="PNG")
-        else:
-            Image.fromarray(pixels).save(handle, format="JPEG", quality=quality)
-    partial.replace(path)
-    return path
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def y_psnr(sr: np.ndarray, hr: np.ndarray) -> float:
+    """Y-PSNR of an x2 result rounded to 8 bits, as the eval verb scores it."""
+    from blindsr.degradation import quantize
+    from blindsr.metrics import y_psnr_ssim
+
+    return float(y_psnr_ssim(quantize(sr), hr[:sr.shape[0], :sr.shape[1]], 2)[0])
+
+
+def handed_over(kernel) -> dict:
+    """The x2 kernel as the pipeline hands it to SR (narrowed to the handoff width)."""
+    from blindsr.config import HANDOFF_WIDTH
+    from blindsr.stages import handoff_kernels
+
+    return handoff_kernels({2: kernel}, HANDOFF_WIDTH)
+
+
+def sr_now(image, kernel, backend) -> tuple[np.ndarray, dict]:
+    """x2 through the pipeline's SR stage, which passes the image's compression on; the result and
+    the stage's record."""
+    from blindsr.stages import super_resolve
+
+    sr, _, record = super_resolve(image, handed_over(kernel), backend, 2, 0)
+    return sr, record
+
+
+def sr_before(image, kernel, backend) -> np.ndarray:
+    """x2 as before the compression term: the back-end called without the image's compression."""
+    from blindsr.backends import adapt
+
+    return backend.super_resolve(image.rgb, 2, adapt(handed_over(kernel), backend.needs, 2)).image
 
 
 def sr_psnr(image, hr: np.ndarray, kernel, noise: float | str) -> float:
     """SRMD x2's Y-PSNR with ``kernel`` handed over as the pipeline does and ``noise`` (a sigma,
     or "auto": what ``sr.noise=auto`` gives, the image's compression included)."""
     from blindsr.backends import get_backend
-    from blindsr.config import HANDOFF_WIDTH
-    from blindsr.degradation import quantize
-    from blindsr.metrics import y_psnr_ssim
-    from blindsr.stages import handoff_kernels, super_resolve
 
-    backend = get_backend("srmd", device="cpu", noise=noise)
-    sr, _, record = super_resolve(image, handoff_kernels({2: kernel}, HANDOFF_WIDTH), backend, 2, 0)
-    return float(y_psnr_ssim(quantize(sr), hr[:sr.shape[0], :sr.shape[1]], 2)[0])
+    return y_psnr(sr_now(image, kernel, get_backend("srmd", device="cpu", noise=noise))[0], hr)
 
 
 def scores(shared: Path, number: int, sigma: float, quality: int | None, work: Path, grid: tuple[float, ...],
@@ -252,21 +276,6 @@ def check(shared: Path, work: Path) -> tuple[str, list[str]]:
     return text, lines
 
 
-def sr_before(image, hr: np.ndarray, kernel) -> float:
-    """SRMD x2's Y-PSNR with sr.noise=auto as it was before the compression term: the kernel
-    handed over as the pipeline does, the back-end called without the image's compression."""
-    from blindsr.backends import adapt, get_backend
-    from blindsr.config import HANDOFF_WIDTH
-    from blindsr.degradation import quantize
-    from blindsr.metrics import y_psnr_ssim
-    from blindsr.stages import handoff_kernels
-
-    backend = get_backend("srmd", device="cpu", noise="auto")
-    kernels = adapt(handoff_kernels({2: kernel}, HANDOFF_WIDTH), backend.needs, 2)
-    sr = backend.super_resolve(image.rgb, 2, kernels).image
-    return float(y_psnr_ssim(quantize(sr), hr[:sr.shape[0], :sr.shape[1]], 2)[0])
-
-
 def hard_scores(root: Path, number: int, work: Path) -> dict:
     """One hard-set image: SRMD with sr.noise=auto before and now, with the true kernel and with
     the default KernelGAN estimate (made once, seed 0, kept in ``work``). Cached."""
@@ -274,6 +283,7 @@ def hard_scores(root: Path, number: int, work: Path) -> dict:
     scores_all = json.loads(cache.read_text()) if cache.exists() else {}
     if f"im_{number}" in scores_all:
         return scores_all[f"im_{number}"]
+    from blindsr.backends import get_backend
     from blindsr.estimators import get_estimator
     from blindsr.estimators.compression import compression_record
     from blindsr.images import read_image
@@ -290,7 +300,7 @@ def hard_scores(root: Path, number: int, work: Path) -> dict:
     result = {"quality_read": found["quality"] if found else None}
     for name, kernel in (("true", load_kernel(root / "gt_k_x2" / f"kernel_{number}.npy", 2)),
                          ("estimate", load_kernel(saved))):
-        result[f"{name} before"] = sr_before(image, hr, kernel)
+        result[f"{name} before"] = y_psnr(sr_before(image, kernel, get_backend("srmd", device="cpu")), hr)
         result[f"{name} now"] = sr_psnr(image, hr, kernel, "auto")
     scores_all[f"im_{number}"] = result
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -331,13 +341,11 @@ def hard(hard_set: Path, work: Path, shared: Path) -> str:
             row = {"part": f"{part} ({role})", "JPEG": "yes" if compressed else "no", "images": len(chosen),
                    "quality read right (within 2)": sum(r is not None and abs(r - t) <= 2 for r, t in zip(read, truth))
                    if compressed else f"{sum(r is None for r in read)} none read"}
-            for name in ("true", "estimate"):
+            for name, label in (("true", "true kernel"), ("estimate", "default estimate")):
                 before = [found[e["number"]][f"{name} before"] for e in chosen]
                 now = [found[e["number"]][f"{name} now"] for e in chosen]
-                row[f"{name} kernel: before" if name == "true" else "default estimate: before"] = np.mean(before)
-                row[f"{name} kernel: now" if name == "true" else "default estimate: now"] = np.mean(now)
-                row[f"{'true kernel' if name == 'true' else 'default estimate'}: now - before mean / p10 / worst"] = \
-                    stats([a - b for a, b in zip(now, before)])
+                row[f"{label}: before"], row[f"{label}: now"] = np.mean(before), np.mean(now)
+                row[f"{label}: now - before mean / p10 / worst"] = stats([a - b for a, b in zip(now, before)])
             rows.append(row)
     return ("Hard-set images (benchmarks/hard_set.py; PNG files, so the table is read from the pixels), x2, SRMD "
             "with sr.noise=auto before the compression term and now, given the true kernel or the default "
@@ -354,24 +362,18 @@ def zssr_scores(shared: Path, number: int, sigma: float, quality: int, work: Pat
     cache = work / "zssr" / f"im_{number}_{condition(sigma, quality)}.json"
     if cache.exists():
         return json.loads(cache.read_text())
-    from blindsr.backends import adapt, get_backend
-    from blindsr.config import HANDOFF_WIDTH
-    from blindsr.degradation import quantize
+    from blindsr.backends import get_backend
     from blindsr.images import read_image
     from blindsr.kernel import load_kernel
-    from blindsr.metrics import y_psnr_ssim
-    from blindsr.stages import handoff_kernels, super_resolve
 
     root = shared / "BSD100RK"
     kernel = load_kernel(root / "gt_k_x2" / f"kernel_{number}.mat", scale=2)
     image = read_image(make_lr(shared, number, sigma, quality, work))
     hr = read_image(root / "gt" / f"im_{number}.png").rgb
     backend = get_backend("zssr", device="cpu")
-    handed = handoff_kernels({2: kernel}, HANDOFF_WIDTH)
-    before = backend.super_resolve(image.rgb, 2, adapt(handed, backend.needs, 2)).image
-    now, _, record = super_resolve(image, handed, backend, 2, 0)
-    result = {name: float(y_psnr_ssim(quantize(sr), hr[:sr.shape[0], :sr.shape[1]], 2)[0])
-              for name, sr in (("before", before), ("now", now))}
+    before = sr_before(image, kernel, backend)
+    now, record = sr_now(image, kernel, backend)
+    result = {"before": y_psnr(before, hr), "now": y_psnr(now, hr)}
     result["son_noise"] = record["diagnostics"].get("son_noise")
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(result))

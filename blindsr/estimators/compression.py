@@ -107,7 +107,7 @@ def block_coefficients(rgb: np.ndarray) -> np.ndarray:
     rows, cols = (s - s % BLOCK for s in y.shape)
     blocks = (y[:rows, :cols] - 128.0).reshape(rows // BLOCK, BLOCK, cols // BLOCK, BLOCK).transpose(0, 2, 1, 3)
     d = dct_matrix()
-    return (d @ blocks.reshape(-1, BLOCK, BLOCK) @ d.T)
+    return d @ blocks.reshape(-1, BLOCK, BLOCK) @ d.T
 
 
 def lattice_step(values: np.ndarray) -> int | None:
