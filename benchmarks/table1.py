@@ -122,14 +122,17 @@ def real_part(folder: Path, work: Path, workers: int) -> None:
                              *executor_args(workers)])
     summary = json.loads((out / "summary.json").read_text())
     keep = ("image", "status", "estimate_s", "sr_s", "total_s", "sigma_major", "sigma_minor", "angle_deg",
-            "restart_agreement_db", "confidence", "noise_sigma", "warnings", "error")
+            "restart_agreement_db", "confidence", "noise_sigma", "jpeg_quality", "sr_noise_sigma", "warnings", "error")
     rows = [{k: r.get(k) for k in keep} for r in summary["rows"]]
     columns = [c for c in keep if any(r.get(c) not in (None, "") for r in rows)]
     body = (f"`python -m blindsr batch input=real output=OUT sr=zssr scale=2` "
             f"({'local executor, ' + str(workers) + ' workers' if workers > 1 else 'serial'}; exit code {code}; "
             f"{seconds / 60:.1f} min this run, completed images not recomputed)\n\n"
             f"The kernel's confidence (0-1; below {LOW_SCORE:g} the bicubic kernel is used instead, with the warning shown) "
-            "and the LR noise sigma the estimate fitted (8-bit units) come from each image's record.\n\n"
+            "and the LR noise sigma the estimate fitted (8-bit units) come from each image's record; jpeg_quality is the "
+            "libjpeg quality whose table the image's pixels (or its JPEG file) show, blank when none, and "
+            "sr_noise_sigma the noise level ZSSR's training sons got (the fitted noise, plus the compression's "
+            "when there is a table; 8-bit units).\n\n"
             f"{markdown_table(rows, columns, {'sigma_major': 2, 'sigma_minor': 2, 'angle_deg': 0})}\n")
     write_section("real", "The pipeline on the real photos (KernelGAN + ZSSR, x2)", body, "bench-table1")
 
