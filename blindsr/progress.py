@@ -2,7 +2,10 @@
 
 When stderr is not a terminal (a batch job, CI, ``nohup``), a bar would be silent, so the run
 prints one line about every ``LOG_EVERY_S`` seconds instead, naming the stage, the iteration,
-the time spent and the time the stage still needs at its current rate:
+the time spent and the time the stage still needs at its current rate (in a stage after the
+first, measured from the stage's first update: what ran before it - a kernel's refinement, SR's
+set-up - is not per-iteration work, and a photo's set-up once made one iteration look like an
+hour):
 
     photo x2 | sr zssr: 300/600 it (50%), 12 s elapsed, stage ETA 12 s
 
@@ -61,10 +64,10 @@ class LogLines:
         self.n = 0
         self.postfix = ""
         self.start = self.clock()
-        self.last_line = self.last_update = self.start
+        self.last_line = self.start
         self.stage_index = 0
-        self.stage_start = self.start
         self.stage_first = 0  # units done when the current stage began
+        self.rate_origin = (self.start, 0)  # (time, units done) the current stage's rate counts from
 
     def __enter__(self) -> "LogLines":
         return self
@@ -77,13 +80,12 @@ class LogLines:
             raise_if_stopped()
         self.n += int(n or 0)
         now = self.clock()
-        # A stage is current until an update goes past its end; the next one began at the update
-        # before that.
+        # A stage is current until an update goes past its end; the next one's rate counts from
+        # that update.
         while self.stage_index < len(self.stages) - 1 and self.n > self.ends[self.stage_index]:
             self.stage_first = self.ends[self.stage_index]
             self.stage_index += 1
-            self.stage_start = self.last_update
-        self.last_update = now
+            self.rate_origin = (now, self.n)
         if now - self.last_line >= self.every:
             self.last_line = now
             print(self.line(now), file=self.file, flush=True)
@@ -97,9 +99,10 @@ class LogLines:
     def line(self, now: float) -> str:
         name, units = self.stages[self.stage_index]
         done = self.n - self.stage_first
-        spent = now - self.stage_start
         left = max(units - done, 0)
-        eta = f"stage ETA {_duration(spent / done * left)}" if done else "stage ETA unknown"
+        since, counted = self.rate_origin
+        rated = self.n - counted
+        eta = f"stage ETA {_duration((now - since) / rated * left)}" if rated else "stage ETA unknown"
         where = f"{self.desc} | {name}" if name else self.desc
         extra = f", {self.postfix}" if self.postfix else ""
         return (f"{where}: {done}/{units} {self.unit} ({100 * done / max(units, 1):.0f}%), "

@@ -34,6 +34,24 @@ def test_lines_name_the_stage_and_its_eta():
     assert printed[2] == "photo x2 | sr zssr: 14/20 it (70%), 1 min 36 s elapsed, stage ETA 24 s"
 
 
+def test_a_later_stage_rates_its_iterations_without_its_set_up():
+    """A photo's SR stage first spent 11 s setting up (the kernel's refinement, SR's own set-up),
+    then ran 1 s per iteration: its first line must not extrapolate the set-up over 600
+    iterations (it printed an ETA of 1 h 54 min for a 25-s stage)."""
+    clock, out = FakeClock(), io.StringIO()
+    lines = LogLines(1600, "photo x2", [("estimate kernelgan", 1000), ("sr zssr", 600)], file=out, clock=clock)
+    for _ in range(20):
+        clock.now += 1.0
+        lines.update(50)  # KernelGAN reports every 50 iterations: 20 s in all
+    clock.now += 11.0
+    lines.update(1)  # 31 s: the first SR iteration, after the set-up
+    clock.now += 30.0
+    lines.update(30)  # 61 s: 31 SR iterations done, the last 30 at 1 s each; 569 left
+    printed = out.getvalue().splitlines()
+    assert printed == ["photo x2 | sr zssr: 1/600 it (0%), 31 s elapsed, stage ETA unknown",
+                       "photo x2 | sr zssr: 31/600 it (5%), 1 min 01 s elapsed, stage ETA 9 min 29 s"]
+
+
 def test_no_line_before_the_interval_and_one_stage_by_default():
     clock, out = FakeClock(), io.StringIO()
     lines = LogLines(100, "batch", unit="image", every=30.0, file=out, clock=clock)
