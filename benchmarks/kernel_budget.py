@@ -54,8 +54,8 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     # the true kernel); "750" stops at the drop, before any low-rate iteration.
     "800 x 4 (tail cut)": {"iterations": 800, "restarts": 4, "schedule_every": 200, "lr_decay_every": 750},
     "750 x 4 (tail cut)": {"iterations": 750, "restarts": 4, "schedule_every": 200, "lr_decay_every": 750},
-    "800 x 4 (tail cut), D 32 channels": {"iterations": 800, "restarts": 4, "schedule_every": 200,
-                                          "lr_decay_every": 750, "d_channels": 32},
+    "800 x 4 (tail cut) with D 32 channels": {"iterations": 800, "restarts": 4, "schedule_every": 200,
+                                              "lr_decay_every": 750, "d_channels": 32},
     # Not a budget: the authors' configuration (one 3000-iteration run, no refinement), for reference.
     PAPER: {"preset": "paper"},
     # Not a budget: today's estimate without the likelihood refinement (KernelGAN's combined kernel).
