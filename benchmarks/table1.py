@@ -131,8 +131,8 @@ def real_part(folder: Path, work: Path, workers: int) -> None:
             f"The kernel's confidence (0-1; below {LOW_SCORE:g} the bicubic kernel is used instead, with the warning shown) "
             "and the LR noise sigma the estimate fitted (8-bit units) come from each image's record; jpeg_quality is the "
             "libjpeg quality whose table the image's pixels (or its JPEG file) show, blank when none, and "
-            "sr_noise_sigma the noise level ZSSR's training sons got (the fitted noise, plus the compression's "
-            "when there is a table; 8-bit units).\n\n"
+            "sr_noise_sigma the noise ZSSR put on its training sons (8-bit units: the fitted noise, combined with "
+            "the compression's when there is a table; none below 2).\n\n"
             f"{markdown_table(rows, columns, {'sigma_major': 2, 'sigma_minor': 2, 'angle_deg': 0})}\n")
     write_section("real", "The pipeline on the real photos (KernelGAN + ZSSR, x2)", body, "bench-table1")
 
