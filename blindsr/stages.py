@@ -67,6 +67,14 @@ def build_backend(node: DictConfig | Any, device: str, benchmark: bool = False) 
     return _build(BACKENDS, "sr", node, device, benchmark)
 
 
+def check_ready(backend: Backend, scale: int) -> None:
+    """Fail before any work when the back-end cannot run at ``scale`` (SRMD without its weights);
+    back-ends with nothing to fetch have no ``check_ready``."""
+    ready = getattr(backend, "check_ready", None)
+    if ready is not None:
+        ready(scale)
+
+
 @functools.lru_cache(maxsize=8)
 def _built_once(group: str, settings_json: str, device: str, benchmark: bool) -> Any:
     build = build_estimator if group == "estimator" else build_backend

@@ -49,6 +49,9 @@ def test_help_lists_verbs():
     (("estimate", "input=x.png", "estimator=nope"), "choose from"),
     (("estimate", "input=x.png", "estimator.bogus=1"), "bogus"),
     (("estimate", "input=x.png", "estimator.refine=gaussian"), "refine must be one of"),
+    (("estimate", "input=x.png", "estimator.d_layers=1"), "d_layers must be at least 3, got 1"),
+    (("pipeline", "input=x.png", "estimator.restarts=0"), "restarts must be at least 1, got 0"),
+    (("batch", "input=x", "estimator.g_crop=8"), "g_crop must be at least 32, got 8"),
     (("estimate", "input"), "expected key=value"),
     (("pipeline", "input=x.png", "handoff_width=1.5"), "handoff_width=1.5"),
     (("eval", "dataset=x", "handoff_width=0"), "handoff_width=0"),
@@ -63,6 +66,18 @@ def test_usage_errors_exit_2_before_any_output(tmp_path, args, needle):
 def test_missing_input_exit_1_one_line(tmp_path):
     line = one_line_error(blindsr("estimate", "input=nothing here.png", "output=out", cwd=tmp_path), 1)
     assert "nothing here.png" in line and "no such file" in line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("verb", ["pipeline", "batch"])
+def test_missing_srmd_weights_fail_before_any_estimate(tmp_path, rng, verb):
+    """sr=srmd without its weights: one line and exit 1 before KernelGAN trains (a folder paid
+    every image's estimate before each failed at SR), nothing written."""
+    Image.fromarray((textured_image(rng, 64, 64) * 255).astype(np.uint8)).save(tmp_path / "a.png")
+    where = "input=a.png" if verb == "pipeline" else f"input={tmp_path}"
+    result = blindsr(verb, where, "output=out", "sr=srmd", f"sr.pca={tmp_path / 'missing.mat'}", cwd=tmp_path)
+    line = one_line_error(result, 1)
+    assert "missing.mat: no such file" in line
     assert not (tmp_path / "out").exists()
 
 

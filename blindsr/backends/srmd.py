@@ -271,6 +271,15 @@ class SRMDBackend:
                                                     state_dict=state).to(self.device)
         return self._networks[scale]
 
+    def check_ready(self, scale: int) -> None:
+        """Resolve and verify the weights ``scale`` needs (the network's and the PCA matrix) now,
+        raising ``WeightsUnavailable``/``WeightsError`` before any work: without this a folder
+        paid every image's kernel estimate before each failed at SR."""
+        from blindsr.weights import resolve
+
+        resolve("srmd_pca", self.pca)
+        resolve(self.model_name(scale), self.weights)
+
     def pca_matrix(self) -> np.ndarray:
         if self._pca_matrix is None:
             from blindsr.weights import load_srmd_pca

@@ -21,14 +21,14 @@ from blindsr.groups import GroupOutcome, lost_group, plan_groups, process_group
 from blindsr.outputs import prepare_output_dir
 from blindsr.progress import progress_bar
 from blindsr.report import summary_rows, write_report, write_summary
-from blindsr.stages import build_backend, build_estimator, options
+from blindsr.stages import build_backend, build_estimator, check_ready, options
 
 
 def run(cfg: DictConfig) -> int:
     scale = cfg.scale
     executor = get_executor(cfg.executor.name, **options(cfg.executor))
     estimator = build_estimator(cfg.estimator, cfg.device)  # fail fast on a bad stage config, before any work
-    build_backend(cfg.sr, cfg.device)
+    check_ready(build_backend(cfg.sr, cfg.device), scale)  # SRMD's weights, before any image's estimate
     if cfg.kernel_scope != "image" and not hasattr(estimator, "estimate_group"):
         raise UsageError(f"kernel_scope={cfg.kernel_scope} needs an estimator that learns from the images "
                          f"(kernelgan), not {cfg.estimator.name}")

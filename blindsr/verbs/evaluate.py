@@ -29,7 +29,7 @@ from blindsr.executors import get_executor
 from blindsr.metrics import KERNEL_PSNR_FORMULA, LR_PSNR_FORMULA
 from blindsr.outputs import prepare_output_dir
 from blindsr.progress import progress_bar
-from blindsr.stages import build_backend, build_estimator, options
+from blindsr.stages import build_backend, build_estimator, check_ready, options
 from blindsr.tables import markdown_table, mean_row, write_tables
 
 SR_FORMULA = ("Y-channel PSNR/SSIM (MATLAB rgb2ycbcr, border = scale, float64; SSIM 11x11 Gaussian, "
@@ -73,7 +73,7 @@ def run(cfg: DictConfig) -> int:
     learned = {name: build_estimator(config, cfg.device, benchmark=True).learned
                for name, config in estimators.items()}
     for config in backends.values():
-        build_backend(config, cfg.device, benchmark=True)
+        check_ready(build_backend(config, cfg.device, benchmark=True), scale)
     executor = get_executor(cfg.executor.name, **options(cfg.executor))
     single = len(est_names) == 1 and len(sr_names) == 1
     stem = Path(cfg.output) / (f"eval_x{scale}_{est_names[0]}" + ("" if sr_names[0] == "none" else f"_{sr_names[0]}")

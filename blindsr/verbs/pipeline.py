@@ -6,7 +6,7 @@ from omegaconf import DictConfig
 from blindsr.images import read_image
 from blindsr.outputs import prepare_output_dir, safe_stem
 from blindsr.progress import progress_bar
-from blindsr.stages import (build_backend, build_estimator, check_image, output_paths, run_pipeline, stage_work,
+from blindsr.stages import (build_backend, build_estimator, check_image, check_ready, output_paths, run_pipeline, stage_work,
                             write_outputs)
 
 
@@ -14,6 +14,7 @@ def run(cfg: DictConfig) -> int:
     scale, width = cfg.scale, cfg.handoff_width
     estimator = build_estimator(cfg.estimator, cfg.device)
     backend = build_backend(cfg.sr, cfg.device)
+    check_ready(backend, scale)
     image = read_image(cfg.input, cfg.max_pixels)
     check_image(image, estimator)
     stem = safe_stem(image.path.name)

@@ -10,7 +10,7 @@ from blindsr.images import read_image
 from blindsr.kernel import SRKernel, load_kernel
 from blindsr.outputs import prepare_output_dir, safe_stem
 from blindsr.progress import progress_bar
-from blindsr.stages import build_backend, output_paths, run_pipeline, write_outputs
+from blindsr.stages import build_backend, check_ready, output_paths, run_pipeline, write_outputs
 
 
 def kernel_files(value: str) -> list[Path]:
@@ -43,6 +43,7 @@ def load_kernels(value: str, scale: int) -> dict[int, SRKernel]:
 def run(cfg: DictConfig) -> int:
     scale, width = cfg.scale, cfg.handoff_width
     backend = build_backend(cfg.sr, cfg.device)
+    check_ready(backend, scale)
     kernels = load_kernels(cfg.kernel, scale)
     image = read_image(cfg.input, cfg.max_pixels)
     stem = safe_stem(image.path.name)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -282,3 +283,23 @@ def test_group_settings_compress_the_schedules():
         settings_for("default", {"group_restarts": 0})
     with pytest.raises(ValueError, match="shape"):
         settings_for("default", {"shape": "disk"})
+
+
+@pytest.mark.parametrize("override,needle", [
+    ({"iterations": 0}, "iterations must be at least 1"),
+    ({"restarts": -1}, "restarts must be at least 1"),
+    ({"d_layers": 2}, "d_layers must be at least 3"),
+    ({"g_crop": 31}, "g_crop must be at least 32"),
+    ({"trim": -1}, "trim must be at least 0"),
+    ({"threshold_rank": 169}, "below the kernel's 169 taps"),  # 13 x 13 for (7, 5, 3, 1, 1, 1)
+    ({"g_structure": (7, 0, 1)}, "g_structure must be positive"),
+    ({"lr": 0.0}, "lr, lr_decay and bicubic_decay must be positive"),
+    ({"beta1": 1.0}, "beta1 in [0, 1)"),
+    ({"real_noise": -0.1, "sparsity_power": -1.0}, "real_noise, sparsity_power must be at least 0"),
+])
+def test_settings_out_of_range_fail_in_one_sentence(override, needle):
+    """A setting out of range is refused when the settings are made (the CLI's usage error), not
+    met later as a tensor-shape error in training."""
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        settings_for("default", override)
+    assert settings_for("default", {"threshold_rank": 168, "g_crop": 32, "d_layers": 3, "trim": 0}).threshold_rank == 168

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 from blindsr.estimators.likelihood import SHAPES
 
 REFINEMENTS = ("none", "affine")
+MIN_G_CROP = 32  # smallest G crop that still leaves D a 4x4 output map
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class KernelGANSettings:
     group_shape: str | None = None
 
     def __post_init__(self) -> None:
+        self._check_ranges()
         if self.refine not in REFINEMENTS:
             raise ValueError(f"refine must be one of {REFINEMENTS}, got {self.refine!r}")
         for name in ("shape", "group_shape"):
@@ -85,6 +87,30 @@ class KernelGANSettings:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be positive or None, got {value!r}")
+
+    def _check_ranges(self) -> None:
+        """A setting out of its range fails here, in one sentence, not as a tensor-shape error
+        deep in training."""
+        at_least = {"iterations": 1, "restarts": 1, "crops_per_iteration": 1, "schedule_every": 1,
+                    "lr_decay_every": 1, "bicubic_patience": 1, "g_crop": MIN_G_CROP, "g_channels": 1,
+                    "d_channels": 1, "d_layers": 3, "d_kernel": 1, "edge_shave": 0, "trim": 0,
+                    "threshold_rank": 0}
+        for name, low in at_least.items():
+            if getattr(self, name) < low:
+                raise ValueError(f"{name} must be at least {low}, got {getattr(self, name)!r}")
+        if not self.g_structure or min(self.g_structure) < 1:
+            raise ValueError(f"g_structure must be positive filter sizes, got {self.g_structure!r}")
+        taps = (1 + sum(k - 1 for k in self.g_structure)) ** 2
+        if self.threshold_rank >= taps:
+            raise ValueError(f"threshold_rank must be below the kernel's {taps} taps, got {self.threshold_rank!r}")
+        if not (self.lr > 0 and self.lr_decay > 0 and self.bicubic_decay > 0 and 0 <= self.beta1 < 1):
+            raise ValueError("lr, lr_decay and bicubic_decay must be positive and beta1 in [0, 1)")
+        non_negative = ("real_noise", "fake_noise", "bicubic_weight", "bicubic_threshold", "bicubic_min",
+                        "sum_to_one_weight", "boundaries_weight", "boundaries_scale", "centre_weight",
+                        "sparsity_weight", "sparsity_power", "constraints_below", "threshold_factor", "g_init_gain")
+        negative = [name for name in non_negative if not getattr(self, name) >= 0]
+        if negative:
+            raise ValueError(f"{', '.join(negative)} must be at least 0")
 
     def for_group(self) -> "KernelGANSettings":
         """The settings a group's joint estimate trains with: ``group_iterations`` per run, with

@@ -21,9 +21,8 @@ import torch.nn.functional as F
 from blindsr.degradation import bicubic_taps
 from blindsr.estimators.kernelgan.crops import crop_maps, plan_crops, plan_group_crops
 from blindsr.estimators.kernelgan.networks import DeepLinearGenerator, PatchDiscriminator
-from blindsr.estimators.kernelgan.settings import KernelGANSettings
+from blindsr.estimators.kernelgan.settings import MIN_G_CROP, KernelGANSettings
 
-MIN_G_CROP = 32  # smallest G crop that still leaves D a 4x4 output map
 CHECK_EVERY = 50  # iterations between finiteness checks and progress reports
 # Input pixels per colour that one band of the bicubic target's convolution reads (a photo's
 # whole-image convolution took several times the image's size in working memory).
