@@ -37,6 +37,12 @@ never take. A seventh, ``phone/`` (reporting only, seed + 6), holds BSD100RK HR 
 unedited under protocol kernels, their LR images given noise of sigma 2-6 (8-bit units) and then
 JPEG quality 50-70: a phone's or a web page's photo, more degraded than the other parts' variants.
 An eighth, ``phone_tune/`` (tuning only, seed + 7), makes the same from BSD100RK HR images 1-20.
+A ninth, ``sharp_tune/`` (tuning only, seed + 8), holds BSD100RK HR images 1-20 unedited under
+protocol kernels, their LR images given mild noise (sigma 1-3), then sharpened as a camera does
+before saving (an unsharp mask: LR + amount x (LR - Gaussian blur of radius 0.8-1.5 LR px), amount
+0.6-1.5), then JPEG quality 85-95: the in-camera processing of most photos people have, which no
+blur kernel can explain (sharpening lifts the frequencies a blur lowers). A tenth, ``sharp/``
+(reporting only, seed + 9), makes the same from BSD100RK HR images 61-80.
 
     python -m benchmarks.hard_set --shared ../shared/data --output hard_set [--seed 4004]
 """
@@ -70,9 +76,11 @@ PARTS = {"tune": ("BSD100RK", range(1, 21), 0, VARIANTS, DIV2KRK_EIGEN_RANGE),
          "crops": ("Urban100RK", [n for n in range(1, 9) for _ in range(5)], 4, ("crop",), DIV2KRK_EIGEN_RANGE),
          "shake": ("BSD100RK", range(21, 41), 5, ("plain",), SHAKE),
          "phone": ("BSD100RK", range(41, 61), 6, ("phone",), DIV2KRK_EIGEN_RANGE),
-         "phone_tune": ("BSD100RK", range(1, 21), 7, ("phone",), DIV2KRK_EIGEN_RANGE)}
+         "phone_tune": ("BSD100RK", range(1, 21), 7, ("phone",), DIV2KRK_EIGEN_RANGE),
+         "sharp_tune": ("BSD100RK", range(1, 21), 8, ("sharpened",), DIV2KRK_EIGEN_RANGE),
+         "sharp": ("BSD100RK", range(61, 81), 9, ("sharpened",), DIV2KRK_EIGEN_RANGE)}
 SCALES = (2, 4)
-REPORT_PARTS = ("report", "shake", "phone")  # never used for a choice
+REPORT_PARTS = ("report", "shake", "phone", "sharp")  # never used for a choice
 DISK_RADIUS = (3.0, 12.0)
 CROP = (480, 320)  # HR px (long side, short side): a BSD100 photo's size
 GAUSS_SIGMA = (1.5, 6.0)
@@ -83,6 +91,12 @@ NOISE_SIGMA = (1.0, 3.0)
 # A phone's or a web page's photo: sensor noise, then stronger JPEG compression than JPEG_QUALITY's.
 PHONE_NOISE_SIGMA = (2.0, 6.0)
 PHONE_JPEG_QUALITY = (50, 70)
+# A camera's sharpening before it saves: an unsharp mask on the LR image (radius: the Gaussian's
+# sigma in LR px), after mild sensor noise and before JPEG.
+SHARPEN_RADIUS = (0.8, 1.5)
+SHARPEN_AMOUNT = (0.6, 1.5)
+SHARPEN_NOISE_SIGMA = (1.0, 3.0)
+SHARPEN_JPEG_QUALITY = (85, 95)
 # Hand shake: the path the image moves along during the exposure (HR px; its heading turns by a
 # random walk of SHAKE_TURN rad per step of SHAKE_STEPS, its speed varies), seen through a lens
 # blur of covariance eigenvalues SHAKE_OPTICS.
@@ -262,7 +276,7 @@ def jpeg(lr: np.ndarray, quality: int) -> np.ndarray:
 
 def edit_scene(hr: np.ndarray, variant: str, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
     """The variant's scene edit and the parameters to record (``defocus`` or ``flat``)."""
-    if variant in ("plain", "phone"):
+    if variant in ("plain", "phone", "sharpened"):
         return hr, {"defocus": None, "flat": None}
     if variant == "crop":
         window = CROP if rng.integers(2) else CROP[::-1]
@@ -278,13 +292,23 @@ def edit_scene(hr: np.ndarray, variant: str, rng: np.random.Generator) -> tuple[
     return scene, {"defocus": params, "flat": None}
 
 
+def unsharp_mask(image: np.ndarray, radius: float, amount: float) -> np.ndarray:
+    """``image + amount * (image - G_radius * image)``, per colour, G a Gaussian of sigma
+    ``radius`` px (edges mirrored); not clipped."""
+    blurred = ndimage.gaussian_filter(image, sigma=(radius, radius, 0), mode="mirror")
+    return image + amount * (image - blurred)
+
+
 def low_resolution(scene: np.ndarray, kernel: np.ndarray, scale: int, quality: int | None, sigma: float,
-                   rng: np.random.Generator) -> np.ndarray:
+                   rng: np.random.Generator, sharpen: tuple[float, float] | None = None) -> np.ndarray:
     """The reference degradation of ``scene``, then noise of ``sigma`` (8-bit units) if any, then
-    8-bit rounding, or JPEG at ``quality`` if given."""
+    an unsharp mask of (radius, amount) ``sharpen`` if given, then 8-bit rounding, or JPEG at
+    ``quality`` if given."""
     lr = degrade(scene, kernel, scale)
     if sigma:
         lr = lr + rng.normal(0, sigma / 255, size=lr.shape)
+    if sharpen is not None:
+        lr = unsharp_mask(lr, *sharpen)
     return quantize(lr) if quality is None else jpeg(lr, quality)
 
 
@@ -316,9 +340,14 @@ def make_part(shared: Path, source: str, sources: Sequence[int], out: Path, seed
             kernels, kernel_params = {s: np.asarray(k.array) for s, k in drawn.items()}, drawn[2].provenance
         scene, params = edit_scene(hr, variant, rng)
         scene = quantize(scene)  # gt/ is 8-bit, so the LR must come from exactly what it holds
+        sharpen = None
         if variant == "phone":
             quality = int(rng.integers(PHONE_JPEG_QUALITY[0], PHONE_JPEG_QUALITY[1] + 1))
             sigma = float(rng.uniform(*PHONE_NOISE_SIGMA))
+        elif variant == "sharpened":
+            quality = int(rng.integers(SHARPEN_JPEG_QUALITY[0], SHARPEN_JPEG_QUALITY[1] + 1))
+            sigma = float(rng.uniform(*SHARPEN_NOISE_SIGMA))
+            sharpen = (float(rng.uniform(*SHARPEN_RADIUS)), float(rng.uniform(*SHARPEN_AMOUNT)))
         else:
             quality = int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)) if variant.endswith("jpeg") else None
             sigma = float(rng.uniform(*NOISE_SIGMA)) if variant.endswith("noise") else 0.0
@@ -327,10 +356,13 @@ def make_part(shared: Path, source: str, sources: Sequence[int], out: Path, seed
             k = kernels[s]
             write_kernel_array(out / f"gt_k_x{s}" / f"kernel_{number}.npy", k)
             write_mat(out / f"gt_k_x{s}" / f"kernel_{number}.mat", k)
-            write_image(out / f"lr_x{s}" / f"im_{number}.png", low_resolution(scene, k, s, quality, sigma, rng))
+            write_image(out / f"lr_x{s}" / f"im_{number}.png",
+                        low_resolution(scene, k, s, quality, sigma, rng, sharpen))
+        sharpening = None if sharpen is None else {"radius_lr_px": round(sharpen[0], 4), "amount": round(sharpen[1], 4)}
         records.append({"number": number, "source": f"{source}/gt/im_{original}.png",
                         "variant": variant, "size": [scene.shape[1], scene.shape[0]], **params,
-                        "jpeg_quality": quality, "noise_sigma": round(sigma, 4), **kernel_params})
+                        "jpeg_quality": quality, "noise_sigma": round(sigma, 4), **kernel_params,
+                        **({"unsharp_mask": sharpening} if sharpen is not None else {})})
     return records
 
 
@@ -348,7 +380,10 @@ def manifest(part: str, seed: int, variants: tuple[str, ...], kernels_from: tupl
                        "defocused_fraction": DEFOCUSED_FRACTION, "flat_fraction": FLAT_FRACTION,
                        "jpeg_quality": JPEG_QUALITY, "noise_sigma_8bit": NOISE_SIGMA,
                        **({"phone_jpeg_quality": PHONE_JPEG_QUALITY, "phone_noise_sigma_8bit": PHONE_NOISE_SIGMA}
-                          if "phone" in variants else {})},
+                          if "phone" in variants else {}),
+                       **({"sharpen_radius_lr_px": SHARPEN_RADIUS, "sharpen_amount": SHARPEN_AMOUNT,
+                           "sharpen_noise_sigma_8bit": SHARPEN_NOISE_SIGMA,
+                           "sharpen_jpeg_quality": SHARPEN_JPEG_QUALITY} if "sharpened" in variants else {})},
             "images": records}
 
 
@@ -358,7 +393,7 @@ def main() -> None:
                         help="the development data (holds BSD100RK/ and Urban100RK/)")
     parser.add_argument("--output", type=Path, default=ROOT / "hard_set")
     parser.add_argument("--seed", type=int, default=4004, help="tune/ uses seed, report/ seed + 1, narrow/ seed + 2, narrow_hard/ seed + 3, crops/ seed + 4, "
-                             "shake/ seed + 5, phone/ seed + 6, phone_tune/ seed + 7")
+                             "shake/ seed + 5, phone/ seed + 6, phone_tune/ seed + 7, sharp_tune/ seed + 8, sharp/ seed + 9")
     args = parser.parse_args()
     start = time.perf_counter()
     for part, (source, sources, offset, variants, kernels_from) in PARTS.items():
