@@ -20,6 +20,7 @@
 #   make bench-kernel-shake   KernelGAN on held-out hand-shake kernels (hard set shake/), beside the paper preset
 #   make bench-kernel-phone   the same on held-out noisy, strongly compressed photos (hard set phone/)
 #   make bench-kernel-phone-tune  such photos' tuning part: the default with and without its refinement, the paper preset
+#   make bench-kernel-sharp   the same on held-out sharpened photos (a camera's unsharp mask before JPEG; hard set sharp/)
 #   make bench-kernel-sharp-tune  the same on sharpened photos (a camera's unsharp mask before JPEG), tuning part
 #   make bench-hashes BEFORE=REV [AFTER=HEAD]   outputs of pipeline, batch and eval by hash at two revisions
 #   make bench-robust    kernel estimates on held-out photos (hard set, BSD100RK 21-100) vs paper, bicubic, baseline
@@ -61,7 +62,7 @@ BUDGETS ?= today (1000 x 4),700 x 4 compressed,700 x 3,500 x 4,500 x 4 compresse
 BEFORE ?= d5a51cf
 AFTER ?= HEAD
 
-.PHONY: install test test-fast demo bench-kernel bench-speed bench-speed-x4 bench-speed-allocator bench-speed-avx2 bench-zssr bench-srmd bench-memory bench-table1 bench-cuda bench-batch bench-handoff bench-hashes bench-kernel-budget bench-kernel-shake bench-kernel-phone bench-kernel-phone-tune bench-kernel-sharp-tune bench-robust bench-robust-tune bench-robust-shape bench-robust-focus bench-robust-focus-camera bench-camera bench-camera-zssr bench-camera-budgets bench-camera-handoff bench-jpeg-noise bench-jpeg-noise-study bench-jpeg-noise-hard bench-jpeg-noise-zssr batch eval report clean
+.PHONY: install test test-fast demo bench-kernel bench-speed bench-speed-x4 bench-speed-allocator bench-speed-avx2 bench-zssr bench-srmd bench-memory bench-table1 bench-cuda bench-batch bench-handoff bench-hashes bench-kernel-budget bench-kernel-shake bench-kernel-phone bench-kernel-phone-tune bench-kernel-sharp bench-kernel-sharp-tune bench-robust bench-robust-tune bench-robust-shape bench-robust-focus bench-robust-focus-camera bench-camera bench-camera-zssr bench-camera-budgets bench-camera-handoff bench-jpeg-noise bench-jpeg-noise-study bench-jpeg-noise-hard bench-jpeg-noise-zssr batch eval report clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
@@ -150,6 +151,13 @@ bench-kernel-phone: $(STAMP)
 	$(BIN)/python -m benchmarks.kernel_budget --set report=hard_set/phone:1-20 --candidates "today (1000 x 4)" \
 		--report-candidates "today (1000 x 4),paper preset" --section "kernel-phone:KernelGAN on noisy, compressed photos (held out)" \
 		--make-target bench-kernel-phone
+
+# The same on the held-out sharpened part (noise, a camera's unsharp mask, then JPEG quality 85-95).
+bench-kernel-sharp: $(STAMP)
+	$(BIN)/python -m benchmarks.hard_set --shared $(SHARED)/data --output hard_set
+	$(BIN)/python -m benchmarks.kernel_budget --set report=hard_set/sharp:1-20 --candidates "today (1000 x 4)" \
+		--report-candidates "today (1000 x 4),paper preset" --section "kernel-sharp:KernelGAN on sharpened photos (held out)" \
+		--make-target bench-kernel-sharp
 
 # What the default does on noisy, compressed photos, studied on the tuning part phone_tune/.
 bench-kernel-phone-tune: $(STAMP)
