@@ -42,7 +42,9 @@ protocol kernels, their LR images given mild noise (sigma 1-3), then sharpened a
 before saving (an unsharp mask: LR + amount x (LR - Gaussian blur of radius 0.8-1.5 LR px), amount
 0.6-1.5), then JPEG quality 85-95: the in-camera processing of most photos people have, which no
 blur kernel can explain (sharpening lifts the frequencies a blur lowers). A tenth, ``sharp/``
-(reporting only, seed + 9), makes the same from BSD100RK HR images 61-80.
+(reporting only, seed + 9), makes the same from BSD100RK HR images 61-80. An eleventh,
+``sharp_tune_plain/`` (tuning only, seed + 8 like ``sharp_tune/``), is ``sharp_tune/`` without the
+unsharp mask: the same kernels, noise and JPEG qualities, so the two differ by the sharpening alone.
 
     python -m benchmarks.hard_set --shared ../shared/data --output hard_set [--seed 4004]
 """
@@ -78,7 +80,8 @@ PARTS = {"tune": ("BSD100RK", range(1, 21), 0, VARIANTS, DIV2KRK_EIGEN_RANGE),
          "phone": ("BSD100RK", range(41, 61), 6, ("phone",), DIV2KRK_EIGEN_RANGE),
          "phone_tune": ("BSD100RK", range(1, 21), 7, ("phone",), DIV2KRK_EIGEN_RANGE),
          "sharp_tune": ("BSD100RK", range(1, 21), 8, ("sharpened",), DIV2KRK_EIGEN_RANGE),
-         "sharp": ("BSD100RK", range(61, 81), 9, ("sharpened",), DIV2KRK_EIGEN_RANGE)}
+         "sharp": ("BSD100RK", range(61, 81), 9, ("sharpened",), DIV2KRK_EIGEN_RANGE),
+         "sharp_tune_plain": ("BSD100RK", range(1, 21), 8, ("unsharpened",), DIV2KRK_EIGEN_RANGE)}
 SCALES = (2, 4)
 REPORT_PARTS = ("report", "shake", "phone", "sharp")  # never used for a choice
 DISK_RADIUS = (3.0, 12.0)
@@ -276,7 +279,7 @@ def jpeg(lr: np.ndarray, quality: int) -> np.ndarray:
 
 def edit_scene(hr: np.ndarray, variant: str, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
     """The variant's scene edit and the parameters to record (``defocus`` or ``flat``)."""
-    if variant in ("plain", "phone", "sharpened"):
+    if variant in ("plain", "phone", "sharpened", "unsharpened"):
         return hr, {"defocus": None, "flat": None}
     if variant == "crop":
         window = CROP if rng.integers(2) else CROP[::-1]
@@ -344,10 +347,11 @@ def make_part(shared: Path, source: str, sources: Sequence[int], out: Path, seed
         if variant == "phone":
             quality = int(rng.integers(PHONE_JPEG_QUALITY[0], PHONE_JPEG_QUALITY[1] + 1))
             sigma = float(rng.uniform(*PHONE_NOISE_SIGMA))
-        elif variant == "sharpened":
+        elif variant in ("sharpened", "unsharpened"):  # the same draws, so that the two differ by the mask
             quality = int(rng.integers(SHARPEN_JPEG_QUALITY[0], SHARPEN_JPEG_QUALITY[1] + 1))
             sigma = float(rng.uniform(*SHARPEN_NOISE_SIGMA))
-            sharpen = (float(rng.uniform(*SHARPEN_RADIUS)), float(rng.uniform(*SHARPEN_AMOUNT)))
+            drawn = (float(rng.uniform(*SHARPEN_RADIUS)), float(rng.uniform(*SHARPEN_AMOUNT)))
+            sharpen = drawn if variant == "sharpened" else None
         else:
             quality = int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)) if variant.endswith("jpeg") else None
             sigma = float(rng.uniform(*NOISE_SIGMA)) if variant.endswith("noise") else 0.0
@@ -383,7 +387,8 @@ def manifest(part: str, seed: int, variants: tuple[str, ...], kernels_from: tupl
                           if "phone" in variants else {}),
                        **({"sharpen_radius_lr_px": SHARPEN_RADIUS, "sharpen_amount": SHARPEN_AMOUNT,
                            "sharpen_noise_sigma_8bit": SHARPEN_NOISE_SIGMA,
-                           "sharpen_jpeg_quality": SHARPEN_JPEG_QUALITY} if "sharpened" in variants else {})},
+                           "sharpen_jpeg_quality": SHARPEN_JPEG_QUALITY}
+                          if {"sharpened", "unsharpened"} & set(variants) else {})},
             "images": records}
 
 
@@ -393,7 +398,7 @@ def main() -> None:
                         help="the development data (holds BSD100RK/ and Urban100RK/)")
     parser.add_argument("--output", type=Path, default=ROOT / "hard_set")
     parser.add_argument("--seed", type=int, default=4004, help="tune/ uses seed, report/ seed + 1, narrow/ seed + 2, narrow_hard/ seed + 3, crops/ seed + 4, "
-                             "shake/ seed + 5, phone/ seed + 6, phone_tune/ seed + 7, sharp_tune/ seed + 8, sharp/ seed + 9")
+                             "shake/ seed + 5, phone/ seed + 6, phone_tune/ seed + 7, sharp_tune/ and sharp_tune_plain/ seed + 8, sharp/ seed + 9")
     args = parser.parse_args()
     start = time.perf_counter()
     for part, (source, sources, offset, variants, kernels_from) in PARTS.items():
