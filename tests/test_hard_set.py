@@ -1,10 +1,13 @@
-"""The hard set's hand-shake kernels (benchmarks/hard_set.py): physical, centred, reproducible,
-and the x4 kernel is what two x2 steps compose to."""
+"""The hard set (benchmarks/hard_set.py): its hand-shake kernels are physical, centred,
+reproducible, and the x4 kernel is what two x2 steps compose to; its camera sharpening is an
+unsharp mask, and the sharpened and plain parts differ by it alone."""
 from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.hard_set import SHAKE_LENGTH, SHAKE_OPTICS, shake_kernels
+from benchmarks.hard_set import SHAKE_LENGTH, SHAKE_OPTICS, make_part, shake_kernels, unsharp_mask
+from blindsr.degradation import DIV2KRK_EIGEN_RANGE
+from tests.conftest import BSD100RK, need
 
 
 def moments(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -43,3 +46,41 @@ def test_shake_kernels_are_reproducible_and_differ_between_draws():
     c, _ = shake_kernels(np.random.default_rng(8))
     assert np.array_equal(a[2], b[2]) and np.array_equal(a[4], b[4])
     assert not np.allclose(a[2], c[2])
+
+
+def test_unsharp_mask_is_one_plus_amount_minus_amount_gaussian():
+    """An impulse's response is (1 + a) delta - a g, g the Gaussian of sigma r sampled and
+    normalised over +-4 sigma (written out here in numpy); a flat image is unchanged."""
+    r, a = 1.2, 0.9
+    image = np.zeros((41, 41, 3))
+    image[20, 20] = 1.0
+    half = int(4 * r + 0.5)
+    x = np.arange(-half, half + 1)
+    g1 = np.exp(-x**2 / (2 * r**2))
+    g = np.outer(g1, g1) / g1.sum()**2
+    expected = -a * np.pad(g, 20 - half)
+    expected[20, 20] += 1 + a
+    out = unsharp_mask(image, r, a)
+    for c in range(3):
+        np.testing.assert_allclose(out[..., c], expected, atol=1e-12)
+    flat = np.full((16, 16, 3), 0.3)
+    np.testing.assert_allclose(unsharp_mask(flat, r, a), flat, atol=1e-12)
+
+
+def test_sharpened_and_plain_parts_differ_by_the_mask_alone(tmp_path):
+    """sharp_tune/ and sharp_tune_plain/ draw the same kernels, noise and JPEG quality; the
+    sharpened LR image carries more high-frequency energy than the plain one."""
+    from PIL import Image
+
+    source = need(BSD100RK / "gt" / "im_1.png").parents[2]
+    made = {v: make_part(source, "BSD100RK", [1], tmp_path / v, 4012, (v,), DIV2KRK_EIGEN_RANGE)[0]
+            for v in ("sharpened", "unsharpened")}
+    same = ("eigenvalues", "theta", "noise_sigma", "jpeg_quality")
+    assert all(made["sharpened"][k] == made["unsharpened"][k] for k in same)
+    assert "unsharp_mask" in made["sharpened"] and "unsharp_mask" not in made["unsharpened"]
+    kernels = [np.load(tmp_path / v / "gt_k_x2" / "kernel_1.npy") for v in ("sharpened", "unsharpened")]
+    np.testing.assert_array_equal(*kernels)
+    lr = [np.asarray(Image.open(tmp_path / v / "lr_x2" / "im_1.png"), dtype=np.float64)
+          for v in ("sharpened", "unsharpened")]
+    laplacian = [np.abs(np.diff(x, 2, axis=0)).mean() for x in lr]
+    assert laplacian[0] > 1.2 * laplacian[1]
