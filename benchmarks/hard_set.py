@@ -350,8 +350,8 @@ def make_part(shared: Path, source: str, sources: Sequence[int], out: Path, seed
         elif variant in ("sharpened", "unsharpened"):  # the same draws, so that the two differ by the mask
             quality = int(rng.integers(SHARPEN_JPEG_QUALITY[0], SHARPEN_JPEG_QUALITY[1] + 1))
             sigma = float(rng.uniform(*SHARPEN_NOISE_SIGMA))
-            drawn = (float(rng.uniform(*SHARPEN_RADIUS)), float(rng.uniform(*SHARPEN_AMOUNT)))
-            sharpen = drawn if variant == "sharpened" else None
+            mask = (float(rng.uniform(*SHARPEN_RADIUS)), float(rng.uniform(*SHARPEN_AMOUNT)))
+            sharpen = mask if variant == "sharpened" else None
         else:
             quality = int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)) if variant.endswith("jpeg") else None
             sigma = float(rng.uniform(*NOISE_SIGMA)) if variant.endswith("noise") else 0.0
@@ -362,11 +362,11 @@ def make_part(shared: Path, source: str, sources: Sequence[int], out: Path, seed
             write_mat(out / f"gt_k_x{s}" / f"kernel_{number}.mat", k)
             write_image(out / f"lr_x{s}" / f"im_{number}.png",
                         low_resolution(scene, k, s, quality, sigma, rng, sharpen))
-        sharpening = None if sharpen is None else {"radius_lr_px": round(sharpen[0], 4), "amount": round(sharpen[1], 4)}
         records.append({"number": number, "source": f"{source}/gt/im_{original}.png",
                         "variant": variant, "size": [scene.shape[1], scene.shape[0]], **params,
                         "jpeg_quality": quality, "noise_sigma": round(sigma, 4), **kernel_params,
-                        **({"unsharp_mask": sharpening} if sharpen is not None else {})})
+                        **({"unsharp_mask": {"radius_lr_px": round(sharpen[0], 4), "amount": round(sharpen[1], 4)}}
+                           if sharpen is not None else {})})
     return records
 
 
@@ -397,8 +397,9 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data",
                         help="the development data (holds BSD100RK/ and Urban100RK/)")
     parser.add_argument("--output", type=Path, default=ROOT / "hard_set")
-    parser.add_argument("--seed", type=int, default=4004, help="tune/ uses seed, report/ seed + 1, narrow/ seed + 2, narrow_hard/ seed + 3, crops/ seed + 4, "
-                             "shake/ seed + 5, phone/ seed + 6, phone_tune/ seed + 7, sharp_tune/ and sharp_tune_plain/ seed + 8, sharp/ seed + 9")
+    parser.add_argument("--seed", type=int, default=4004,
+                        help="each part's seed is this plus its offset: "
+                             + ", ".join(f"{part}/ + {spec[2]}" for part, spec in PARTS.items()))
     args = parser.parse_args()
     start = time.perf_counter()
     for part, (source, sources, offset, variants, kernels_from) in PARTS.items():

@@ -272,13 +272,11 @@ class SRMDBackend:
         return self._networks[scale]
 
     def check_ready(self, scale: int) -> None:
-        """Resolve and verify the weights ``scale`` needs (the network's and the PCA matrix) now,
-        raising ``WeightsUnavailable``/``WeightsError`` before any work: without this a folder
-        paid every image's kernel estimate before each failed at SR."""
-        from blindsr.weights import resolve
-
-        resolve("srmd_pca", self.pca)
-        resolve(self.model_name(scale), self.weights)
+        """Load the PCA matrix and the network ``scale`` needs now (kept for the run; their files
+        resolved and verified), raising ``WeightsUnavailable``/``WeightsError`` before any work:
+        without this a folder paid every image's kernel estimate before each failed at SR."""
+        self.pca_matrix()
+        self.network(scale)
 
     def pca_matrix(self) -> np.ndarray:
         if self._pca_matrix is None:

@@ -6,8 +6,8 @@ from omegaconf import DictConfig
 from blindsr.images import read_image
 from blindsr.outputs import prepare_output_dir, safe_stem
 from blindsr.progress import progress_bar
-from blindsr.stages import (build_backend, build_estimator, check_image, check_ready, output_paths, run_pipeline, stage_work,
-                            write_outputs)
+from blindsr.stages import (build_backend, build_estimator, check_image, check_ready, output_paths, run_pipeline,
+                            stage_work, write_outputs)
 
 
 def run(cfg: DictConfig) -> int:

@@ -302,4 +302,5 @@ def test_settings_out_of_range_fail_in_one_sentence(override, needle):
     met later as a tensor-shape error in training."""
     with pytest.raises(ValueError, match=re.escape(needle)):
         settings_for("default", override)
-    assert settings_for("default", {"threshold_rank": 168, "g_crop": 32, "d_layers": 3, "trim": 0}).threshold_rank == 168
+    edges = settings_for("default", {"threshold_rank": 168, "g_crop": 32, "d_layers": 3, "trim": 0})
+    assert edges.threshold_rank == 168
