@@ -173,7 +173,7 @@ bench-kernel-sharp-tune: $(STAMP)
 		--candidates "today (1000 x 4),today without refinement,paper preset" \
 		--section "kernel-sharp-tune:KernelGAN on sharpened photos (tuning)" --make-target bench-kernel-sharp-tune
 	$(BIN)/python -m benchmarks.kernel_budget --set tune=hard_set/sharp_tune:1-20 --set tune=hard_set/sharp_tune_plain:1-20 \
-		--candidates "today (1000 x 4)" \
+		--candidates "today (1000 x 4)" --paired \
 		--section "kernel-sharp-tune-plain:The same photos with and without the sharpening (tuning)" --make-target bench-kernel-sharp-tune
 
 bench-hashes: $(STAMP)

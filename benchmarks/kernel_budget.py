@@ -147,6 +147,26 @@ def paper_lines(results: dict[tuple[str, str, str], list[dict]], part: str) -> s
     return "\n\n" + "\n".join(lines) if lines else ""
 
 
+def paired_lines(results: dict[tuple[str, str, str], list[dict]], part: str) -> str:
+    """With ``--paired``: per candidate, the first set of ``part`` against its second image by
+    image (the same scenes made two ways, e.g. with and without a camera's sharpening): the mean
+    kernel PSNR difference, how many images lost, and the largest loss."""
+    labels = list(dict.fromkeys(label for p, label, _ in results if p == part))
+    if len(labels) != 2:
+        return ""
+    lines = []
+    for name in dict.fromkeys(n for p, label, n in results if p == part and label == labels[0]):
+        first, second = results.get((part, labels[0], name)), results.get((part, labels[1], name))
+        if second is None:
+            continue
+        other = {r["image"]: r["kernel_psnr"] for r in second}
+        gaps = [r["kernel_psnr"] - other[r["image"]] for r in first if r["image"] in other]
+        lines.append(f"- {name}: kernel PSNR on {labels[0]} minus {labels[1]}, image by image: mean "
+                     f"{np.mean(gaps):+.2f} dB, lower on {sum(g < 0 for g in gaps)} of {len(gaps)} images, "
+                     f"largest loss {min(gaps):+.2f} dB")
+    return "\n\n" + "\n".join(lines) if lines else ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--set", action="append", required=True, type=parse_set, dest="sets",
@@ -159,6 +179,8 @@ def main() -> None:
                         help="the estimates' cache (default: bench_out/kernel_budget/<revision>, so that a "
                              "run at another revision estimates afresh)")
     parser.add_argument("--remark", default="", help="a paragraph for the section")
+    parser.add_argument("--paired", action="store_true",
+                        help="compare a part's two sets image by image (the same scenes made two ways)")
     parser.add_argument("--section", default="kernel-budget:KernelGAN: cost against accuracy",
                         help="NAME:TITLE of the section written (another keeps the default's table)")
     parser.add_argument("--make-target", default="bench-kernel-budget", help="the make target named in the section")
@@ -190,7 +212,7 @@ def main() -> None:
                 rows, ["set", "budget", "images", "kernel PSNR mean", "p10", "worst", "LR-PSNR mean", "LR worst",
                        "fallbacks", "below bicubic", "seconds", "units"],
                 {"images": 0, "fallbacks": 0, "below bicubic": 0, "seconds": 1, "units": 0})
-                + paper_lines(results, part))
+                + paper_lines(results, part) + (paired_lines(results, part) if args.paired else ""))
     overrides = "; ".join(f"{n}: {CANDIDATES[n]}" for n in dict.fromkeys(chosen + reported))
     body = (f"Default KernelGAN estimate (x2, seed 0, the process's torch threads: one per batched restart "
             f"within the budget) under each budget; kernel PSNR on the true kernel's canvas. Speed unit "
