@@ -49,9 +49,8 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "D 5 layers": {"iterations": 1000, "restarts": 4, "schedule_every": 200, "lr_decay_every": 750, "d_layers": 5},
     "D 32 channels and 5 layers": {"iterations": 1000, "restarts": 4, "schedule_every": 200,
                                    "lr_decay_every": 750, "d_channels": 32, "d_layers": 5},
-    # The same schedule cut short: after the learning-rate drop at 750 the combined kernel moves
-    # little (54-74 dB from the 1000-iteration one on three tuning images, against 46-50 dB from
-    # the true kernel); "750" stops at the drop, before any low-rate iteration.
+    # The same schedule cut short after the learning-rate drop at 750 (the low-rate iterations
+    # only refine the kernel); "750" stops at the drop, before any low-rate iteration.
     "800 x 4 (tail cut)": {"iterations": 800, "restarts": 4, "schedule_every": 200, "lr_decay_every": 750},
     "750 x 4 (tail cut)": {"iterations": 750, "restarts": 4, "schedule_every": 200, "lr_decay_every": 750},
     "800 x 4 (tail cut) with D 32 channels": {"iterations": 800, "restarts": 4, "schedule_every": 200,

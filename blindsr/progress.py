@@ -4,8 +4,8 @@ When stderr is not a terminal (a batch job, CI, ``nohup``), a bar would be silen
 prints one line about every ``LOG_EVERY_S`` seconds instead, naming the stage, the iteration,
 the time spent and the time the stage still needs at its current rate (in a stage after the
 first, measured from the stage's first update: what ran before it - a kernel's refinement, SR's
-set-up - is not per-iteration work, and a photo's set-up once made one iteration look like an
-hour):
+set-up - is not per-iteration work, and extrapolated from one iteration it made a stage of
+seconds look like hours):
 
     photo x2 | sr zssr: 300/600 it (50%), 12 s elapsed, stage ETA 12 s
 

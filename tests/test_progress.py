@@ -37,7 +37,7 @@ def test_lines_name_the_stage_and_its_eta():
 def test_a_later_stage_rates_its_iterations_without_its_set_up():
     """A photo's SR stage first spent 11 s setting up (the kernel's refinement, SR's own set-up),
     then ran 1 s per iteration: its first line must not extrapolate the set-up over 600
-    iterations (it printed an ETA of 1 h 54 min for a 25-s stage)."""
+    iterations (a batch log once showed an ETA of hours for a stage of seconds)."""
     clock, out = FakeClock(), io.StringIO()
     lines = LogLines(1600, "photo x2", [("estimate kernelgan", 1000), ("sr zssr", 600)], file=out, clock=clock)
     for _ in range(20):
