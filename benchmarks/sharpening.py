@@ -81,7 +81,7 @@ def image_scores(entry, work: Path) -> dict:
     """One image's scores (cached in ``work/scores.json``; scores the cache lacks are added)."""
     cache = work / "scores.json"
     found = json.loads(cache.read_text()) if cache.exists() else {}
-    row = found.get(entry.name) or base_scores(entry, work)
+    row = dict(found.get(entry.name) or base_scores(entry, work))
     missing = [w for w in NARROWER if f"srmd estimate {w}" not in row]
     if missing:
         from blindsr.backends import get_backend
