@@ -189,6 +189,7 @@ def main() -> None:
     parser.add_argument("--hard-set", type=Path, default=ROOT / "hard_set")
     parser.add_argument("--work", type=Path, default=ROOT / "bench_out" / "sharpening")
     parser.add_argument("--make-target", default=None)
+    parser.add_argument("--remark", default="", help="a paragraph added to the section (a decision, a caveat)")
     args = parser.parse_args()
     from blindsr.datasets import load_benchmark
 
@@ -197,8 +198,8 @@ def main() -> None:
         entries = load_benchmark(args.hard_set / folder, 2, limit=IMAGES)
         results[folder] = {e.name: image_scores(e, args.work / folder) for e in entries}
     title = "SR of sharpened photos (tuning)" if args.part == "tune" else "SR of sharpened photos (held out)"
-    write_section(f"sharpening-{args.part}", title, section(args.part, results),
-                  args.make_target or f"bench-sharpening-{args.part}")
+    body = section(args.part, results) + (f"\n\n{args.remark}" if args.remark else "")
+    write_section(f"sharpening-{args.part}", title, body, args.make_target or f"bench-sharpening-{args.part}")
 
 
 if __name__ == "__main__":
