@@ -180,7 +180,17 @@ def section(part: str, results: dict[str, dict[str, dict]]) -> str:
             "SRMD with sr.noise=auto, ZSSR with its default preset (noise_std=auto). Differences are per image, "
             "mean / p10 / worst (dB). " + ("Tuning part: nothing here was chosen on reporting images."
                                             if part == "tune" else "Reporting part: no choice touched it.")
-            + "\n\n" + markdown_table(rows, list(rows[0])) + "\n\n" + "\n".join(lines))
+            + "\n\n" + markdown_table(rows, list(rows[0])) + "\n\n" + "\n".join(lines)
+            + "\n\nPer image (Y-PSNR in dB; spread: the estimate's over the true kernel's):\n\n" + per_image(results, columns))
+
+
+def per_image(results: dict[str, dict[str, dict]], columns: list[tuple[str, str, str]]) -> str:
+    from blindsr.tables import markdown_table
+
+    rows = [{"part": folder, "image": name, "kernel PSNR": r["kernel_psnr"], "spread": r["spread_ratio"],
+             "confidence": r["confidence"], **{f"{backend} {kernel}": r[column] for column, backend, kernel in columns}}
+            for folder, found in results.items() for name, r in found.items()]
+    return markdown_table(rows, list(rows[0]))
 
 
 def main() -> None:
