@@ -1,4 +1,5 @@
-"""Super-resolution of sharpened photos (make bench-sharpening-tune -> the 'sharpening-tune' section).
+"""Super-resolution of sharpened photos (make bench-sharpening-tune / -report -> the sections
+'sharpening-tune' / 'sharpening-report').
 
 Most photos were sharpened in the camera (an unsharp mask) before JPEG. No blur kernel explains a
 sharpened image: the mask lifts the frequencies a blur lowers, so the blind estimate on such photos
@@ -18,7 +19,7 @@ The tuning part ``sharp_tune`` comes with ``sharp_tune_plain``: the same scenes,
 JPEG without the mask, so the mask's own cost is measured image by image. ``--part report`` runs
 the held-out part ``sharp`` (no plain twin). Also per image: the estimate's spread (square root of
 the trace of its covariance, in HR pixels) over the true kernel's, its kernel PSNR and its
-confidence. Every estimate and score is cached under ``--work``; a stopped
+confidence. Every estimate and score is cached under ``--work`` (written atomically); a stopped
 run resumes.
 
     python -m benchmarks.sharpening [--part tune|report] [--hard-set hard_set]
@@ -32,6 +33,18 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import write_section
+from blindsr.backends import get_backend
+from blindsr.config import HANDOFF_WIDTH
+from blindsr.datasets import BenchmarkImage, load_benchmark
+from blindsr.degradation import bicubic_kernel
+from blindsr.estimators import get_estimator
+from blindsr.evaluation import sr_metrics
+from blindsr.images import read_image
+from blindsr.kernel import SRKernel, kernel_paths, load_kernel, save_kernel
+from blindsr.metrics import kernel_psnr
+from blindsr.outputs import write_json
+from blindsr.stages import handoff_kernels
+from blindsr.tables import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,12 +71,8 @@ def spread(array: np.ndarray) -> float:
     return float(np.sqrt(total))
 
 
-def estimate(entry, work: Path) -> tuple[object, dict]:
+def estimate(entry: BenchmarkImage, work: Path) -> tuple[SRKernel, dict]:
     """The default estimate of one image (seed 0), made once and kept in ``work``."""
-    from blindsr.estimators import get_estimator
-    from blindsr.images import read_image
-    from blindsr.kernel import kernel_paths, load_kernel, save_kernel
-
     record_path = work / f"{entry.name}.json"
     if not record_path.exists():
         work.mkdir(parents=True, exist_ok=True)
@@ -73,21 +82,17 @@ def estimate(entry, work: Path) -> tuple[object, dict]:
         record = {"seconds": result.seconds, "fallback": kernel.provenance.get("fallback"),
                   "confidence": (kernel.provenance.get("confidence") or {}).get("score"),
                   "warnings": result.warnings}
-        record_path.write_text(json.dumps(record))
+        write_json(record_path, record)
     return load_kernel(kernel_paths(work, entry.name, 2)["npy"], 2), json.loads(record_path.read_text())
 
 
-def image_scores(entry, work: Path) -> dict:
+def image_scores(entry: BenchmarkImage, work: Path) -> dict:
     """One image's scores (cached in ``work/scores.json``; scores the cache lacks are added)."""
     cache = work / "scores.json"
     found = json.loads(cache.read_text()) if cache.exists() else {}
     row = dict(found.get(entry.name) or base_scores(entry, work))
     missing = [w for w in NARROWER if f"srmd estimate {w}" not in row]
     if missing:
-        from blindsr.backends import get_backend
-        from blindsr.evaluation import sr_metrics
-        from blindsr.stages import handoff_kernels
-
         kernel, _ = estimate(entry, work / "estimates")
         for width in missing:
             row[f"srmd estimate {width}"] = sr_metrics(entry, handoff_kernels({2: kernel}, width),
@@ -95,22 +100,14 @@ def image_scores(entry, work: Path) -> dict:
     if found.get(entry.name) != row:
         found[entry.name] = row
         cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(found))
+        write_json(cache, found)
         print(f"{work.name} {entry.name}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items()
                                                         if isinstance(v, float)), flush=True)
     return row
 
 
-def base_scores(entry, work: Path) -> dict:
+def base_scores(entry: BenchmarkImage, work: Path) -> dict:
     """The estimate and one image's scores with every kernel at the default handoff width."""
-    from blindsr.backends import get_backend
-    from blindsr.config import HANDOFF_WIDTH
-    from blindsr.degradation import bicubic_kernel
-    from blindsr.evaluation import sr_metrics
-    from blindsr.kernel import load_kernel
-    from blindsr.metrics import kernel_psnr
-    from blindsr.stages import handoff_kernels
-
     kernel, record = estimate(entry, work / "estimates")
     truth = load_kernel(entry.kernels[2], 2)
     handed = {"estimate": handoff_kernels({2: kernel}, HANDOFF_WIDTH), "true": {2: truth},
@@ -119,8 +116,8 @@ def base_scores(entry, work: Path) -> dict:
            "spread_ratio": spread(kernel.array) / spread(truth.array),
            "confidence": record["confidence"], "fallback": bool(record["fallback"]),
            "estimate_s": record["seconds"]}
-    for name, kernels in ((n, handed[n]) for n in SRMD_KERNELS):
-        row[f"srmd {name}"] = sr_metrics(entry, kernels, get_backend("srmd", device="cpu", noise="auto"), 2, 0)["psnr"]
+    for name in SRMD_KERNELS:
+        row[f"srmd {name}"] = sr_metrics(entry, handed[name], get_backend("srmd", device="cpu", noise="auto"), 2, 0)["psnr"]
     for name in ZSSR_KERNELS:
         row[f"zssr {name}"] = sr_metrics(entry, handed[name], get_backend("zssr", device="cpu"), 2, 0)["psnr"]
     return row
@@ -139,9 +136,6 @@ def differences(values) -> str:
 
 
 def section(part: str, results: dict[str, dict[str, dict]]) -> str:
-    from blindsr.config import HANDOFF_WIDTH
-    from blindsr.tables import markdown_table
-
     columns = ([(f"srmd {k}", "SRMD", k) for k in SRMD_KERNELS]
                + [(f"srmd estimate {w}", "SRMD", f"estimate, handoff width {w}") for w in NARROWER]
                + [(f"zssr {k}", "ZSSR", k) for k in ZSSR_KERNELS])
@@ -185,8 +179,6 @@ def section(part: str, results: dict[str, dict[str, dict]]) -> str:
 
 
 def per_image(results: dict[str, dict[str, dict]], columns: list[tuple[str, str, str]]) -> str:
-    from blindsr.tables import markdown_table
-
     rows = [{"part": folder, "image": name, "kernel PSNR": r["kernel_psnr"], "spread": r["spread_ratio"],
              "confidence": r["confidence"], **{f"{backend} {kernel}": r[column] for column, backend, kernel in columns}}
             for folder, found in results.items() for name, r in found.items()]
@@ -201,8 +193,6 @@ def main() -> None:
     parser.add_argument("--make-target", default=None)
     parser.add_argument("--remark", default="", help="a paragraph added to the section (a decision, a caveat)")
     args = parser.parse_args()
-    from blindsr.datasets import load_benchmark
-
     results = {}
     for folder in PARTS[args.part]:
         entries = load_benchmark(args.hard_set / folder, 2, limit=IMAGES)
