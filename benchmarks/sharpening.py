@@ -11,7 +11,7 @@ true HR scene of SRMD (``sr.noise=auto``) and ZSSR (the default preset, ``noise_
 - the default KernelGAN estimate (seed 0), handed over as the pipeline does (narrowed to the
   handoff width unless it fell back);
 - the true kernel (the optics' blur, before the mask), as ``estimator=gt`` hands it over;
-- the bicubic kernel (SRMD only): what a non-blind tool assumes;
+- the bicubic kernel: what a non-blind tool assumes;
 - the estimate narrowed further (SRMD only, ``NARROWER``): what a narrower handoff would gain on
   sharpened photos and lose on plain ones.
 
@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PARTS = {"tune": ("sharp_tune", "sharp_tune_plain"), "report": ("sharp",)}
 IMAGES = 20
 SRMD_KERNELS = ("estimate", "true", "bicubic")
-ZSSR_KERNELS = ("estimate", "true")
+ZSSR_KERNELS = ("estimate", "true", "bicubic")
 # Handoff widths narrower than the default's (HANDOFF_WIDTH), SRMD given the estimate: what a
 # narrower kernel would gain on sharpened photos and lose on their plain twins.
 NARROWER = (0.85, 0.75)
@@ -90,13 +90,22 @@ def image_scores(entry: BenchmarkImage, work: Path) -> dict:
     """One image's scores (cached in ``work/scores.json``; scores the cache lacks are added)."""
     cache = work / "scores.json"
     found = json.loads(cache.read_text()) if cache.exists() else {}
-    row = dict(found.get(entry.name) or base_scores(entry, work))
-    missing = [w for w in NARROWER if f"srmd estimate {w}" not in row]
-    if missing:
-        kernel, _ = estimate(entry, work / "estimates")
-        for width in missing:
-            row[f"srmd estimate {width}"] = sr_metrics(entry, handoff_kernels({2: kernel}, width),
-                                                       get_backend("srmd", device="cpu", noise="auto"), 2, 0)["psnr"]
+    row = dict(found.get(entry.name, {}))
+    kernel, record = estimate(entry, work / "estimates")
+    truth = load_kernel(entry.kernels[2], 2)
+    handed = {"estimate": handoff_kernels({2: kernel}, HANDOFF_WIDTH), "true": {2: truth},
+              "bicubic": {2: bicubic_kernel(2)},
+              **{f"estimate {w}": handoff_kernels({2: kernel}, w) for w in NARROWER}}
+    if "kernel_psnr" not in row:
+        row.update({"kernel_psnr": kernel_psnr(kernel, truth, size=truth.size),
+                    "spread_ratio": spread(kernel.array) / spread(truth.array),
+                    "confidence": record["confidence"], "fallback": bool(record["fallback"]),
+                    "estimate_s": record["seconds"]})
+    for column, backend, name in score_columns():
+        if column not in row:
+            options = {"noise": "auto"} if backend == "SRMD" else {}
+            sr = get_backend(backend.lower(), device="cpu", **options)
+            row[column] = sr_metrics(entry, handed[name], sr, 2, 0)["psnr"]
     if found.get(entry.name) != row:
         found[entry.name] = row
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -106,21 +115,10 @@ def image_scores(entry: BenchmarkImage, work: Path) -> dict:
     return row
 
 
-def base_scores(entry: BenchmarkImage, work: Path) -> dict:
-    """The estimate and one image's scores with every kernel at the default handoff width."""
-    kernel, record = estimate(entry, work / "estimates")
-    truth = load_kernel(entry.kernels[2], 2)
-    handed = {"estimate": handoff_kernels({2: kernel}, HANDOFF_WIDTH), "true": {2: truth},
-              "bicubic": {2: bicubic_kernel(2)}}
-    row = {"kernel_psnr": kernel_psnr(kernel, truth, size=truth.size),
-           "spread_ratio": spread(kernel.array) / spread(truth.array),
-           "confidence": record["confidence"], "fallback": bool(record["fallback"]),
-           "estimate_s": record["seconds"]}
-    for name in SRMD_KERNELS:
-        row[f"srmd {name}"] = sr_metrics(entry, handed[name], get_backend("srmd", device="cpu", noise="auto"), 2, 0)["psnr"]
-    for name in ZSSR_KERNELS:
-        row[f"zssr {name}"] = sr_metrics(entry, handed[name], get_backend("zssr", device="cpu"), 2, 0)["psnr"]
-    return row
+def score_columns() -> list[tuple[str, str, str]]:
+    """(cache key, back-end, kernel handed over) of every SR score."""
+    srmd = list(SRMD_KERNELS) + [f"estimate {w}" for w in NARROWER]
+    return [(f"srmd {k}", "SRMD", k) for k in srmd] + [(f"zssr {k}", "ZSSR", k) for k in ZSSR_KERNELS]
 
 
 def stats(values) -> str:
@@ -136,9 +134,8 @@ def differences(values) -> str:
 
 
 def section(part: str, results: dict[str, dict[str, dict]]) -> str:
-    columns = ([(f"srmd {k}", "SRMD", k) for k in SRMD_KERNELS]
-               + [(f"srmd estimate {w}", "SRMD", f"estimate, handoff width {w}") for w in NARROWER]
-               + [(f"zssr {k}", "ZSSR", k) for k in ZSSR_KERNELS])
+    columns = [(column, backend, kernel.replace("estimate ", "estimate, handoff width "))
+               for column, backend, kernel in score_columns()]
     rows = []
     for folder, found in results.items():
         images = list(found.values())
@@ -157,8 +154,10 @@ def section(part: str, results: dict[str, dict[str, dict]]) -> str:
                      f"{stats([r['kernel_psnr'] for r in images])} (mean / p10 / worst); confidence below 1 on "
                      f"{sum((r['confidence'] or 0) < 1 for r in images)}, fallbacks "
                      f"{sum(r['fallback'] for r in images)}")
-        lines.append(f"- {folder}: SRMD given the estimate minus given the bicubic kernel, image by image: "
-                     f"{differences([r['srmd estimate'] - r['srmd bicubic'] for r in images])}")
+        for backend in ("SRMD", "ZSSR"):
+            gaps = [r[f"{backend.lower()} estimate"] - r[f"{backend.lower()} bicubic"] for r in images]
+            lines.append(f"- {folder}: {backend} given the estimate minus given the bicubic kernel, image by image: "
+                         f"{differences(gaps)}")
         for width in NARROWER:
             lines.append(f"- {folder}: SRMD given the estimate at handoff width {width} minus at the default "
                          f"{HANDOFF_WIDTH}: {differences([r[f'srmd estimate {width}'] - r['srmd estimate'] for r in images])}")
