@@ -43,6 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
+from blindsr.tables import mean_p10_worst
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -249,11 +251,6 @@ def zssr_scores(lr: np.ndarray, hr: np.ndarray, kernel: np.ndarray, noise_record
     return values
 
 
-def stats(values) -> str:
-    v = np.asarray(values, dtype=np.float64)
-    return f"{v.mean():.2f} / {np.percentile(v, 10):.2f} / {v.min():.2f}"
-
-
 def drawn_covariance(spec: CameraSet) -> np.ndarray:
     """The covariance (HR px^2) of the Gaussian the protocol drew for the set, before its per-tap noise."""
     from blindsr.degradation import random_kernels
@@ -434,7 +431,7 @@ def handoff_study(shared: Path, work: Path) -> str:
             kind = {"select": f"joint, shape selected ({joints['select'][1]['shape']})",
                     "kernel": "joint, KernelGAN shape", "true": "true kernel"}.get(key.split()[0])
             lines.append({"set": name, "kernel": f"{kind}, width {key.split()[-1]}" if kind else key,
-                          "SR mean / p10 / worst": stats(v), "vs own: mean": f"{np.mean(v - own_sr):+.3f}",
+                          "SR mean / p10 / worst": mean_p10_worst(v), "vs own: mean": f"{np.mean(v - own_sr):+.3f}",
                           "vs own: worst image": f"{np.min(v - own_sr):+.3f}"})
         # How wide the joint kernel came out: its variance over the true kernel's (which degraded the
         # images: the drawn Gaussian cut to the protocol's canvas, each tap scaled by its noise).
@@ -483,15 +480,15 @@ def section(results: list[dict]) -> str:
         summary.append({
             "set": f"{res['name']} ({spec.role})", "images": f"{spec.source} {spec.numbers[0]}-{spec.numbers[-1]}",
             "sigma": spec.sigma, "defocused": len(spec.defocused()),
-            "own kernel PSNR mean/p10/worst": stats([r["own_kernel_psnr"] for r in rows]),
+            "own kernel PSNR mean/p10/worst": mean_p10_worst([r["own_kernel_psnr"] for r in rows]),
             "averaged": f"{rows[0]['averaged_kernel_psnr']:.2f}",
             "joint, KernelGAN's shape": f"{rows[0]['joint_kernel_shape_kernel_psnr']:.2f}",
             "joint": f"{rows[0]['joint_kernel_psnr']:.2f}",
             "smooth ceiling": f"{res['ceiling']:.2f}",
             "joint - mean own (dB)": f"{gain:+.2f}",
-            "SR own mean/p10/worst": stats([r["own_sr"] for r in rows]),
-            "SR averaged": stats([r["averaged_sr"] for r in rows]), "SR joint": stats([r["joint_sr"] for r in rows]),
-            "SR true kernel": stats([r["true_sr"] for r in rows]),
+            "SR own mean/p10/worst": mean_p10_worst([r["own_sr"] for r in rows]),
+            "SR averaged": mean_p10_worst([r["averaged_sr"] for r in rows]), "SR joint": mean_p10_worst([r["joint_sr"] for r in rows]),
+            "SR true kernel": mean_p10_worst([r["true_sr"] for r in rows]),
             "SSIM own / joint / true kernel": " / ".join(f"{np.mean([r[k] for r in rows]):.4f}"
                                                         for k in ("own_sr_ssim", "joint_sr_ssim", "true_sr_ssim")),
             "worst image, joint - own SR (dB)": f"{worst_sr:+.3f}",
@@ -511,10 +508,10 @@ def section(results: list[dict]) -> str:
         auto = [r["sigma_auto"] for r in rows]
         noise.append({"set": res["name"], "true sigma": spec.sigma,
                       "estimated sigma mean/min/max": f"{np.mean(auto):.2f} / {min(auto):.2f} / {max(auto):.2f}",
-                      "SRMD sigma 0": stats([r["own_sr_sigma0"] for r in rows]),
-                      "SRMD auto": stats([r["own_sr_auto"] for r in rows]),
-                      "SRMD true sigma": stats([r["own_sr"] for r in rows]),
-                      "joint kernel, auto": stats([r["joint_sr_auto"] for r in rows]),
+                      "SRMD sigma 0": mean_p10_worst([r["own_sr_sigma0"] for r in rows]),
+                      "SRMD auto": mean_p10_worst([r["own_sr_auto"] for r in rows]),
+                      "SRMD true sigma": mean_p10_worst([r["own_sr"] for r in rows]),
+                      "joint kernel, auto": mean_p10_worst([r["joint_sr_auto"] for r in rows]),
                       "auto - true, mean (worst)": f"{np.mean([r['own_sr_auto'] - r['own_sr'] for r in rows]):+.3f} "
                                                    f"({min(r['own_sr_auto'] - r['own_sr'] for r in rows):+.3f})",
                       "auto - sigma 0, mean": f"{np.mean([r['own_sr_auto'] - r['own_sr_sigma0'] for r in rows]):+.2f}",
@@ -560,7 +557,7 @@ def zssr_section(results: list[dict]) -> str:
         rows = res["rows"]
         line = {"set": f"{res['name']} ({res['spec'].role})", "true sigma": res["spec"].sigma}
         for n, variant in enumerate(ZSSR_VARIANTS):
-            line[f"{variant}: Y-PSNR"] = stats([r[f"zssr{n}"] for r in rows])
+            line[f"{variant}: Y-PSNR"] = mean_p10_worst([r[f"zssr{n}"] for r in rows])
             line[f"{variant}: SSIM"] = f"{np.mean([r[f'zssr{n}_ssim'] for r in rows]):.4f}"
         line["auto - no son noise, worst image"] = f"{min(r['zssr1'] - r['zssr0'] for r in rows):+.3f}"
         line["auto - 0.0125, worst image"] = f"{min(r['zssr1'] - r['zssr2'] for r in rows):+.3f}"

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from blindsr.tables import mean_p10_worst
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -185,10 +187,6 @@ def best(result: dict) -> float:
     return max(v for k, v in result["psnr"].items() if k.replace(".", "").isdigit())
 
 
-def stats(values: list[float]) -> str:
-    return f"{np.mean(values):+.2f} / {np.percentile(values, 10):+.2f} / {min(values):+.2f}"
-
-
 def study(shared: Path, work: Path) -> str:
     """Part ``study``: the grid on the tuning scenes, and every (boost, weight, exponent) of
     sr_sigma = hypot(boost * fitted, weight * table_sigma^exponent) read off it."""
@@ -254,8 +252,8 @@ def check(shared: Path, work: Path) -> tuple[str, list[str]]:
                    "SRMD auto, PNG of it": (np.mean([r["psnr"]["auto, PNG of it"] for r in found])
                                             if quality else None),
                    "best grid sigma": np.mean([best(r) for r in found]),
-                   "now - before mean / p10 / worst": stats(gain),
-                   "now - best grid mean / p10 / worst": stats(to_best)}
+                   "now - before mean / p10 / worst": mean_p10_worst(gain, signed=True),
+                   "now - best grid mean / p10 / worst": mean_p10_worst(to_best, signed=True)}
             rows.append(row)
             if quality:
                 lines.append(f"noise {sigma:g}, quality {quality}: auto gains {np.mean(gain):+.2f} dB on average "
@@ -345,7 +343,7 @@ def hard(hard_set: Path, work: Path, shared: Path) -> str:
                 before = [found[e["number"]][f"{name} before"] for e in chosen]
                 now = [found[e["number"]][f"{name} now"] for e in chosen]
                 row[f"{label}: before"], row[f"{label}: now"] = np.mean(before), np.mean(now)
-                row[f"{label}: now - before mean / p10 / worst"] = stats([a - b for a, b in zip(now, before)])
+                row[f"{label}: now - before mean / p10 / worst"] = mean_p10_worst([a - b for a, b in zip(now, before)], signed=True)
             rows.append(row)
     return ("Hard-set images (benchmarks/hard_set.py; PNG files, so the table is read from the pixels), x2, SRMD "
             "with sr.noise=auto before the compression term and now, given the true kernel or the default "
@@ -391,7 +389,7 @@ def zssr_part(shared: Path, work: Path) -> str:
         rows.append({"scenes": f"{scenes[0]}-{scenes[-1]} ({role})", "noise sigma": sigma, "JPEG quality": quality,
                      "son noise sigma now (mean)": np.mean([(r["son_noise"] or {}).get("sigma", 0.0) for r in found]),
                      "ZSSR before": np.mean([r["before"] for r in found]),
-                     "ZSSR now": np.mean([r["now"] for r in found]), "now - before mean / p10 / worst": stats(gain)})
+                     "ZSSR now": np.mean([r["now"] for r in found]), "now - before mean / p10 / worst": mean_p10_worst(gain, signed=True)})
     return ("BSD100RK scenes as in the other parts (JPEG files made here), x2, true kernels, ZSSR's default "
             "(fast) preset with sr.noise_std=auto: before the compression term (the white noise alone: "
             "about 1-2 on these photos, below the noisy threshold of 2, so the sons stay clean) and now "

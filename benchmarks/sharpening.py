@@ -44,7 +44,7 @@ from blindsr.kernel import SRKernel, kernel_paths, load_kernel, save_kernel
 from blindsr.metrics import kernel_psnr
 from blindsr.outputs import write_json
 from blindsr.stages import handoff_kernels
-from blindsr.tables import markdown_table
+from blindsr.tables import markdown_table, mean_p10_worst
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,6 +91,9 @@ def image_scores(entry: BenchmarkImage, work: Path) -> dict:
     cache = work / "scores.json"
     found = json.loads(cache.read_text()) if cache.exists() else {}
     row = dict(found.get(entry.name, {}))
+    missing = [column for column in score_columns() if column[0] not in row]
+    if "kernel_psnr" in row and not missing:
+        return row
     kernel, record = estimate(entry, work / "estimates")
     truth = load_kernel(entry.kernels[2], 2)
     handed = {"estimate": handoff_kernels({2: kernel}, HANDOFF_WIDTH), "true": {2: truth},
@@ -101,16 +104,14 @@ def image_scores(entry: BenchmarkImage, work: Path) -> dict:
                     "spread_ratio": spread(kernel.array) / spread(truth.array),
                     "confidence": record["confidence"], "fallback": bool(record["fallback"]),
                     "estimate_s": record["seconds"]})
-    for column, backend, name in score_columns():
-        if column not in row:
-            options = {"noise": "auto"} if backend == "SRMD" else {}
-            sr = get_backend(backend.lower(), device="cpu", **options)
-            row[column] = sr_metrics(entry, handed[name], sr, 2, 0)["psnr"]
-    if found.get(entry.name) != row:
-        found[entry.name] = row
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        write_json(cache, found)
-        print(f"{work.name} {entry.name}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items()
+    for column, backend, name in missing:
+        options = {"noise": "auto"} if backend == "SRMD" else {}
+        sr = get_backend(backend.lower(), device="cpu", **options)
+        row[column] = sr_metrics(entry, handed[name], sr, 2, 0)["psnr"]
+    found[entry.name] = row
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    write_json(cache, found)
+    print(f"{work.name} {entry.name}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items()
                                                         if isinstance(v, float)), flush=True)
     return row
 
@@ -121,16 +122,9 @@ def score_columns() -> list[tuple[str, str, str]]:
     return [(f"srmd {k}", "SRMD", k) for k in srmd] + [(f"zssr {k}", "ZSSR", k) for k in ZSSR_KERNELS]
 
 
-def stats(values) -> str:
-    values = np.asarray(values, dtype=np.float64)
-    return f"{values.mean():.2f} / {np.percentile(values, 10):.2f} / {values.min():.2f}"
-
-
 def differences(values) -> str:
     """Mean, 10th percentile and worst of per-image differences, and how many lost over 0.1 dB."""
-    values = np.asarray(values, dtype=np.float64)
-    return (f"{values.mean():+.2f} / {np.percentile(values, 10):+.2f} / {values.min():+.2f} "
-            f"({int((values < -0.1).sum())} below -0.1)")
+    return f"{mean_p10_worst(values, signed=True)} ({int((np.asarray(values) < -0.1).sum())} below -0.1)"
 
 
 def section(part: str, results: dict[str, dict[str, dict]]) -> str:
@@ -142,7 +136,7 @@ def section(part: str, results: dict[str, dict[str, dict]]) -> str:
         for column, backend, kernel in columns:
             true = f"{backend.lower()} true"
             rows.append({"part": folder, "SR": backend, "kernel": kernel, "images": len(images),
-                         "Y-PSNR mean / p10 / worst": stats([r[column] for r in images]),
+                         "Y-PSNR mean / p10 / worst": mean_p10_worst([r[column] for r in images]),
                          "minus true kernel mean / p10 / worst": "" if column == true else
                          differences([r[column] - r[true] for r in images])})
     lines = []
@@ -151,7 +145,7 @@ def section(part: str, results: dict[str, dict[str, dict]]) -> str:
         ratio = np.array([r["spread_ratio"] for r in images])
         lines.append(f"- {folder}: the estimate's spread over the true kernel's: median {np.median(ratio):.2f}, "
                      f"below 1 on {int((ratio < 1).sum())} of {len(ratio)} images; kernel PSNR "
-                     f"{stats([r['kernel_psnr'] for r in images])} (mean / p10 / worst); confidence below 1 on "
+                     f"{mean_p10_worst([r['kernel_psnr'] for r in images])} (mean / p10 / worst); confidence below 1 on "
                      f"{sum((r['confidence'] or 0) < 1 for r in images)}, fallbacks "
                      f"{sum(r['fallback'] for r in images)}")
         for backend in ("SRMD", "ZSSR"):

@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
+
 from blindsr.outputs import atomic_write_bytes, write_json
 
 
@@ -24,6 +26,14 @@ def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str],
     for row in rows:
         lines.append("| " + " | ".join(_cell(row.get(c), places[c]) for c in columns) + " |")
     return "\n".join(lines)
+
+
+def mean_p10_worst(values: Sequence[float], signed: bool = False) -> str:
+    """Per-image values summarised as "mean / 10th percentile / worst (minimum)", two decimals
+    (``signed``: with a sign, for differences)."""
+    v = np.asarray(values, dtype=np.float64)
+    form = "+.2f" if signed else ".2f"
+    return f"{v.mean():{form}} / {np.percentile(v, 10):{form}} / {v.min():{form}}"
 
 
 def mean_row(rows: Sequence[dict[str, Any]], columns: Sequence[str], label_column: str) -> dict[str, Any]:
