@@ -45,6 +45,12 @@ blur kernel can explain (sharpening lifts the frequencies a blur lowers). A tent
 (reporting only, seed + 9), makes the same from BSD100RK HR images 61-80. An eleventh,
 ``sharp_tune_plain/`` (tuning only, seed + 8 like ``sharp_tune/``), is ``sharp_tune/`` without the
 unsharp mask: the same kernels, noise and JPEG qualities, so the two differ by the sharpening alone.
+A twelfth, ``linear_tune/`` (tuning only, seed + 10), holds BSD100RK HR images 1-20 unedited under
+protocol kernels applied to their linear light (sRGB-decoded, blurred and sampled, encoded again:
+``blindsr.light``), as a camera's optics blur the light before its tone curve; a thirteenth,
+``linear_tune_plain/`` (seed + 10), the same images and kernels blurred as the protocol does, on
+the encoded values, so the two differ by where the blur acted alone; a fourteenth, ``linear/``
+(reporting only, seed + 11), makes ``linear_tune/``'s kind from BSD100RK HR images 81-100.
 
     python -m benchmarks.hard_set --shared ../shared/data --output hard_set [--seed 4004]
 """
@@ -65,6 +71,7 @@ ROOT = Path(__file__).resolve().parents[1]
 from blindsr.degradation import DIV2KRK_EIGEN_RANGE, DIV2KRK_SIZES, degrade, gaussian_kernel, quantize, random_kernels
 from blindsr.images import read_image, write_image
 from blindsr.kernel import recentre, write_kernel_array
+from blindsr.light import decode, encode
 from blindsr.outputs import atomic_write_bytes, write_json
 
 VARIANTS = ("defocus_disk", "defocus_gauss", "sky", "defocus_jpeg", "sky_jpeg", "defocus_noise", "sky_noise")
@@ -81,9 +88,12 @@ PARTS = {"tune": ("BSD100RK", range(1, 21), 0, VARIANTS, DIV2KRK_EIGEN_RANGE),
          "phone_tune": ("BSD100RK", range(1, 21), 7, ("phone",), DIV2KRK_EIGEN_RANGE),
          "sharp_tune": ("BSD100RK", range(1, 21), 8, ("sharpened",), DIV2KRK_EIGEN_RANGE),
          "sharp": ("BSD100RK", range(61, 81), 9, ("sharpened",), DIV2KRK_EIGEN_RANGE),
-         "sharp_tune_plain": ("BSD100RK", range(1, 21), 8, ("unsharpened",), DIV2KRK_EIGEN_RANGE)}
+         "sharp_tune_plain": ("BSD100RK", range(1, 21), 8, ("unsharpened",), DIV2KRK_EIGEN_RANGE),
+         "linear_tune": ("BSD100RK", range(1, 21), 10, ("linear",), DIV2KRK_EIGEN_RANGE),
+         "linear_tune_plain": ("BSD100RK", range(1, 21), 10, ("plain",), DIV2KRK_EIGEN_RANGE),
+         "linear": ("BSD100RK", range(81, 101), 11, ("linear",), DIV2KRK_EIGEN_RANGE)}
 SCALES = (2, 4)
-REPORT_PARTS = ("report", "shake", "phone", "sharp")  # never used for a choice
+REPORT_PARTS = ("report", "shake", "phone", "sharp", "linear")  # never used for a choice
 DISK_RADIUS = (3.0, 12.0)
 CROP = (480, 320)  # HR px (long side, short side): a BSD100 photo's size
 GAUSS_SIGMA = (1.5, 6.0)
@@ -279,7 +289,7 @@ def jpeg(lr: np.ndarray, quality: int) -> np.ndarray:
 
 def edit_scene(hr: np.ndarray, variant: str, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
     """The variant's scene edit and the parameters to record (``defocus`` or ``flat``)."""
-    if variant in ("plain", "phone", "sharpened", "unsharpened"):
+    if variant in ("plain", "phone", "sharpened", "unsharpened", "linear"):
         return hr, {"defocus": None, "flat": None}
     if variant == "crop":
         window = CROP if rng.integers(2) else CROP[::-1]
@@ -303,11 +313,12 @@ def unsharp_mask(image: np.ndarray, radius: float, amount: float) -> np.ndarray:
 
 
 def low_resolution(scene: np.ndarray, kernel: np.ndarray, scale: int, quality: int | None, sigma: float,
-                   rng: np.random.Generator, sharpen: tuple[float, float] | None = None) -> np.ndarray:
-    """The reference degradation of ``scene``, then noise of ``sigma`` (8-bit units) if any, then
-    an unsharp mask of (radius, amount) ``sharpen`` if given, then 8-bit rounding, or JPEG at
-    ``quality`` if given."""
-    lr = degrade(scene, kernel, scale)
+                   rng: np.random.Generator, sharpen: tuple[float, float] | None = None,
+                   light: str = "encoded") -> np.ndarray:
+    """The reference degradation of ``scene`` (of its linear light, encoded again, when ``light``
+    is "linear"), then noise of ``sigma`` (8-bit units) if any, then an unsharp mask of (radius,
+    amount) ``sharpen`` if given, then 8-bit rounding, or JPEG at ``quality`` if given."""
+    lr = encode(degrade(decode(scene, light), kernel, scale), light)
     if sigma:
         lr = lr + rng.normal(0, sigma / 255, size=lr.shape)
     if sharpen is not None:
@@ -344,6 +355,7 @@ def make_part(shared: Path, source: str, sources: Sequence[int], out: Path, seed
         scene, params = edit_scene(hr, variant, rng)
         scene = quantize(scene)  # gt/ is 8-bit, so the LR must come from exactly what it holds
         sharpen = None
+        light = "linear" if variant == "linear" else "encoded"
         if variant == "phone":
             quality = int(rng.integers(PHONE_JPEG_QUALITY[0], PHONE_JPEG_QUALITY[1] + 1))
             sigma = float(rng.uniform(*PHONE_NOISE_SIGMA))
@@ -361,10 +373,11 @@ def make_part(shared: Path, source: str, sources: Sequence[int], out: Path, seed
             write_kernel_array(out / f"gt_k_x{s}" / f"kernel_{number}.npy", k)
             write_mat(out / f"gt_k_x{s}" / f"kernel_{number}.mat", k)
             write_image(out / f"lr_x{s}" / f"im_{number}.png",
-                        low_resolution(scene, k, s, quality, sigma, rng, sharpen))
+                        low_resolution(scene, k, s, quality, sigma, rng, sharpen, light))
         records.append({"number": number, "source": f"{source}/gt/im_{original}.png",
                         "variant": variant, "size": [scene.shape[1], scene.shape[0]], **params,
                         "jpeg_quality": quality, "noise_sigma": round(sigma, 4), **kernel_params,
+                        **({"light": light} if light != "encoded" else {}),
                         **({"unsharp_mask": {"radius_lr_px": round(sharpen[0], 4), "amount": round(sharpen[1], 4)}}
                            if sharpen is not None else {})})
     return records

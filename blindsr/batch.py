@@ -21,6 +21,7 @@ from typing import Any
 from blindsr.config import BatchConfig, plain
 from blindsr.errors import BlindSRError
 from blindsr.images import list_images, read_image
+from blindsr.light import decode
 from blindsr.outputs import safe_stem, write_json
 
 COMPLETE = "COMPLETE.json"
@@ -50,8 +51,11 @@ class ImageOutcome:
 
 
 def fingerprint(config: BatchConfig) -> str:
-    """Hash of everything in the config that affects a task's results."""
+    """Hash of everything in the config that affects a task's results. ``light`` at its default is
+    left out, so that folders written before the option existed still resume."""
     relevant = {k: v for k, v in plain(config).items() if k not in NEUTRAL_KEYS}
+    if relevant.get("light") == "encoded":
+        del relevant["light"]
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -120,14 +124,14 @@ def process(task: ImageTask, progress=None) -> ImageOutcome:
         backend = built_stage("sr", config.sr, config.device)
         scale = config.scale
         image = read_image(task.source, config.max_pixels)
-        kernels = None if task.group is None else group_kernels(task.group, image, scale)
+        kernels = None if task.group is None else group_kernels(task.group, image, scale, config.light)
         if progress is None and not on_terminal():
             # A log shows each image's stages; a terminal shows the batch bar alone.
             stages = stage_work(estimator, backend, image.shape, scale)
             progress = LogLines(sum(units for _, units in stages), f"{task.stem} x{scale}", stages).update
         width = config.handoff_width if task.group is None else config.group_handoff_width
         result = run_pipeline(image, estimator, backend, scale, seed=config.seed, kernels=kernels,
-                              handoff_width=width, progress=progress)
+                              handoff_width=width, progress=progress, light=config.light)
         paths = write_outputs(folder, task.stem, scale, image, result, plain(config))
     except BlindSRError as exc:
         return _failed(task, str(exc), start)
@@ -150,14 +154,14 @@ def process(task: ImageTask, progress=None) -> ImageOutcome:
     return ImageOutcome(task.source, task.folder, "done", seconds=seconds, files=files, record=record)
 
 
-def group_kernels(folder: str, image, scale: int) -> dict:
+def group_kernels(folder: str, image, scale: int, light: str = "encoded") -> dict:
     """A group's shared kernels for one of its images, with that image's own noise level fitted
-    under the x2 kernel (``sr.noise=auto`` reads it)."""
+    under the x2 kernel (``sr.noise=auto`` reads it) on the values the kernel acted on (``light``)."""
     from blindsr.estimators.noise import estimate_noise
     from blindsr.groups import shared_kernels
 
     kernels = shared_kernels(folder, scale)
-    noise = estimate_noise(image.rgb, kernels[2].array, 2)
+    noise = estimate_noise(decode(image.rgb, light), kernels[2].array, 2)
     return {s: k.with_provenance(noise=noise) for s, k in kernels.items()}
 
 

@@ -26,6 +26,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from blindsr.errors import UsageError
+from blindsr.light import check_light
 
 # Keys whose values are file or folder names: taken verbatim from the command line (spaces,
 # commas, '=', quotes, non-ASCII all allowed), never parsed by Hydra's override grammar.
@@ -178,6 +179,9 @@ class CommonConfig:
     max_pixels: int = checked(40_000_000, _positive)
     log_level: str = "WARNING"
     debug: bool = False
+    # Where the blur acted: on the stored values (the DIV2KRK protocol) or on the linear light
+    # they encode (a camera's photo); blindsr.light.
+    light: str = checked("encoded", check_light)
 
 
 @dataclass

@@ -24,6 +24,7 @@ from blindsr.errors import BlindSRError
 from blindsr.estimators import Estimator
 from blindsr.images import read_image
 from blindsr.kernel import SRKernel, kernel_paths, load_kernel, save_kernel
+from blindsr.light import decode
 from blindsr.metrics import kernel_psnr, lr_psnr, y_psnr_ssim
 from blindsr.outputs import write_json
 from blindsr.stages import built_stage, handoff_kernels, super_resolve
@@ -47,9 +48,10 @@ def method_name(estimator: str, sr: str) -> str:
     return f"{METHOD_NAMES.get(estimator, estimator)} + {SR_NAMES.get(sr, sr)}"
 
 
-def kernel_metrics(entry: BenchmarkImage, kernels: dict[int, SRKernel], scale: int) -> dict[str, float]:
-    """Kernel PSNR (on the true kernel's canvas) and LR-reconstruction PSNR of the estimate and of
-    the bicubic kernel, when the benchmark has the true kernel."""
+def kernel_metrics(entry: BenchmarkImage, kernels: dict[int, SRKernel], scale: int,
+                   light: str = "encoded") -> dict[str, float]:
+    """Kernel PSNR (on the true kernel's canvas) and LR-reconstruction PSNR (blurring in ``light``)
+    of the estimate and of the bicubic kernel, when the benchmark has the true kernel."""
     if scale not in entry.kernels:
         return {}
     hr, lr = read_image(entry.gt).rgb, read_image(entry.lr).rgb
@@ -57,17 +59,18 @@ def kernel_metrics(entry: BenchmarkImage, kernels: dict[int, SRKernel], scale: i
     row = {}
     for prefix, kernel in (("", kernels[scale]), ("bicubic_", bicubic_kernel(scale))):
         row[f"{prefix}kernel_psnr"] = kernel_psnr(kernel, truth, size=truth.size)
-        row[f"{prefix}lr_psnr"] = lr_psnr(hr, kernel, lr, scale)
+        row[f"{prefix}lr_psnr"] = lr_psnr(hr, kernel, lr, scale, light=light)
     return row
 
 
 def sr_metrics(entry: BenchmarkImage, kernels: dict[int, SRKernel], backend: Backend, scale: int,
-               seed: int, progress=None) -> dict[str, float]:
-    """Y-PSNR/SSIM of the back-end's result (rounded to 8 bits) against the ground truth."""
+               seed: int, progress=None, light: str = "encoded") -> dict[str, float]:
+    """Y-PSNR/SSIM of the back-end's result (rounded to 8 bits) against the ground truth; the
+    back-end works in ``light`` (``blindsr.light``)."""
     lr = read_image(entry.lr)
     hr = read_image(entry.gt).rgb
     start = time.perf_counter()
-    sr, _, _ = super_resolve(lr, kernels, backend, scale, seed, progress)
+    sr, _, _ = super_resolve(lr, kernels, backend, scale, seed, progress, light)
     seconds = time.perf_counter() - start
     hr = hr[:sr.shape[0], :sr.shape[1]]
     psnr, ssim = y_psnr_ssim(quantize(sr), hr, scale)
@@ -75,13 +78,14 @@ def sr_metrics(entry: BenchmarkImage, kernels: dict[int, SRKernel], backend: Bac
 
 
 def estimate_kernels(entry: BenchmarkImage, estimator: Estimator, scale: int, seed: int,
-                     progress=None) -> tuple[dict[int, SRKernel], float | None]:
+                     progress=None, light: str = "encoded") -> tuple[dict[int, SRKernel], float | None]:
     """The entry's kernels and the seconds they took: the benchmark's own from an estimator that
-    reads them (``gt``: ``kernels_for``, no time), else estimated from the LR image."""
+    reads them (``gt``: ``kernels_for``, no time), else estimated from the LR image (its values
+    in ``light``)."""
     if hasattr(estimator, "kernels_for"):
         return estimator.kernels_for(entry, scale), None
     start = time.perf_counter()
-    kernels = estimator.estimate(read_image(entry.lr).rgb, scale, seed=seed, progress=progress).kernels
+    kernels = estimator.estimate(decode(read_image(entry.lr).rgb, light), scale, seed=seed, progress=progress).kernels
     return kernels, time.perf_counter() - start
 
 
@@ -98,6 +102,7 @@ class TableTask:
     device: str
     seed: int
     handoff_width: float = 1.0  # applied to the kernels before SR (stages.handoff_kernels)
+    light: str = "encoded"  # where the benchmark's blur acted (blindsr.light)
 
 
 def _saved_kernels(task: TableTask) -> dict[int, SRKernel]:
@@ -115,18 +120,18 @@ def run_table_task(task: TableTask) -> dict[str, Any]:
     try:
         if task.sr is None:
             estimator = built_stage("estimator", task.estimator, task.device, benchmark=True)
-            kernels, seconds = estimate_kernels(task.entry, estimator, task.scale, task.seed)
+            kernels, seconds = estimate_kernels(task.entry, estimator, task.scale, task.seed, light=task.light)
             Path(task.kernel_dir).mkdir(parents=True, exist_ok=True)
             for kernel in kernels.values():
                 save_kernel(kernel, Path(task.kernel_dir), task.entry.name)
-            row.update(kernel_metrics(task.entry, kernels, task.scale))
+            row.update(kernel_metrics(task.entry, kernels, task.scale, task.light))
             if seconds is not None:
                 row["estimate_s"] = seconds
         else:
             kernels = _saved_kernels(task)
             backend = built_stage("sr", task.sr, task.device, benchmark=True)
             kernels = handoff_kernels(kernels, task.handoff_width)
-            row.update(sr_metrics(task.entry, kernels, backend, task.scale, task.seed))
+            row.update(sr_metrics(task.entry, kernels, backend, task.scale, task.seed, light=task.light))
     except BlindSRError as exc:
         row["error"] = str(exc)
     except Exception as exc:  # noqa: BLE001 - one failing task must not stop the table

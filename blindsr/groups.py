@@ -31,6 +31,7 @@ from blindsr.batch import COMPLETE, ImageTask, finished
 from blindsr.config import BatchConfig
 from blindsr.errors import BlindSRError
 from blindsr.images import camera_identity
+from blindsr.light import decode
 from blindsr.outputs import write_json
 
 SCOPES = ("image", "folder", "camera")
@@ -121,9 +122,11 @@ def plan_groups(tasks: list[ImageTask], scope: str, input_dir: Path,
     return [bound[t.source] for t in tasks], groups
 
 
-def group_images(sources: Sequence[str], estimator: Any, max_pixels: int) -> tuple[list[np.ndarray], list[str], list[dict]]:
-    """What a group's estimate reads: each image's most textured ``GROUP_WINDOW`` square, the
-    images read, and those skipped (unreadable, or too small for the estimator) with the reason."""
+def group_images(sources: Sequence[str], estimator: Any, max_pixels: int,
+                 light: str = "encoded") -> tuple[list[np.ndarray], list[str], list[dict]]:
+    """What a group's estimate reads: each image's most textured ``GROUP_WINDOW`` square (of the
+    values the kernel acted on, ``light``), the images read, and those skipped (unreadable, or too
+    small for the estimator) with the reason."""
     from blindsr.estimators.kernelgan.crops import densest_window
     from blindsr.images import read_image
 
@@ -135,7 +138,7 @@ def group_images(sources: Sequence[str], estimator: Any, max_pixels: int) -> tup
         except BlindSRError as exc:
             skipped.append({"image": source, "error": str(exc)})
             continue
-        images.append(densest_window(image.rgb, GROUP_WINDOW))
+        images.append(densest_window(decode(image.rgb, light), GROUP_WINDOW))
         read.append(source)
     if not images:
         raise BlindSRError("none of the group's images could be used: " + "; ".join(s["error"] for s in skipped))
@@ -159,7 +162,7 @@ def process_group(task: GroupTask, progress=None) -> GroupOutcome:
         folder.mkdir(parents=True)
         config = task.config
         estimator = built_stage("estimator", config.estimator, config.device)
-        images, read, skipped = group_images(task.used, estimator, config.max_pixels)
+        images, read, skipped = group_images(task.used, estimator, config.max_pixels, config.light)
         estimate = estimator.estimate_group(images, config.scale, seed=config.seed, progress=progress)
         announce_untrusted(Path(f"shared kernel of {task.label}"), estimate.warnings)
         files = []

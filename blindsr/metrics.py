@@ -15,6 +15,7 @@ from scipy import ndimage
 
 from blindsr.degradation import degrade, quantize
 from blindsr.kernel import SRKernel, crop_or_pad, recentre
+from blindsr.light import decode, encode
 
 KERNEL_PSNR_CANVAS = 11
 LR_PSNR_BORDER = 8
@@ -81,8 +82,9 @@ def kernel_psnr(estimate: SRKernel | np.ndarray, truth: SRKernel | np.ndarray,
 
 
 def lr_psnr(hr: np.ndarray, kernel: SRKernel | np.ndarray, lr: np.ndarray, scale: int,
-            border: int = LR_PSNR_BORDER) -> float:
-    """PSNR (peak 255) of the LR image reproduced from ``hr`` with ``kernel`` against ``lr``.
+            border: int = LR_PSNR_BORDER, light: str = "encoded") -> float:
+    """PSNR (peak 255) of the LR image reproduced from ``hr`` with ``kernel`` against ``lr``;
+    ``light="linear"`` blurs ``hr``'s linear light and encodes the result (``blindsr.light``).
 
     An ``SRKernel`` is used as handed off (it is centred by construction); a bare array, e.g. in
     another centring convention, is first centred by centre of mass (linear interpolation).
@@ -91,7 +93,7 @@ def lr_psnr(hr: np.ndarray, kernel: SRKernel | np.ndarray, lr: np.ndarray, scale
         k = kernel.array
     else:
         k = centred_for_comparison(kernel, np.asarray(kernel).shape[0] + 4)
-    reproduced = quantize(degrade(hr, k, scale))
+    reproduced = quantize(encode(degrade(decode(hr, light), k, scale), light))
     if reproduced.shape != lr.shape:
         raise ValueError(f"re-degraded {reproduced.shape} and LR {lr.shape} differ in shape")
     return psnr(shave(reproduced * 255, border), shave(np.asarray(lr) * 255, border))

@@ -26,6 +26,7 @@ from blindsr.estimators.compression import compression_record
 from blindsr.estimators.confidence import UNTRUSTED
 from blindsr.images import LoadedImage, write_image
 from blindsr.kernel import SRKernel, kernel_paths, save_kernel
+from blindsr.light import decode, encode
 from blindsr.outputs import write_json
 
 log = logging.getLogger(__name__)
@@ -122,31 +123,36 @@ class PipelineResult:
 
 
 def super_resolve(image: LoadedImage, kernels: dict[int, SRKernel], backend: Backend, scale: int,
-                  seed: int, progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray | None, dict]:
+                  seed: int, progress: Progress | None = None,
+                  light: str = "encoded") -> tuple[np.ndarray, np.ndarray | None, dict]:
     """Adapt the kernels to the back-end, super-resolve the colour image, and upscale alpha on its
     own with bicubic interpolation. Returns (rgb, alpha, stage record). The image's JPEG
     compression, if any (``compression_record``: the file's table, or the steps its pixels show),
-    travels in the kernels' provenance to the back-end's noise level (SRMD's ``noise=auto``)."""
+    travels in the kernels' provenance to the back-end's noise level (SRMD's ``noise=auto``).
+    ``light="linear"``: the back-end works on the image's linear light and its result is encoded
+    again (``blindsr.light``)."""
     adapted = adapt(kernels, backend.needs, scale)
     compression = compression_record(image.jpeg_luma_table, image.rgb if image.bit_depth == 8 else None)
     if compression is not None:
         adapted = {s: k.with_provenance(compression=compression) for s, k in adapted.items()}
-    result = backend.super_resolve(image.rgb, scale, adapted, seed=seed, progress=progress)
+    result = backend.super_resolve(decode(image.rgb, light), scale, adapted, seed=seed, progress=progress)
     alpha = None
     if image.alpha is not None:
         alpha = bicubic_upscale(image.alpha, scale)
     record = {"backend": backend.name, "seconds": round(result.seconds, 3),
               "kernels_used": {f"x{s}": k.provenance.get("support", k.size) for s, k in adapted.items()},
-              "diagnostics": result.diagnostics, "warnings": result.warnings, "compression": compression}
-    return result.image, alpha, record
+              "diagnostics": result.diagnostics, "warnings": result.warnings, "compression": compression,
+              "light": light}
+    return encode(result.image, light), alpha, record
 
 
 def run_pipeline(image: LoadedImage, estimator: Estimator | None, backend: Backend, scale: int, *,
                  seed: int = 0, kernels: dict[int, SRKernel] | None = None, handoff_width: float = 1.0,
-                 progress: Progress | None = None) -> PipelineResult:
+                 progress: Progress | None = None, light: str = "encoded") -> PipelineResult:
     """Estimate the kernels (unless given), then super-resolve ``image`` by ``scale``. The kernels
     returned (and saved) are the estimate; SR gets them through ``handoff_kernels`` with
-    ``handoff_width`` when they are given or come from a learned estimator."""
+    ``handoff_width`` when they are given or come from a learned estimator. ``light``: where the
+    blur acted (``blindsr.light``); both stages work on the values it acted on."""
     stages: dict[str, Any] = {}
     warnings: list[str] = list(image.warnings)
     if kernels is None:
@@ -154,8 +160,8 @@ def run_pipeline(image: LoadedImage, estimator: Estimator | None, backend: Backe
             raise ValueError("run_pipeline needs an estimator or kernels")
         check_image(image, estimator)
         start = time.perf_counter()
-        estimate = estimator.estimate(image.rgb, scale, seed=seed, progress=progress)
-        kernels = estimate.kernels
+        estimate = estimator.estimate(decode(image.rgb, light), scale, seed=seed, progress=progress)
+        kernels = {s: k.with_provenance(light=light) for s, k in estimate.kernels.items()}
         warnings += estimate.warnings
         announce_untrusted(image.path, estimate.warnings)
         stages["estimate"] = {"estimator": estimator.name, "seconds": round(time.perf_counter() - start, 3)}
@@ -163,14 +169,14 @@ def run_pipeline(image: LoadedImage, estimator: Estimator | None, backend: Backe
         handoff_width = 1.0
     start = time.perf_counter()
     rgb, alpha, sr_record = super_resolve(image, handoff_kernels(kernels, handoff_width), backend, scale, seed,
-                                          progress)
+                                          progress, light)
     stages["sr"] = {**sr_record, "handoff_width": handoff_width,
                     "wall_seconds": round(time.perf_counter() - start, 3)}
     warnings += sr_record["warnings"]
     record = {"version": __version__, "input": str(image.path), "input_sha256": image.sha256,
               "input_size": [image.shape[1], image.shape[0]], "bit_depth": image.bit_depth,
               "grayscale": image.grayscale, "alpha": image.alpha is not None, "scale": scale,
-              "seed": seed, "stages": stages, "warnings": warnings,
+              "seed": seed, "light": light, "stages": stages, "warnings": warnings,
               "kernels": {f"x{s}": k.describe() for s, k in kernels.items()},
               "kernel_confidence": kernels[min(kernels)].provenance.get("confidence"),
               "noise": kernels[min(kernels)].provenance.get("noise"), "compression": sr_record["compression"]}

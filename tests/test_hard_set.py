@@ -1,12 +1,13 @@
 """The hard set (benchmarks/hard_set.py): its hand-shake kernels are physical, centred,
 reproducible, and the x4 kernel is what two x2 steps compose to; its camera sharpening is an
-unsharp mask, and the sharpened and plain parts differ by it alone."""
+unsharp mask, and the sharpened and plain parts differ by it alone; its linear parts blur the
+linear light."""
 from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.hard_set import SHAKE_LENGTH, SHAKE_OPTICS, make_part, shake_kernels, unsharp_mask
-from blindsr.degradation import DIV2KRK_EIGEN_RANGE
+from benchmarks.hard_set import SHAKE_LENGTH, SHAKE_OPTICS, low_resolution, make_part, shake_kernels, unsharp_mask
+from blindsr.degradation import DIV2KRK_EIGEN_RANGE, degrade, gaussian_kernel, quantize
 from tests.conftest import BSD100RK, need
 
 
@@ -84,3 +85,26 @@ def test_sharpened_and_plain_parts_differ_by_the_mask_alone(tmp_path):
           for v in ("sharpened", "unsharpened")]
     laplacian = [np.abs(np.diff(x, 2, axis=0)).mean() for x in lr]
     assert laplacian[0] > 1.2 * laplacian[1]
+
+
+def test_linear_light_low_resolution_blurs_the_decoded_scene():
+    """The linear parts' LR image: the protocol's blur and sampling of the scene's linear light
+    (the sRGB curve written out here again), encoded and rounded to 8 bits."""
+    rng = np.random.default_rng(3)
+    scene = np.round(rng.random((40, 36, 3)) * 255) / 255
+    k = gaussian_kernel(13, np.array([[1.8, 0.4], [0.4, 1.1]]))
+    decoded = np.where(scene <= 0.04045, scene / 12.92, ((scene + 0.055) / 1.055) ** 2.4)
+    blurred = np.clip(degrade(decoded, k, 2), 0, 1)
+    expected = np.where(blurred <= 0.0031308, blurred * 12.92, 1.055 * blurred ** (1 / 2.4) - 0.055)
+    lr = low_resolution(scene, k, 2, None, 0.0, rng, None, "linear")
+    np.testing.assert_array_equal(lr, quantize(expected))
+    assert not np.array_equal(lr, low_resolution(scene, k, 2, None, 0.0, rng))
+
+
+def test_linear_and_plain_parts_differ_by_where_the_blur_acted(tmp_path):
+    source = need(BSD100RK / "gt" / "im_1.png").parents[2]
+    made = {v: make_part(source, "BSD100RK", [1], tmp_path / v, 4014, (v,), DIV2KRK_EIGEN_RANGE)[0]
+            for v in ("linear", "plain")}
+    assert made["linear"]["light"] == "linear" and "light" not in made["plain"]
+    kernels = [np.load(tmp_path / v / "gt_k_x2" / "kernel_1.npy") for v in ("linear", "plain")]
+    np.testing.assert_array_equal(*kernels)

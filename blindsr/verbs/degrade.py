@@ -10,6 +10,9 @@ numbered: ``gt/im_N.png``; one random x2/x4 kernel pair is drawn per image from
 are the same for every image); ``noise=SIGMA`` adds independent Gaussian noise of that sigma
 (8-bit units, per channel and pixel) to every LR image before the rounding, from a generator of
 its own, so the kernels of a seed are the same with and without noise.
+
+``light=linear`` blurs the HR image's linear light (sRGB-decoded) and encodes the LR image again,
+as a camera's optics and tone curve do (``blindsr.light``); the kernels are the same as without.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from blindsr.degradation import degrade, random_kernels
 from blindsr.errors import InputError
 from blindsr.images import list_images, read_image, write_image
 from blindsr.kernel import write_kernel_array
+from blindsr.light import decode, encode
 from blindsr.outputs import prepare_output_dir, write_json
 from blindsr.progress import progress_bar
 
@@ -42,7 +46,7 @@ def run(cfg: DictConfig) -> int:
     shared = random_kernels(rng) if cfg.shared_kernel else None
     manifest = {"protocol": "DIV2KRK (blindsr.degradation.random_kernels)", "seed": cfg.seed,
                 "scales": scales, "shared_kernel": bool(cfg.shared_kernel), "noise_sigma": float(cfg.noise),
-                "images": []}
+                "light": cfg.light, "images": []}
     with progress_bar(len(images), "degrade", unit="image") as bar:
         for number, path in enumerate(images, start=1):
             hr = read_image(path, cfg.max_pixels).rgb
@@ -57,7 +61,7 @@ def run(cfg: DictConfig) -> int:
                 k = np.asarray(kernels[s].array)
                 for suffix in ("npy", "mat"):
                     write_kernel_array(out / f"gt_k_x{s}" / f"kernel_{number}.{suffix}", k)
-                lr = degrade(hr, k, s)
+                lr = encode(degrade(decode(hr, cfg.light), k, s), cfg.light)
                 if cfg.noise:
                     lr = lr + noise_rng.normal(0.0, cfg.noise / 255.0, lr.shape)
                 write_image(out / f"lr_x{s}" / f"im_{number}.png", lr)

@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from blindsr.images import read_image
 from blindsr.kernel import kernel_paths, save_kernel
+from blindsr.light import decode
 from blindsr.outputs import prepare_output_dir, safe_stem
 from blindsr.progress import progress_bar
 from blindsr.stages import announce_untrusted, build_estimator, check_image
@@ -25,10 +26,10 @@ def run(cfg: DictConfig) -> int:
     out = prepare_output_dir(cfg.output, targets, cfg.overwrite)
     work = estimator.iterations(scale)
     with progress_bar(work, f"estimate {stem}", [(f"estimate {estimator.name}", work)]) as bar:
-        result = estimator.estimate(image.rgb, scale, seed=cfg.seed, progress=bar.update)
+        result = estimator.estimate(decode(image.rgb, cfg.light), scale, seed=cfg.seed, progress=bar.update)
     announce_untrusted(image.path, result.warnings)
     for s in scales:
-        kernel = result.kernels[s].with_provenance(image=str(image.path), image_sha256=image.sha256,
+        kernel = result.kernels[s].with_provenance(image=str(image.path), image_sha256=image.sha256, light=cfg.light,
                                                    warnings=image.warnings + result.warnings)
         paths = save_kernel(kernel, out, stem)
         print(f"x{s} kernel: {paths['npy']} (+ .mat, .png, .json)")

@@ -80,10 +80,12 @@ def run(cfg: DictConfig) -> int:
                                if single else f"table_x{scale}")
     out = prepare_output_dir(cfg.output, [stem.with_suffix(".csv"), stem.with_suffix(".json")], cfg.overwrite)
     cache = out / f"tasks_x{scale}"
-    common = {"scale": scale, "device": cfg.device, "seed": cfg.seed}
+    common = {"scale": scale, "device": cfg.device, "seed": cfg.seed, "light": cfg.light}
+    # Estimates and results in linear light are other results: kept apart in the cache.
+    light_key = "" if cfg.light == "encoded" else f"+{cfg.light}"
 
     def task(entry, est: str, sr: str | None) -> TableTask:
-        e_key = stage_key(estimators[est])
+        e_key = stage_key(estimators[est]) + light_key
         w = width if learned[est] else 1.0
         s_key = None if sr is None else stage_key(backends[sr]) + ("" if w == 1.0 else f"+width{w:g}")
         result = cache / (e_key if sr is None else f"{e_key}+{s_key}") / f"{entry.name}.json"
@@ -102,7 +104,7 @@ def run(cfg: DictConfig) -> int:
     meta = {"dataset": str(cfg.dataset), "scale": scale,
             "estimators": {name: stage_settings(config) for name, config in estimators.items()},
             "srs": {name: stage_settings(config) for name, config in backends.items()},
-            "handoff_width": width,
+            "handoff_width": width, "light": cfg.light,
             "seed": cfg.seed, "kernel_psnr": KERNEL_PSNR_FORMULA + " (canvas: the true kernel's size)",
             "lr_psnr": LR_PSNR_FORMULA, "psnr_ssim": SR_FORMULA, "version": __version__,
             "machine": machine(), "date": datetime.datetime.now().isoformat(timespec="seconds")}

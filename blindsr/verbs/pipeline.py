@@ -23,7 +23,7 @@ def run(cfg: DictConfig) -> int:
     stages = stage_work(estimator, backend, image.shape, scale)
     with progress_bar(sum(units for _, units in stages), f"{stem} x{scale}", stages) as bar:
         result = run_pipeline(image, estimator, backend, scale, seed=cfg.seed, handoff_width=width,
-                              progress=bar.update)
+                              progress=bar.update, light=cfg.light)
     paths = write_outputs(out, stem, scale, image, result, cfg)
     print(f"x{scale} image: {paths['image']}")
     print(f"kernels: {', '.join(str(paths[f'kernel_x{s}']) for s in sorted(result.kernels))}")

@@ -51,7 +51,7 @@ def run(cfg: DictConfig) -> int:
     work = backend.work(image.shape, scale)
     with progress_bar(work, f"{stem} x{scale}", [(f"sr {backend.name}", work)]) as bar:
         result = run_pipeline(image, None, backend, scale, seed=cfg.seed, kernels=kernels,
-                              handoff_width=width, progress=bar.update)
+                              handoff_width=width, progress=bar.update, light=cfg.light)
     paths = write_outputs(out, stem, scale, image, result, cfg)
     print(f"x{scale} image: {paths['image']}")
     print(f"record: {paths['record']}")

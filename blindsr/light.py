@@ -1,0 +1,65 @@
+"""Where the blur acted: on the pixel values as stored, or on the light before the camera encoded it.
+
+A lens blurs light: the optics' kernel acts on linear intensities, and only then does a camera
+apply its tone curve (roughly the sRGB curve) and store the result. The DIV2KRK protocol, and so
+every benchmark of the KernelGAN paper, blurs the stored (encoded) values instead. An image
+blurred in linear light is not a blur of its encoded values: SR that assumes the one on an image
+made by the other does worse (docs/BENCHMARKS.md, 'linear light').
+
+``light``, an option of every verb that estimates, super-resolves or degrades:
+
+* ``encoded`` (the default): the kernel acts on the pixel values as they are (the DIV2KRK
+  protocol; data stored in linear units, such as most microscopy and remote sensing).
+* ``linear``: the pixel values are sRGB-encoded and the kernel acted on the light they encode
+  (photos from a camera). The image is decoded with the sRGB curve before estimation and SR, and
+  the result encoded again; ``degrade`` blurs the decoded HR image and encodes the LR one.
+
+The curves are the piecewise sRGB transfer functions of IEC 61966-2-1, in float64.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+LIGHTS = ("encoded", "linear")
+# IEC 61966-2-1: below these the curve is linear (slope 12.92); above, a 2.4 power with offset.
+ENCODED_KNEE = 0.04045
+LINEAR_KNEE = 0.0031308
+GAMMA = 2.4
+OFFSET = 0.055
+SLOPE = 12.92
+
+
+def check_light(value: str) -> str | None:
+    """What is wrong with a ``light`` option, or None."""
+    return None if value in LIGHTS else f"choose from {', '.join(LIGHTS)}"
+
+
+def srgb_to_linear(values: np.ndarray) -> np.ndarray:
+    """Linear intensities of sRGB-encoded values in [0, 1] (values outside are clipped first)."""
+    v = np.clip(np.asarray(values, dtype=np.float64), 0.0, 1.0)
+    return np.where(v <= ENCODED_KNEE, v / SLOPE, ((v + OFFSET) / (1.0 + OFFSET)) ** GAMMA)
+
+
+def linear_to_srgb(values: np.ndarray) -> np.ndarray:
+    """sRGB-encoded values of linear intensities (clipped to [0, 1] first: SR's overshoot below
+    black or above white has no encoding)."""
+    v = np.clip(np.asarray(values, dtype=np.float64), 0.0, 1.0)
+    return np.where(v <= LINEAR_KNEE, v * SLOPE, (1.0 + OFFSET) * v ** (1.0 / GAMMA) - OFFSET)
+
+
+def decode(values: np.ndarray, light: str) -> np.ndarray:
+    """The values the kernel acted on: the image itself (``encoded``) or its linear light."""
+    if light == "encoded":
+        return values
+    if light == "linear":
+        return srgb_to_linear(values)
+    raise ValueError(f"light={light!r}: {check_light(light)}")
+
+
+def encode(values: np.ndarray, light: str) -> np.ndarray:
+    """The inverse of ``decode``: stored values of what the kernel acted on."""
+    if light == "encoded":
+        return values
+    if light == "linear":
+        return linear_to_srgb(values)
+    raise ValueError(f"light={light!r}: {check_light(light)}")
