@@ -121,8 +121,7 @@ def section(part: str, results: dict[str, dict[str, dict]]) -> str:
         for light in LIGHTS:
             lines.append(f"- {folder}, light={light}: confidence below 1 on "
                          f"{sum((r[f'confidence {light}'] or 0) < 1 for r in images)} of {len(images)}, fallbacks "
-                         f"{sum(r[f'fallback {light}'] for r in images)}; estimate seconds mean "
-                         f"{np.mean([r[f'estimate_s {light}'] for r in images]):.1f}")
+                         f"{sum(r[f'fallback {light}'] for r in images)}")
     return ("Hard-set images (benchmarks/hard_set.py), x2. Kernel PSNR of the default KernelGAN estimate (seed 0) "
             "against the true kernel; Y-PSNR (dB, 8-bit result, border shaved) against the true HR scene of SRMD "
             "(sr.noise=auto) given the estimate (narrowed to the handoff width, as the pipeline does) or the true "

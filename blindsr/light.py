@@ -35,16 +35,31 @@ def check_light(value: str) -> str | None:
 
 
 def srgb_to_linear(values: np.ndarray) -> np.ndarray:
-    """Linear intensities of sRGB-encoded values in [0, 1] (values outside are clipped first)."""
-    v = np.clip(np.asarray(values, dtype=np.float64), 0.0, 1.0)
-    return np.where(v <= ENCODED_KNEE, v / SLOPE, ((v + OFFSET) / (1.0 + OFFSET)) ** GAMMA)
+    """Linear intensities of sRGB-encoded values in [0, 1] (values outside are clipped first).
+    One float64 copy of the image and a mask: a photo's temporaries would take several copies."""
+    v = np.array(values, dtype=np.float64)
+    np.clip(v, 0.0, 1.0, out=v)
+    low = v <= ENCODED_KNEE
+    dark = v[low] / SLOPE
+    v += OFFSET
+    v /= 1.0 + OFFSET
+    v **= GAMMA
+    v[low] = dark
+    return v
 
 
 def linear_to_srgb(values: np.ndarray) -> np.ndarray:
     """sRGB-encoded values of linear intensities (clipped to [0, 1] first: SR's overshoot below
-    black or above white has no encoding)."""
-    v = np.clip(np.asarray(values, dtype=np.float64), 0.0, 1.0)
-    return np.where(v <= LINEAR_KNEE, v * SLOPE, (1.0 + OFFSET) * v ** (1.0 / GAMMA) - OFFSET)
+    black or above white has no encoding); in place on one float64 copy, as ``srgb_to_linear``."""
+    v = np.array(values, dtype=np.float64)
+    np.clip(v, 0.0, 1.0, out=v)
+    low = v <= LINEAR_KNEE
+    dark = v[low] * SLOPE
+    v **= 1.0 / GAMMA
+    v *= 1.0 + OFFSET
+    v -= OFFSET
+    v[low] = dark
+    return v
 
 
 def decode(values: np.ndarray, light: str) -> np.ndarray:

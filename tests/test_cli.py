@@ -55,6 +55,7 @@ def test_help_lists_verbs():
     (("estimate", "input"), "expected key=value"),
     (("pipeline", "input=x.png", "handoff_width=1.5"), "handoff_width=1.5"),
     (("eval", "dataset=x", "handoff_width=0"), "handoff_width=0"),
+    (("pipeline", "input=x.png", "light=log"), "light=log: choose from encoded, linear"),
 ])
 def test_usage_errors_exit_2_before_any_output(tmp_path, args, needle):
     result = blindsr(*args, "output=out", cwd=tmp_path) if args != ("frobnicate",) else blindsr(*args, cwd=tmp_path)
@@ -173,3 +174,22 @@ def test_degrade_one_camera_set_with_noise(tmp_path, rng):
     assert difference.std() == pytest.approx(np.sqrt(8.0 ** 2 + 1.0 / 6.0), rel=0.05)
     bad = blindsr("degrade", "input=hr", "output=x", "noise=-1", cwd=tmp_path)
     assert "noise" in one_line_error(bad, 2)
+
+
+def test_degrade_in_linear_light_then_eval_in_either_light(tmp_path, rng):
+    """degrade light=linear blurs the linear light; eval light=linear reproduces its LR images from
+    the true kernels exactly, eval on the encoded values does not, and the two evaluations keep
+    their results apart in one output folder."""
+    hr_dir = tmp_path / "hr"
+    hr_dir.mkdir()
+    Image.fromarray((textured_image(rng, 72, 80) * 255).astype(np.uint8)).save(hr_dir / "a.png")
+    made = blindsr("degrade", "input=hr", "output=bench", "seed=5", "scales=[2]", "light=linear", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert json.loads((tmp_path / "bench" / "manifest.json").read_text())["light"] == "linear"
+    lr_psnr = {}
+    for light in ("linear", "encoded"):
+        run = blindsr("eval", "dataset=bench", "estimator=gt", "output=ev", f"light={light}", "overwrite=true",
+                      cwd=tmp_path)
+        assert run.returncode == 0, run.stderr
+        lr_psnr[light] = json.loads((tmp_path / "ev" / "eval_x2_gt.json").read_text())["rows"][0]["lr_psnr"]
+    assert lr_psnr["linear"] > 60 and lr_psnr["encoded"] < 50
