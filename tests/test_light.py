@@ -19,6 +19,7 @@ from blindsr.kernel import SRKernel
 from blindsr.light import check_light, decode, encode, linear_to_srgb, srgb_to_linear
 from blindsr.metrics import lr_psnr
 from blindsr.stages import run_pipeline
+from blindsr.verbs.superresolve import light_warning
 
 
 def srgb_decoded(v: np.ndarray) -> np.ndarray:
@@ -110,3 +111,11 @@ def test_batch_fingerprint_keeps_folders_made_before_the_option():
     assert fingerprint(config) != fingerprint(linear)
     before = {k: v for k, v in plain(config).items() if k not in NEUTRAL_KEYS and k != "light"}
     assert fingerprint(config) == hashlib.sha256(json.dumps(before, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def test_sr_warns_when_the_kernel_was_estimated_in_another_light():
+    k = bicubic_kernel(2)
+    linear = {2: k.with_provenance(light="linear")}
+    assert "light=linear" in light_warning(linear, "encoded")
+    assert light_warning(linear, "linear") is None
+    assert light_warning({2: k}, "linear") is None  # a kernel without a record (a file from elsewhere)

@@ -1,6 +1,7 @@
 """``sr``: non-blind SR with kernels given as files (``kernel=PATH`` or ``kernel=PATH,PATH``)."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -11,6 +12,8 @@ from blindsr.kernel import SRKernel, load_kernel
 from blindsr.outputs import prepare_output_dir, safe_stem
 from blindsr.progress import progress_bar
 from blindsr.stages import build_backend, check_ready, output_paths, run_pipeline, write_outputs
+
+log = logging.getLogger(__name__)
 
 
 def kernel_files(value: str) -> list[Path]:
@@ -40,12 +43,25 @@ def load_kernels(value: str, scale: int) -> dict[int, SRKernel]:
     return kernels
 
 
+def light_warning(kernels: dict[int, SRKernel], light: str) -> str | None:
+    """A warning when the kernels were estimated in another light than SR is asked to use (a
+    kernel of the linear light is too wide for the encoded values, and the other way round)."""
+    recorded = sorted({k.provenance["light"] for k in kernels.values() if k.provenance.get("light")})
+    if recorded and light not in recorded:
+        return f"the kernel was estimated with light={recorded[0]}; this run super-resolves with light={light}"
+    return None
+
+
 def run(cfg: DictConfig) -> int:
     scale, width = cfg.scale, cfg.handoff_width
     backend = build_backend(cfg.sr, cfg.device)
     check_ready(backend, scale)
     kernels = load_kernels(cfg.kernel, scale)
     image = read_image(cfg.input, cfg.max_pixels)
+    mismatch = light_warning(kernels, cfg.light)
+    if mismatch:
+        log.warning("%s: %s", image.path, mismatch)
+        image.warnings.append(mismatch)
     stem = safe_stem(image.path.name)
     out = prepare_output_dir(cfg.output, output_paths(cfg.output, stem, scale, tuple(kernels)), cfg.overwrite)
     work = backend.work(image.shape, scale)
