@@ -1,6 +1,7 @@
 """Shared by the benchmark scripts: machine facts and docs/BENCHMARKS.md section updates."""
 from __future__ import annotations
 
+import argparse
 import datetime
 import os
 import platform
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -157,3 +159,40 @@ def write_section(name: str, title: str, body: str, make_target: str, measured: 
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     BENCHMARKS_MD.parent.mkdir(parents=True, exist_ok=True)
     BENCHMARKS_MD.write_text(text)
+
+
+def run_hard_set_parts(description: str, name: str, parts: dict[str, tuple[str, ...]], titles: dict[str, str],
+                       scores: Callable[..., dict], section: Callable[[str, dict], str], images: int) -> None:
+    """The command line of a benchmark over the hard set's parts (``--part`` picks a key of
+    ``parts``: its folders, in order): ``scores(entry, folder, work)`` per image of each folder
+    (cached by the benchmark under ``--work``/folder), then ``section(part, results)`` and the
+    remark written as the section ``<name>-<part>`` (``make bench-<name>-<part>``)."""
+    from blindsr.datasets import load_benchmark
+
+    root = BENCHMARKS_MD.parents[1]
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--part", choices=tuple(parts), default="tune")
+    parser.add_argument("--hard-set", type=Path, default=root / "hard_set")
+    parser.add_argument("--work", type=Path, default=root / "bench_out" / name)
+    parser.add_argument("--make-target", default=None)
+    parser.add_argument("--remark", default="", help="a paragraph added to the section (a decision, a caveat)")
+    args = parser.parse_args()
+    results = {}
+    for folder in parts[args.part]:
+        entries = load_benchmark(args.hard_set / folder, 2, limit=images)
+        results[folder] = {e.name: scores(e, folder, args.work / folder) for e in entries}
+    body = section(args.part, results) + (f"\n\n{args.remark}" if args.remark else "")
+    write_section(f"{name}-{args.part}", titles[args.part], body, args.make_target or f"bench-{name}-{args.part}")
+
+
+def cache_row(cache: Path, found: dict, name: str, row: dict) -> dict:
+    """Add one image's scores to a benchmark's cache of rows (``cache``, JSON, written
+    atomically) and print them: a stopped run resumes from the images already there."""
+    from blindsr.outputs import write_json
+
+    found[name] = row
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    write_json(cache, found)
+    print(f"{cache.parent.name} {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items()
+                                                    if isinstance(v, float)), flush=True)
+    return row

@@ -22,16 +22,14 @@ resumes.
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 
-from benchmarks.common import write_section
+from benchmarks.common import cache_row, run_hard_set_parts
 from blindsr.backends import get_backend
 from blindsr.config import HANDOFF_WIDTH
-from blindsr.datasets import BenchmarkImage, load_benchmark
+from blindsr.datasets import BenchmarkImage
 from blindsr.estimators import get_estimator
 from blindsr.evaluation import estimate_kernels, sr_metrics
 from blindsr.kernel import SRKernel, kernel_paths, load_kernel, save_kernel
@@ -39,9 +37,7 @@ from blindsr.light import LIGHTS
 from blindsr.metrics import kernel_psnr
 from blindsr.outputs import write_json
 from blindsr.stages import handoff_kernels
-from blindsr.tables import markdown_table, mean_p10_worst
-
-ROOT = Path(__file__).resolve().parents[1]
+from blindsr.tables import differences, markdown_table, mean_p10_worst
 
 # part -> its folders in the hard set (a tuning part is paired with its protocol-blurred twin).
 PARTS = {"tune": ("linear_tune", "linear_tune_plain"), "report": ("linear",)}
@@ -89,17 +85,7 @@ def image_scores(entry: BenchmarkImage, folder: str, work: Path) -> dict:
         sr = get_backend(backend.lower(), device="cpu", **options)
         kernels = estimates[light] if kernel == "estimate" else {2: truth}
         row[column] = sr_metrics(entry, kernels, sr, 2, 0, light=light)["psnr"]
-    found[entry.name] = row
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    write_json(cache, found)
-    print(f"{work.name} {entry.name}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items()
-                                                        if isinstance(v, float)), flush=True)
-    return row
-
-
-def differences(values) -> str:
-    """Mean, 10th percentile and worst of per-image differences, and how many lost over 0.1 dB."""
-    return f"{mean_p10_worst(values, signed=True)} ({int((np.asarray(values) < -0.1).sum())} below -0.1)"
+    return cache_row(cache, found, entry.name, row)
 
 
 def section(part: str, results: dict[str, dict[str, dict]]) -> str:
@@ -145,20 +131,9 @@ def per_image(results: dict[str, dict[str, dict]]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--part", choices=tuple(PARTS), default="tune")
-    parser.add_argument("--hard-set", type=Path, default=ROOT / "hard_set")
-    parser.add_argument("--work", type=Path, default=ROOT / "bench_out" / "light")
-    parser.add_argument("--make-target", default=None)
-    parser.add_argument("--remark", default="", help="a paragraph added to the section (a decision, a caveat)")
-    args = parser.parse_args()
-    results = {}
-    for folder in PARTS[args.part]:
-        entries = load_benchmark(args.hard_set / folder, 2, limit=IMAGES)
-        results[folder] = {e.name: image_scores(e, folder, args.work / folder) for e in entries}
-    title = "Photos blurred in linear light (tuning)" if args.part == "tune" else "Photos blurred in linear light (held out)"
-    body = section(args.part, results) + (f"\n\n{args.remark}" if args.remark else "")
-    write_section(f"light-{args.part}", title, body, args.make_target or f"bench-light-{args.part}")
+    run_hard_set_parts(__doc__.split("\n\n")[0], "light", PARTS,
+                       {"tune": "Photos blurred in linear light (tuning)",
+                        "report": "Photos blurred in linear light (held out)"}, image_scores, section, IMAGES)
 
 
 if __name__ == "__main__":

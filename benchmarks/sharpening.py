@@ -26,16 +26,15 @@ run resumes.
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import write_section
+from benchmarks.common import cache_row, run_hard_set_parts
 from blindsr.backends import get_backend
 from blindsr.config import HANDOFF_WIDTH
-from blindsr.datasets import BenchmarkImage, load_benchmark
+from blindsr.datasets import BenchmarkImage
 from blindsr.degradation import bicubic_kernel
 from blindsr.estimators import get_estimator
 from blindsr.evaluation import sr_metrics
@@ -44,9 +43,7 @@ from blindsr.kernel import SRKernel, kernel_paths, load_kernel, save_kernel
 from blindsr.metrics import kernel_psnr
 from blindsr.outputs import write_json
 from blindsr.stages import handoff_kernels
-from blindsr.tables import markdown_table, mean_p10_worst
-
-ROOT = Path(__file__).resolve().parents[1]
+from blindsr.tables import differences, markdown_table, mean_p10_worst
 
 # part -> its folders in the hard set, in order (a tuning part is paired with its plain twin).
 PARTS = {"tune": ("sharp_tune", "sharp_tune_plain"), "report": ("sharp",)}
@@ -108,23 +105,13 @@ def image_scores(entry: BenchmarkImage, work: Path) -> dict:
         options = {"noise": "auto"} if backend == "SRMD" else {}
         sr = get_backend(backend.lower(), device="cpu", **options)
         row[column] = sr_metrics(entry, handed[name], sr, 2, 0)["psnr"]
-    found[entry.name] = row
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    write_json(cache, found)
-    print(f"{work.name} {entry.name}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items()
-                                                        if isinstance(v, float)), flush=True)
-    return row
+    return cache_row(cache, found, entry.name, row)
 
 
 def score_columns() -> list[tuple[str, str, str]]:
     """(cache key, back-end, kernel handed over) of every SR score."""
     srmd = list(SRMD_KERNELS) + [f"estimate {w}" for w in NARROWER]
     return [(f"srmd {k}", "SRMD", k) for k in srmd] + [(f"zssr {k}", "ZSSR", k) for k in ZSSR_KERNELS]
-
-
-def differences(values) -> str:
-    """Mean, 10th percentile and worst of per-image differences, and how many lost over 0.1 dB."""
-    return f"{mean_p10_worst(values, signed=True)} ({int((np.asarray(values) < -0.1).sum())} below -0.1)"
 
 
 def section(part: str, results: dict[str, dict[str, dict]]) -> str:
@@ -179,20 +166,9 @@ def per_image(results: dict[str, dict[str, dict]], columns: list[tuple[str, str,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--part", choices=tuple(PARTS), default="tune")
-    parser.add_argument("--hard-set", type=Path, default=ROOT / "hard_set")
-    parser.add_argument("--work", type=Path, default=ROOT / "bench_out" / "sharpening")
-    parser.add_argument("--make-target", default=None)
-    parser.add_argument("--remark", default="", help="a paragraph added to the section (a decision, a caveat)")
-    args = parser.parse_args()
-    results = {}
-    for folder in PARTS[args.part]:
-        entries = load_benchmark(args.hard_set / folder, 2, limit=IMAGES)
-        results[folder] = {e.name: image_scores(e, args.work / folder) for e in entries}
-    title = "SR of sharpened photos (tuning)" if args.part == "tune" else "SR of sharpened photos (held out)"
-    body = section(args.part, results) + (f"\n\n{args.remark}" if args.remark else "")
-    write_section(f"sharpening-{args.part}", title, body, args.make_target or f"bench-sharpening-{args.part}")
+    run_hard_set_parts(__doc__.split("\n\n")[0], "sharpening", PARTS,
+                       {"tune": "SR of sharpened photos (tuning)", "report": "SR of sharpened photos (held out)"},
+                       lambda entry, folder, work: image_scores(entry, work), section, IMAGES)
 
 
 if __name__ == "__main__":

@@ -62,19 +62,20 @@ def linear_to_srgb(values: np.ndarray) -> np.ndarray:
     return v
 
 
+def _curves(light: str):
+    """(decoding, encoding) curve of a light other than ``encoded``; None for ``encoded``."""
+    if light not in LIGHTS:
+        raise ValueError(f"light={light!r}: {check_light(light)}")
+    return None if light == "encoded" else (srgb_to_linear, linear_to_srgb)
+
+
 def decode(values: np.ndarray, light: str) -> np.ndarray:
     """The values the kernel acted on: the image itself (``encoded``) or its linear light."""
-    if light == "encoded":
-        return values
-    if light == "linear":
-        return srgb_to_linear(values)
-    raise ValueError(f"light={light!r}: {check_light(light)}")
+    curves = _curves(light)
+    return values if curves is None else curves[0](values)
 
 
 def encode(values: np.ndarray, light: str) -> np.ndarray:
     """The inverse of ``decode``: stored values of what the kernel acted on."""
-    if light == "encoded":
-        return values
-    if light == "linear":
-        return linear_to_srgb(values)
-    raise ValueError(f"light={light!r}: {check_light(light)}")
+    curves = _curves(light)
+    return values if curves is None else curves[1](values)

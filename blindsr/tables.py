@@ -36,6 +36,12 @@ def mean_p10_worst(values: Sequence[float], signed: bool = False) -> str:
     return f"{v.mean():{form}} / {np.percentile(v, 10):{form}} / {v.min():{form}}"
 
 
+def differences(values: Sequence[float], below: float = -0.1) -> str:
+    """Per-image differences (dB) as ``mean_p10_worst`` with signs, and how many are below ``below``."""
+    count = int((np.asarray(values, dtype=np.float64) < below).sum())
+    return f"{mean_p10_worst(values, signed=True)} ({count} below {below:g})"
+
+
 def mean_row(rows: Sequence[dict[str, Any]], columns: Sequence[str], label_column: str) -> dict[str, Any]:
     """Column means over rows with finite numbers; the label column says 'mean'."""
     out: dict[str, Any] = {label_column: "**mean**"}
