@@ -44,8 +44,8 @@ def load_kernels(value: str, scale: int) -> dict[int, SRKernel]:
 
 
 def light_warning(kernels: dict[int, SRKernel], light: str) -> str | None:
-    """A warning when the kernels were estimated in another light than SR is asked to use (a
-    kernel of the linear light is too wide for the encoded values, and the other way round)."""
+    """A warning when the kernels were estimated in another light than SR is asked to use: they
+    describe a blur of other values than the ones SR will work on (``blindsr.light``)."""
     recorded = sorted({k.provenance["light"] for k in kernels.values() if k.provenance.get("light")})
     if recorded and light not in recorded:
         return f"the kernel was estimated with light={recorded[0]}; this run super-resolves with light={light}"
