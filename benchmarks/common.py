@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
+import json
 import os
 import platform
 import re
@@ -185,6 +187,13 @@ def run_hard_set_parts(description: str, name: str, parts: dict[str, tuple[str, 
     write_section(f"{name}-{args.part}", titles[args.part], body, args.make_target or f"bench-{name}-{args.part}")
 
 
+def cached_rows(cache: Path, name: str) -> tuple[dict, dict]:
+    """A benchmark's cache of rows (``cache``, JSON; empty when absent) and a copy of image
+    ``name``'s row in it (empty when absent), to be completed and handed to ``cache_row``."""
+    found = json.loads(cache.read_text()) if cache.exists() else {}
+    return found, dict(found.get(name, {}))
+
+
 def cache_row(cache: Path, found: dict, name: str, row: dict) -> dict:
     """Add one image's scores to a benchmark's cache of rows (``cache``, JSON, written
     atomically) and print them: a stopped run resumes from the images already there."""
@@ -196,3 +205,34 @@ def cache_row(cache: Path, found: dict, name: str, row: dict) -> dict:
     print(f"{cache.parent.name} {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items()
                                                     if isinstance(v, float)), flush=True)
     return row
+
+
+def cached_estimate(entry, work: Path, stem: str, light: str = "encoded"):
+    """The default KernelGAN x2 estimate (seed 0) of a benchmark image's LR image in ``light``,
+    made once and kept in ``work`` as ``stem``'s kernel files and record (seconds, fallback,
+    confidence, warnings); returns (kernel, record)."""
+    from blindsr.estimators import get_estimator
+    from blindsr.images import read_image
+    from blindsr.kernel import kernel_paths, load_kernel, save_kernel
+    from blindsr.light import decode
+    from blindsr.outputs import write_json
+
+    record_path = work / f"{stem}.json"
+    if not record_path.exists():
+        work.mkdir(parents=True, exist_ok=True)
+        result = get_estimator("kernelgan", device="cpu").estimate(decode(read_image(entry.lr).rgb, light), 2, seed=0)
+        kernel = result.kernels[2]
+        save_kernel(kernel, work, stem)
+        write_json(record_path, {"seconds": result.seconds, "fallback": kernel.provenance.get("fallback"),
+                                 "confidence": (kernel.provenance.get("confidence") or {}).get("score"),
+                                 "warnings": result.warnings})
+    return load_kernel(kernel_paths(work, stem, 2)["npy"], 2), json.loads(record_path.read_text())
+
+
+@functools.lru_cache(maxsize=None)
+def sr_backend(name: str):
+    """A back-end as the hard-set benchmarks run it, built once per process: SRMD with
+    ``noise=auto``, ZSSR with its default preset (``name``: "SRMD" or "ZSSR")."""
+    from blindsr.backends import get_backend
+
+    return get_backend(name.lower(), device="cpu", **({"noise": "auto"} if name == "SRMD" else {}))

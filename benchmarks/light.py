@@ -22,20 +22,16 @@ resumes.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 
-from benchmarks.common import cache_row, run_hard_set_parts
-from blindsr.backends import get_backend
+from benchmarks.common import cache_row, cached_estimate, cached_rows, run_hard_set_parts, sr_backend
 from blindsr.config import HANDOFF_WIDTH
 from blindsr.datasets import BenchmarkImage
-from blindsr.estimators import get_estimator
-from blindsr.evaluation import estimate_kernels, sr_metrics
-from blindsr.kernel import SRKernel, kernel_paths, load_kernel, save_kernel
+from blindsr.evaluation import sr_metrics
+from blindsr.kernel import load_kernel
 from blindsr.light import LIGHTS
 from blindsr.metrics import kernel_psnr
-from blindsr.outputs import write_json
 from blindsr.stages import handoff_kernels
 from blindsr.tables import differences, markdown_table, mean_p10_worst
 
@@ -43,19 +39,6 @@ from blindsr.tables import differences, markdown_table, mean_p10_worst
 PARTS = {"tune": ("linear_tune", "linear_tune_plain"), "report": ("linear",)}
 PLAIN = "linear_tune_plain"  # blurred as the protocol does: no ZSSR runs (SRMD shows the cost)
 IMAGES = 20
-
-
-def estimate(entry: BenchmarkImage, light: str, work: Path) -> tuple[SRKernel, dict]:
-    """The default estimate of one image in ``light`` (seed 0), made once and kept in ``work``."""
-    stem = f"{entry.name}_{light}"
-    record_path = work / f"{stem}.json"
-    if not record_path.exists():
-        work.mkdir(parents=True, exist_ok=True)
-        kernels, seconds = estimate_kernels(entry, get_estimator("kernelgan", device="cpu"), 2, 0, light=light)
-        save_kernel(kernels[2], work, stem)
-        write_json(record_path, {"seconds": seconds, "fallback": kernels[2].provenance.get("fallback"),
-                                 "confidence": (kernels[2].provenance.get("confidence") or {}).get("score")})
-    return load_kernel(kernel_paths(work, stem, 2)["npy"], 2), json.loads(record_path.read_text())
 
 
 def score_columns(folder: str) -> list[tuple[str, str, str, str]]:
@@ -67,24 +50,21 @@ def score_columns(folder: str) -> list[tuple[str, str, str, str]]:
 def image_scores(entry: BenchmarkImage, folder: str, work: Path) -> dict:
     """One image's scores (cached in ``work/scores.json``; scores the cache lacks are added)."""
     cache = work / "scores.json"
-    found = json.loads(cache.read_text()) if cache.exists() else {}
-    row = dict(found.get(entry.name, {}))
+    found, row = cached_rows(cache, entry.name)
     missing = [c for c in score_columns(folder) if c[0] not in row]
     if all(f"kernel_psnr {light}" in row for light in LIGHTS) and not missing:
         return row
     truth = load_kernel(entry.kernels[2], 2)
     estimates = {}
     for light in LIGHTS:
-        kernel, record = estimate(entry, light, work / "estimates")
+        kernel, record = cached_estimate(entry, work / "estimates", f"{entry.name}_{light}", light)
         estimates[light] = handoff_kernels({2: kernel}, HANDOFF_WIDTH)
         row.update({f"kernel_psnr {light}": kernel_psnr(kernel, truth, size=truth.size),
                     f"confidence {light}": record["confidence"], f"fallback {light}": bool(record["fallback"]),
                     f"estimate_s {light}": record["seconds"]})
     for column, backend, kernel, light in missing:
-        options = {"noise": "auto"} if backend == "SRMD" else {}
-        sr = get_backend(backend.lower(), device="cpu", **options)
         kernels = estimates[light] if kernel == "estimate" else {2: truth}
-        row[column] = sr_metrics(entry, kernels, sr, 2, 0, light=light)["psnr"]
+        row[column] = sr_metrics(entry, kernels, sr_backend(backend), 2, 0, light=light)["psnr"]
     return cache_row(cache, found, entry.name, row)
 
 

@@ -26,22 +26,17 @@ run resumes.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import cache_row, run_hard_set_parts
-from blindsr.backends import get_backend
+from benchmarks.common import cache_row, cached_estimate, cached_rows, run_hard_set_parts, sr_backend
 from blindsr.config import HANDOFF_WIDTH
 from blindsr.datasets import BenchmarkImage
 from blindsr.degradation import bicubic_kernel
-from blindsr.estimators import get_estimator
 from blindsr.evaluation import sr_metrics
-from blindsr.images import read_image
-from blindsr.kernel import SRKernel, kernel_paths, load_kernel, save_kernel
+from blindsr.kernel import load_kernel
 from blindsr.metrics import kernel_psnr
-from blindsr.outputs import write_json
 from blindsr.stages import handoff_kernels
 from blindsr.tables import differences, markdown_table, mean_p10_worst
 
@@ -68,30 +63,14 @@ def spread(array: np.ndarray) -> float:
     return float(np.sqrt(total))
 
 
-def estimate(entry: BenchmarkImage, work: Path) -> tuple[SRKernel, dict]:
-    """The default estimate of one image (seed 0), made once and kept in ``work``."""
-    record_path = work / f"{entry.name}.json"
-    if not record_path.exists():
-        work.mkdir(parents=True, exist_ok=True)
-        result = get_estimator("kernelgan", device="cpu").estimate(read_image(entry.lr).rgb, 2, seed=0)
-        kernel = result.kernels[2]
-        save_kernel(kernel, work, entry.name)
-        record = {"seconds": result.seconds, "fallback": kernel.provenance.get("fallback"),
-                  "confidence": (kernel.provenance.get("confidence") or {}).get("score"),
-                  "warnings": result.warnings}
-        write_json(record_path, record)
-    return load_kernel(kernel_paths(work, entry.name, 2)["npy"], 2), json.loads(record_path.read_text())
-
-
 def image_scores(entry: BenchmarkImage, work: Path) -> dict:
     """One image's scores (cached in ``work/scores.json``; scores the cache lacks are added)."""
     cache = work / "scores.json"
-    found = json.loads(cache.read_text()) if cache.exists() else {}
-    row = dict(found.get(entry.name, {}))
+    found, row = cached_rows(cache, entry.name)
     missing = [column for column in score_columns() if column[0] not in row]
     if "kernel_psnr" in row and not missing:
         return row
-    kernel, record = estimate(entry, work / "estimates")
+    kernel, record = cached_estimate(entry, work / "estimates", entry.name)
     truth = load_kernel(entry.kernels[2], 2)
     handed = {"estimate": handoff_kernels({2: kernel}, HANDOFF_WIDTH), "true": {2: truth},
               "bicubic": {2: bicubic_kernel(2)},
@@ -102,9 +81,7 @@ def image_scores(entry: BenchmarkImage, work: Path) -> dict:
                     "confidence": record["confidence"], "fallback": bool(record["fallback"]),
                     "estimate_s": record["seconds"]})
     for column, backend, name in missing:
-        options = {"noise": "auto"} if backend == "SRMD" else {}
-        sr = get_backend(backend.lower(), device="cpu", **options)
-        row[column] = sr_metrics(entry, handed[name], sr, 2, 0)["psnr"]
+        row[column] = sr_metrics(entry, handed[name], sr_backend(backend), 2, 0)["psnr"]
     return cache_row(cache, found, entry.name, row)
 
 

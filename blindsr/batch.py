@@ -27,6 +27,9 @@ from blindsr.outputs import safe_stem, write_json
 COMPLETE = "COMPLETE.json"
 # Config keys that do not change what a task produces (so changing them keeps finished images).
 NEUTRAL_KEYS = ("input", "output", "overwrite", "log_level", "debug", "executor", "recursive", "gt", "device")
+# Options added after folders had been written, with the default that gives those folders'
+# results: at that default they stay out of the fingerprint, so such folders still resume.
+LATER_DEFAULTS = {"light": "encoded"}
 
 
 @dataclass(frozen=True)
@@ -51,11 +54,10 @@ class ImageOutcome:
 
 
 def fingerprint(config: BatchConfig) -> str:
-    """Hash of everything in the config that affects a task's results. ``light`` at its default is
-    left out, so that folders written before the option existed still resume."""
-    relevant = {k: v for k, v in plain(config).items() if k not in NEUTRAL_KEYS}
-    if relevant.get("light") == "encoded":
-        del relevant["light"]
+    """Hash of everything in the config that affects a task's results (``LATER_DEFAULTS`` left out
+    at their defaults)."""
+    relevant = {k: v for k, v in plain(config).items()
+                if k not in NEUTRAL_KEYS and not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

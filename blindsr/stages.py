@@ -123,19 +123,20 @@ class PipelineResult:
 
 
 def super_resolve(image: LoadedImage, kernels: dict[int, SRKernel], backend: Backend, scale: int,
-                  seed: int, progress: Progress | None = None,
-                  light: str = "encoded") -> tuple[np.ndarray, np.ndarray | None, dict]:
+                  seed: int, progress: Progress | None = None, light: str = "encoded",
+                  decoded: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None, dict]:
     """Adapt the kernels to the back-end, super-resolve the colour image, and upscale alpha on its
     own with bicubic interpolation. Returns (rgb, alpha, stage record). The image's JPEG
     compression, if any (``compression_record``: the file's table, or the steps its pixels show),
     travels in the kernels' provenance to the back-end's noise level (SRMD's ``noise=auto``).
-    ``light="linear"``: the back-end works on the image's linear light and its result is encoded
-    again (``blindsr.light``)."""
+    ``light="linear"``: the back-end works on the image's linear light (``decoded``, when the
+    caller has it already) and its result is encoded again (``blindsr.light``)."""
     adapted = adapt(kernels, backend.needs, scale)
     compression = compression_record(image.jpeg_luma_table, image.rgb if image.bit_depth == 8 else None)
     if compression is not None:
         adapted = {s: k.with_provenance(compression=compression) for s, k in adapted.items()}
-    result = backend.super_resolve(decode(image.rgb, light), scale, adapted, seed=seed, progress=progress)
+    pixels = decode(image.rgb, light) if decoded is None else decoded
+    result = backend.super_resolve(pixels, scale, adapted, seed=seed, progress=progress)
     alpha = None
     if image.alpha is not None:
         alpha = bicubic_upscale(image.alpha, scale)
@@ -155,12 +156,13 @@ def run_pipeline(image: LoadedImage, estimator: Estimator | None, backend: Backe
     blur acted (``blindsr.light``); both stages work on the values it acted on."""
     stages: dict[str, Any] = {}
     warnings: list[str] = list(image.warnings)
+    pixels = decode(image.rgb, light)  # what both stages work on (the image itself when encoded)
     if kernels is None:
         if estimator is None:
             raise ValueError("run_pipeline needs an estimator or kernels")
         check_image(image, estimator)
         start = time.perf_counter()
-        estimate = estimator.estimate(decode(image.rgb, light), scale, seed=seed, progress=progress)
+        estimate = estimator.estimate(pixels, scale, seed=seed, progress=progress)
         kernels = {s: k.with_provenance(light=light) for s, k in estimate.kernels.items()}
         warnings += estimate.warnings
         announce_untrusted(image.path, estimate.warnings)
@@ -169,7 +171,7 @@ def run_pipeline(image: LoadedImage, estimator: Estimator | None, backend: Backe
         handoff_width = 1.0
     start = time.perf_counter()
     rgb, alpha, sr_record = super_resolve(image, handoff_kernels(kernels, handoff_width), backend, scale, seed,
-                                          progress, light)
+                                          progress, light, pixels)
     stages["sr"] = {**sr_record, "handoff_width": handoff_width,
                     "wall_seconds": round(time.perf_counter() - start, 3)}
     warnings += sr_record["warnings"]
