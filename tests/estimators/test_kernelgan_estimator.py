@@ -49,7 +49,7 @@ def fake_train(kernels: list[np.ndarray], failing: set[int] = frozenset(), calls
     """A stand-in for ``train``: returns the given native kernels, one per seed, in order."""
     supply = iter(kernels)
 
-    def run(rgb, settings, seeds, device, progress=None, layerwise=False, shares=None):
+    def run(rgb, settings, seeds, device, progress=None, layerwise=False, shares=None, processes=1):
         if calls is not None:
             calls.append(list(seeds) if shares is None else (list(seeds), list(shares), len(rgb)))
         if progress:

@@ -13,7 +13,7 @@ from blindsr.estimators.kernelgan.networks import DeepLinearGenerator, PatchDisc
 
 
 def random_generator(seed: int, runs: int = 2) -> DeepLinearGenerator:
-    g = DeepLinearGenerator(runs, generator=torch.Generator().manual_seed(seed)).double()
+    g = DeepLinearGenerator(runs, generators=[torch.Generator().manual_seed(seed + r) for r in range(runs)]).double()
     with torch.no_grad():
         for w in g.weights:  # larger than the 0.1-gain init so that every path matters
             w.normal_(0, 0.3, generator=torch.Generator().manual_seed(seed + w.numel()))
@@ -112,7 +112,7 @@ def reference_from(d: PatchDiscriminator, run: int) -> ReferenceD:
 
 
 def random_discriminator(seed: int) -> PatchDiscriminator:
-    d = PatchDiscriminator(2, generator=torch.Generator().manual_seed(seed)).double()
+    d = PatchDiscriminator(2, generators=[torch.Generator().manual_seed(seed + r) for r in range(2)]).double()
     with torch.no_grad():
         d.hidden_bias.normal_(0, 0.1)
         d.first_bias.normal_(0, 0.1)
@@ -159,9 +159,31 @@ def test_discriminator_gradients_match_reference_and_runs_are_independent():
     assert d.first_weight.grad is None
 
 
+def seeded(*seeds: int) -> list[torch.Generator]:
+    return [torch.Generator().manual_seed(s) for s in seeds]
+
+
 def test_generator_init_scale():
-    g = DeepLinearGenerator(3, generator=torch.Generator().manual_seed(0))
+    g = DeepLinearGenerator(3, generators=seeded(0, 1, 2))
     w = g.weights[1]
     expected = 0.1 * np.sqrt(2.0 / (64 * 25 + 64 * 25))
     assert float(w.detach().std()) == pytest.approx(expected, rel=0.05)
     assert copy.deepcopy(g).kernel_size == 13 and w.shape == (3, 64, 64, 5, 5)
+
+
+def test_each_run_draws_its_initial_weights_from_its_own_generator():
+    """A run's weights and spectral-norm vectors are its seed's alone, whatever runs sit beside it
+    (what lets the runs be split over processes)."""
+    g_three, g_one = DeepLinearGenerator(3, generators=seeded(5, 6, 7)), DeepLinearGenerator(1, generators=seeded(6))
+    for a, b in zip(g_three.weights, g_one.weights):
+        assert torch.equal(a[1], b[0])
+    assert not torch.equal(g_three.weights[0][0], g_three.weights[0][1])
+    d_three, d_one = PatchDiscriminator(3, generators=seeded(5, 6, 7)), PatchDiscriminator(1, generators=seeded(6))
+    for name, value in d_one.state_dict().items():
+        stacked = d_three.state_dict()[name]
+        if name in ("u_hidden", "v_hidden"):  # (runs * hidden, size)
+            stacked = stacked.view(3, -1, stacked.shape[-1])[1]
+            value = value.view(-1, value.shape[-1])
+        else:
+            stacked, value = stacked[1], value[0]
+        assert torch.equal(stacked, value), name

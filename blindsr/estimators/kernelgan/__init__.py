@@ -143,11 +143,13 @@ def texture_reason(texture: dict[str, int]) -> str | None:
 
 
 def cpu_threads(device: torch.device, runs: int) -> int:
-    """Intra-op threads for training ``runs`` side by side: on the CPU one per run, within the
-    process's budget (``torch.get_num_threads()``: all cores, or what an executor gave a worker).
-    The batched runs' operations split over the run dimension, so the kernels are the same bit
-    for bit whatever the count (tested); a single run (the paper preset) keeps one thread - its
-    tensors are too small for threads to pay, and its result would depend on the count."""
+    """CPU threads for training ``runs`` side by side: one per run, within the process's budget
+    (``torch.get_num_threads()``: all cores, or what an executor gave a worker). The runs go to
+    that many forked processes where ``train.split_runs`` allows (four or six runs), else to one
+    process's intra-op threads; the batched runs' operations split over the run dimension, so the
+    kernels are the same bit for bit whatever the count and the split (tested). A single run (the
+    paper preset) keeps one thread - its tensors are too small for threads to pay, and its result
+    would depend on the count."""
     if device.type != "cpu":
         return torch.get_num_threads()
     return max(1, min(runs, torch.get_num_threads())) if runs > 1 else 1
@@ -255,7 +257,8 @@ class KernelGANEstimator:
         another seed, then dropped."""
         natives, info = [], []
         for attempt in range(2):
-            result = train(rgb, settings, seeds, self.device, progress, shares=shares)
+            result = train(rgb, settings, seeds, self.device, progress, shares=shares,
+                           processes=torch.get_num_threads() if self.device.type == "cpu" else 1)
             failed = []
             for r, seed in enumerate(seeds):
                 kernel_ok = bool(result.finite[r])

@@ -3,7 +3,14 @@
 Every module holds R independent networks ("runs") with stacked parameters (leading dimension R):
 restarts train side by side in the same tensor operations, so the per-operation overhead that
 dominates these small networks on a CPU is paid once, and a GPU gets R times the work per launch.
-Runs never mix: each slice of every operation reads and writes its own run only.
+Runs never mix: each slice of every operation reads and writes its own run only, and each run
+draws its initial weights from its own generator. On the CPU every operation is also one whose
+numbers for a run do not depend on how many runs share it (grouped, batched and per-group
+operations; a grouped convolution's forward does depend on the group count, so D's first layer is a
+patch matrix and a batched product; and an element-wise function such as the sigmoid is applied run
+by run, since a vectorised loop computes the elements past its last full vector another way, so on
+stacked runs a run's numbers would depend on its position): a run's result is the same bit for bit trained alone or
+beside others, which lets the runs be split over processes (``train.train``).
 
 Generator: a deep *linear* network (six bias-free, unpadded convolutions 7-5-3-1-1-1, stride 2 on
 the last). Being linear, G(x) equals one strided correlation of x with G's 13x13 impulse response k.
@@ -70,16 +77,18 @@ class DeepLinearGenerator(nn.Module):
     gray images (one kernel per run shared by all channels)."""
 
     def __init__(self, runs: int = 1, structure: Sequence[int] = (7, 5, 3, 1, 1, 1), channels: int = 64,
-                 stride: int = 2, init_gain: float = 0.1, generator: torch.Generator | None = None):
+                 stride: int = 2, init_gain: float = 0.1, generators: Sequence[torch.Generator] | None = None):
+        """``generators``: one per run, each drawing that run's weights layer by layer."""
         super().__init__()
+        gens = list(generators) if generators is not None else [None] * runs
         sizes = list(structure)
         ins = [1] + [channels] * (len(sizes) - 1)
         outs = [channels] * (len(sizes) - 1) + [1]
         self.weights = nn.ParameterList()
         for c_in, c_out, k in zip(ins, outs, sizes):
-            w = torch.empty(runs, c_out, c_in, k, k)
             fan_in, fan_out = c_in * k * k, c_out * k * k
-            w.normal_(0.0, init_gain * math.sqrt(2.0 / (fan_in + fan_out)), generator=generator)
+            std = init_gain * math.sqrt(2.0 / (fan_in + fan_out))
+            w = per_run(gens, lambda g: torch.empty(c_out, c_in, k, k).normal_(0.0, std, generator=g))
             self.weights.append(nn.Parameter(w))  # xavier-normal, gain 0.1 (authors' init)
         self.runs = runs
         self.stride = stride
@@ -117,10 +126,17 @@ def spectral_normalised(weight: torch.Tensor, u: torch.Tensor, v: torch.Tensor,
     """
     if power_iteration:
         with torch.no_grad():
-            v.copy_(F.normalize(torch.bmm(u.unsqueeze(1), weight).squeeze(1), dim=1, eps=eps))
+            # u^T W as a product and a sum: a batched matrix product of one row per matrix gives
+            # a matrix numbers that depend on how many matrices share the call.
+            v.copy_(F.normalize((u.unsqueeze(2) * weight).sum(1), dim=1, eps=eps))
             u.copy_(F.normalize(torch.bmm(weight, v.unsqueeze(2)).squeeze(2), dim=1, eps=eps))
     sigma = torch.bmm(u.unsqueeze(1), torch.bmm(weight, v.unsqueeze(2)))
     return weight / sigma
+
+
+def per_run(generators: Sequence[torch.Generator | None], draw) -> torch.Tensor:
+    """One tensor per run, each from that run's own generator, stacked along a leading run axis."""
+    return torch.stack([draw(g) for g in generators])
 
 
 def _default_init(shape: tuple[int, ...], fan_in: int,
@@ -139,22 +155,28 @@ class PatchDiscriminator(nn.Module):
     """
 
     def __init__(self, runs: int = 1, channels: int = 64, layers: int = 7, kernel_size: int = 7,
-                 in_channels: int = 3, generator: torch.Generator | None = None):
+                 in_channels: int = 3, generators: Sequence[torch.Generator] | None = None):
+        """``generators``: one per run, each drawing that run's weights, then its spectral norms'
+        starting vectors."""
         super().__init__()
+        gens = list(generators) if generators is not None else [None] * runs
         hidden = layers - 2
         patch = in_channels * kernel_size**2
-        self.first_weight = nn.Parameter(_default_init((runs, channels, patch), patch, generator))
+        self.first_weight = nn.Parameter(per_run(gens, lambda g: _default_init((channels, patch), patch, g)))
         self.first_bias = nn.Parameter(torch.zeros(runs, channels))
-        self.hidden_weight = nn.Parameter(_default_init((runs, hidden, channels, channels), channels, generator))
+        self.hidden_weight = nn.Parameter(per_run(gens, lambda g: _default_init((hidden, channels, channels),
+                                                                                channels, g)))
         self.hidden_bias = nn.Parameter(torch.zeros(runs, hidden, channels))
-        self.bn_weight = nn.Parameter(torch.empty(runs, hidden, channels).normal_(1.0, 0.02, generator=generator))
+        self.bn_weight = nn.Parameter(per_run(gens, lambda g: torch.empty(hidden, channels).normal_(1.0, 0.02,
+                                                                                                    generator=g)))
         self.bn_bias = nn.Parameter(torch.zeros(runs, hidden, channels))
-        self.last_weight = nn.Parameter(_default_init((runs, 1, channels), channels, generator))
+        self.last_weight = nn.Parameter(per_run(gens, lambda g: _default_init((1, channels), channels, g)))
         self.last_bias = nn.Parameter(torch.zeros(runs, 1))
-        for name, (n, rows, cols) in {"first": (runs, channels, patch), "hidden": (runs * hidden, channels, channels),
-                                      "last": (runs, 1, channels)}.items():
-            self.register_buffer(f"u_{name}", F.normalize(torch.randn(n, rows, generator=generator), dim=1))
-            self.register_buffer(f"v_{name}", F.normalize(torch.randn(n, cols, generator=generator), dim=1))
+        for name, (n, rows, cols) in {"first": (1, channels, patch), "hidden": (hidden, channels, channels),
+                                      "last": (1, 1, channels)}.items():
+            for side, size in (("u", rows), ("v", cols)):
+                start = per_run(gens, lambda g: F.normalize(torch.randn(n, size, generator=g), dim=1))
+                self.register_buffer(f"{side}_{name}", start.reshape(runs * n, size) if n > 1 else start[:, 0])
         self.runs = runs
         self.kernel_size = kernel_size
         self.in_channels = in_channels
@@ -174,16 +196,12 @@ class PatchDiscriminator(nn.Module):
         oh, ow = h - k + 1, w - k + 1
         c = w_first.shape[1]
         cols = n * oh * ow
-        if detach_params:
-            # Input gradients only: a patch-matrix product, whose backward (matrix product and
-            # overlap-add) is much cheaper on the CPU than a convolution's backward-data.
-            patches = F.unfold(x.reshape(runs * n, c_in, h, w), k).view(runs, n, c_in * k * k, oh * ow)
-            patches = patches.transpose(1, 2).reshape(runs, c_in * k * k, cols)
-            feat = torch.baddbmm(param(self.first_bias)[:, :, None], w_first, patches)
-        else:
-            feat = F.conv2d(x.transpose(0, 1).reshape(n, runs * c_in, h, w), w_first.reshape(-1, c_in, k, k),
-                            param(self.first_bias).reshape(-1), groups=runs)
-            feat = feat.view(n, runs, c, oh * ow).permute(1, 2, 0, 3).reshape(runs, c, cols)
+        # The 7x7 layer as a patch matrix and a batched product: its backward is much cheaper on
+        # the CPU than a convolution's backward-data (G's step), and unlike a grouped
+        # convolution's forward, a run's numbers do not depend on the number of runs.
+        patches = F.unfold(x.reshape(runs * n, c_in, h, w), k).view(runs, n, c_in * k * k, oh * ow)
+        patches = patches.transpose(1, 2).reshape(runs, c_in * k * k, cols)
+        feat = torch.baddbmm(param(self.first_bias)[:, :, None], w_first, patches)
         hidden = self.hidden_weight.shape[1]
         w_hidden = spectral_normalised(param(self.hidden_weight).reshape(-1, c, c), self.u_hidden,
                                        self.v_hidden, iterate).view(runs, hidden, c, c)
@@ -199,4 +217,4 @@ class PatchDiscriminator(nn.Module):
             feat = F.relu(feat.view(runs, c, cols))
         w_last = spectral_normalised(param(self.last_weight), self.u_last, self.v_last, iterate)
         out = torch.baddbmm(param(self.last_bias)[:, :, None], w_last, feat)
-        return torch.sigmoid(out).view(runs, n, 1, oh, ow)
+        return torch.stack([torch.sigmoid(o) for o in out]).view(runs, n, 1, oh, ow)  # run by run: see above

@@ -5,11 +5,12 @@ run: L_G = mean(1 - D(G(x))) + 5 * bicubic + 0.5 * |1 - sum k| + 0.5 * mean|k . 
             + [1 * centre-of-mass + 5 * mean|k|^0.2 once switched on];
      L_D = (mean(D(G(x) + n)) + mean(1 - D(y + n))) / 2.
 One G step then one D step per iteration. The R runs (independent seeds: own initialisation,
-own crops, own schedule) are summed into one loss; their parameters are disjoint, so each run's
-gradients, Adam moments and schedule are exactly its own.
+own crops, own noise, own schedule) are summed into one loss; their parameters are disjoint, so
+each run's gradients, Adam moments and schedule are exactly its own.
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -22,6 +23,7 @@ from blindsr.degradation import bicubic_taps
 from blindsr.estimators.kernelgan.crops import crop_maps, plan_crops, plan_group_crops
 from blindsr.estimators.kernelgan.networks import DeepLinearGenerator, PatchDiscriminator
 from blindsr.estimators.kernelgan.settings import MIN_G_CROP, KernelGANSettings
+from blindsr.runtime import can_fork, forked_map
 
 CHECK_EVERY = 50  # iterations between finiteness checks and progress reports
 # Input pixels per colour that one band of the bicubic target's convolution reads (a photo's
@@ -139,6 +141,11 @@ def prepare_image(rgb: np.ndarray, settings: KernelGANSettings) -> np.ndarray:
     return rgb
 
 
+def g_crop_size(images: Sequence[np.ndarray], settings: KernelGANSettings) -> int:
+    """G's crop: the preset's, or the largest even size every prepared image holds."""
+    return min(settings.g_crop, min(min(x.shape[:2]) for x in images) // 2 * 2)
+
+
 def signed_planes(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
     """(3, H, W) float32: ``rgb * 2 - 1`` computed in float64 and rounded once, a colour plane at
     a time (the whole image's float64 temporaries took several times its size)."""
@@ -165,12 +172,14 @@ class KernelGANRun:
         self.batch = settings.crops_per_iteration
         group = not isinstance(rgb, np.ndarray)
         images = [prepare_image(x, settings) for x in rgb] if group else [prepare_image(rgb, settings)]
-        g_size = min(settings.g_crop, min(min(x.shape[:2]) for x in images) // 2 * 2)
-        torch_gen = torch.Generator().manual_seed(int(seeds[0]))
+        g_size = g_crop_size(images, settings)
+        # Each run draws from generators of its own seed: its weights (G's, then D's), and the
+        # noise on D's crops; so a run's numbers do not depend on the runs beside it.
+        init = [torch.Generator().manual_seed(int(s)) for s in seeds]
         self.G = DeepLinearGenerator(self.runs, settings.g_structure, settings.g_channels, 2,
-                                     settings.g_init_gain, torch_gen).to(device)
+                                     settings.g_init_gain, init).to(device)
         self.D = PatchDiscriminator(self.runs, settings.d_channels, settings.d_layers, settings.d_kernel,
-                                    generator=torch_gen).to(device)
+                                    generators=init).to(device)
         self.g_size = g_size
         self.d_size = (g_size - self.G.kernel_size) // 2 + 1
         maps = [crop_maps(x, g_size, self.d_size) for x in images]
@@ -188,7 +197,7 @@ class KernelGANRun:
         self.d_images = np.stack([p.d_images if group else np.zeros(crops, int) for p in plans])
         self.images = [signed_planes(x, device) for x in images]
         del maps  # full-size float64 maps, freed before the bicubic targets are made (images are views)
-        self.noise_gen = torch.Generator(device=device).manual_seed(int(seeds[0]) + 1)
+        self.noise_gens = [torch.Generator(device=device).manual_seed(int(s) + 1) for s in seeds]
         kw = {"lr": settings.lr, "betas": (settings.beta1, 0.999)}
         fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
         self.opt_g = torch.optim.Adam(self.G.parameters(), **kw, **fused)
@@ -252,10 +261,13 @@ class KernelGANRun:
                             zip(self.g_corners[:, span].reshape(-1, 2), self.g_images[:, span].reshape(-1))])
         d_real = torch.stack([self.images[k][:, t:t + d, l:l + d] for (t, l), k in
                               zip(self.d_corners[:, span].reshape(-1, 2), self.d_images[:, span].reshape(-1))])
-        noise = torch.randn(d_real.shape, generator=self.noise_gen, device=self.device)
-        d_real = d_real + noise * self.settings.real_noise
+        d_real = d_real + self.noise((self.batch, *d_real.shape[1:])).view_as(d_real) * self.settings.real_noise
         g_in = g_in.view(self.runs, self.batch * 3, g, g).transpose(0, 1).contiguous()
         return g_in, d_real.view(self.runs, self.batch, 3, d, d)
+
+    def noise(self, shape: Sequence[int]) -> torch.Tensor:
+        """(R, *shape) standard normal noise, each run's from its own generator."""
+        return torch.stack([torch.randn(tuple(shape), generator=g, device=self.device) for g in self.noise_gens])
 
     def generate(self, g_in: torch.Tensor, kernel: torch.Tensor | None) -> torch.Tensor:
         """G's output for the crops, (R, crops, 3, h, w)."""
@@ -269,14 +281,18 @@ class KernelGANRun:
     def regularisers(self, k: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-run kernel regularisers, each (R,)."""
         total = k.sum(dim=(1, 2))
-        com = torch.stack([k.sum(2) @ self.indices, k.sum(1) @ self.indices], dim=1) / total[:, None]
+        # Products and sums rather than matrix-vector products, whose numbers for a run depend
+        # on how many runs share them (``networks``).
+        com = torch.stack([(k.sum(2) * self.indices).sum(1), (k.sum(1) * self.indices).sum(1)], dim=1) / total[:, None]
         terms = {
             "sum_to_one": (1.0 - total).abs(),
             "boundaries": (k * self.mask).abs().mean(dim=(1, 2)),
             "centre": ((com - self.com_target) ** 2).mean(dim=1),
         }
         if self.schedule.constraints_on.any():
-            terms["sparsity"] = k.abs().pow(self.settings.sparsity_power).mean(dim=(1, 2))
+            # Run by run: a vectorised power's last elements take a scalar path, so on the
+            # stacked runs a run's numbers would depend on where it sits (``networks``).
+            terms["sparsity"] = torch.stack([kr.abs().pow(self.settings.sparsity_power).mean() for kr in k])
         return terms
 
     def step(self, i: int) -> np.ndarray:
@@ -303,8 +319,7 @@ class KernelGANRun:
         self.opt_d.zero_grad(set_to_none=True)
         with torch.no_grad():
             fake = self.generate(g_in, self.current_kernel())
-            fake = fake + torch.randn(fake.shape, generator=self.noise_gen,
-                                      device=self.device) * s.fake_noise
+            fake = fake + self.noise(fake.shape[1:]) * s.fake_noise
         pred = self.D(torch.cat([d_real, fake], dim=1))
         n = self.batch
         loss_d = 0.5 * (pred[:, n:].mean(dim=(1, 2, 3, 4)) + (1.0 - pred[:, :n]).mean(dim=(1, 2, 3, 4)))
@@ -322,9 +337,45 @@ class KernelGANRun:
 
 def train(rgb: np.ndarray | Sequence[np.ndarray], settings: KernelGANSettings, seeds: Sequence[int],
           device: torch.device, progress: Callable[[int], None] | None = None, layerwise: bool = False,
-          shares: Sequence[float] | None = None) -> RunResult:
+          shares: Sequence[float] | None = None, processes: int = 1) -> RunResult:
     """Train ``len(seeds)`` KernelGAN runs side by side on an RGB image in [0, 1] (or a group of
-    images of one camera, ``KernelGANRun``)."""
+    images of one camera, ``KernelGANRun``).
+
+    On the CPU, ``processes`` > 1 splits the runs over forked processes (``split_runs``), each
+    with its share of this process's threads: these small networks use two cores better as two
+    processes than as two threads of one. The kernels are the same bit for bit either way (the
+    runs' numbers do not depend on the runs beside them in the splits made here: tested). Only
+    images that hold the preset's G crop are split: on smaller crops some operations' numbers
+    depend on the batch. ``progress`` follows the first share."""
+    images = [prepare_image(x, settings) for x in ([rgb] if isinstance(rgb, np.ndarray) else rgb)]
+    full_crops = g_crop_size(images, settings) == settings.g_crop
+    sizes = split_runs(len(seeds), processes) if device.type == "cpu" and full_crops and can_fork() else [len(seeds)]
+    if len(sizes) == 1:
+        return _train(rgb, settings, seeds, device, progress, layerwise, shares)
+    start = time.perf_counter()
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # its first use imports a lot: once, not per child
+    bounds = np.cumsum([0, *sizes])
+    tasks = [functools.partial(_train, rgb, settings, list(seeds[a:b]), device, progress if a == 0 else None,
+                               layerwise, shares) for a, b in zip(bounds[:-1], bounds[1:])]
+    parts = forked_map(tasks, max(1, torch.get_num_threads() // len(tasks)))
+    return RunResult(np.concatenate([p.kernels for p in parts]), np.concatenate([p.finite for p in parts]),
+                     time.perf_counter() - start, [d for p in parts for d in p.diagnostics])
+
+
+def split_runs(runs: int, processes: int) -> list[int]:
+    """How many runs each of at most ``processes`` processes trains: whole pairs, as evenly as
+    they go, for four or six runs. Other counts stay in one process: the batched operations give a
+    run the same numbers in batches of two, four or six runs (measured on this code), but not in a
+    batch of one or three (a grouped convolution's weight gradient, for one) nor always of eight."""
+    if processes < 2 or runs not in (4, 6):
+        return [runs]
+    pairs = np.array_split(np.arange(runs // 2), min(processes, runs // 2))
+    return [2 * len(p) for p in pairs]
+
+
+def _train(rgb: np.ndarray | Sequence[np.ndarray], settings: KernelGANSettings, seeds: Sequence[int],
+           device: torch.device, progress: Callable[[int], None] | None, layerwise: bool,
+           shares: Sequence[float] | None) -> RunResult:
     start = time.perf_counter()
     run = KernelGANRun(rgb, settings, seeds, device, layerwise, shares)
     finite = np.ones(run.runs, dtype=bool)
