@@ -18,6 +18,7 @@
 #   make bench-speed-avx2  this CPU as it is and as an AVX2-only one: unit, KernelGAN estimate, demo
 #   make bench-kernel-budget  KernelGAN training budgets: cost vs kernel accuracy (tuning and held-out images)
 #   make bench-kernel-split   KernelGAN's restarts split over forked processes, side by side with the batched estimate
+#   make bench-kernel-split-report  the split estimate on held-out images (BSD100RK 21-100)
 #   make bench-kernel-shake   KernelGAN on held-out hand-shake kernels (hard set shake/), beside the paper preset
 #   make bench-kernel-phone   the same on held-out noisy, strongly compressed photos (hard set phone/)
 #   make bench-kernel-phone-tune  such photos' tuning part: the default with and without its refinement, the paper preset
@@ -69,7 +70,7 @@ SPLIT_BEFORE ?= 5f3d64d
 BEFORE ?= d5a51cf
 AFTER ?= HEAD
 
-.PHONY: install test test-fast demo bench-kernel bench-speed bench-speed-x4 bench-speed-allocator bench-speed-avx2 bench-zssr bench-srmd bench-memory bench-table1 bench-cuda bench-batch bench-handoff bench-hashes bench-kernel-budget bench-kernel-split bench-kernel-shake bench-kernel-phone bench-kernel-phone-tune bench-kernel-sharp bench-kernel-sharp-tune bench-sharpening-tune bench-sharpening-report bench-light-tune bench-light-report bench-robust bench-robust-tune bench-robust-shape bench-robust-focus bench-robust-focus-camera bench-camera bench-camera-zssr bench-camera-budgets bench-camera-handoff bench-jpeg-noise bench-jpeg-noise-study bench-jpeg-noise-hard bench-jpeg-noise-zssr batch eval report clean
+.PHONY: install test test-fast demo bench-kernel bench-speed bench-speed-x4 bench-speed-allocator bench-speed-avx2 bench-zssr bench-srmd bench-memory bench-table1 bench-cuda bench-batch bench-handoff bench-hashes bench-kernel-budget bench-kernel-split bench-kernel-split-report bench-kernel-shake bench-kernel-phone bench-kernel-phone-tune bench-kernel-sharp bench-kernel-sharp-tune bench-sharpening-tune bench-sharpening-report bench-light-tune bench-light-report bench-robust bench-robust-tune bench-robust-shape bench-robust-focus bench-robust-focus-camera bench-camera bench-camera-zssr bench-camera-budgets bench-camera-handoff bench-jpeg-noise bench-jpeg-noise-study bench-jpeg-noise-hard bench-jpeg-noise-zssr batch eval report clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
@@ -149,6 +150,13 @@ bench-kernel-budget: $(STAMP)
 bench-kernel-split: $(STAMP)
 	$(BIN)/python -m benchmarks.hard_set --shared $(SHARED)/data --output hard_set
 	$(BIN)/python -m benchmarks.kernel_split --before $(SPLIT_BEFORE) --set $(DATA):1-20 --set hard_set/tune:1-20
+
+# The same estimate on held-out images (BSD100RK 21-100), after the tuning images' decision.
+bench-kernel-split-report: $(STAMP)
+	$(BIN)/python -m benchmarks.kernel_budget --set report=$(DATA):21-100 --candidates "today (1000 x 4)" \
+		--report-candidates "today (1000 x 4)" \
+		--section "kernel-split-report:KernelGAN with the restarts split over processes (held out)" \
+		--make-target bench-kernel-split-report
 
 # KernelGAN on the hard set's held-out hand-shake part, beside the paper preset (the part is made first).
 bench-kernel-shake: $(STAMP)
