@@ -213,8 +213,9 @@ def main() -> None:
                 {"images": 0, "fallbacks": 0, "below bicubic": 0, "seconds": 1, "units": 0})
                 + paper_lines(results, part) + (paired_lines(results, part) if args.paired else ""))
     overrides = "; ".join(f"{n}: {CANDIDATES[n]}" for n in dict.fromkeys(chosen + reported))
-    body = (f"Default KernelGAN estimate (x2, seed 0, the process's torch threads: one per batched restart "
-            f"within the budget) under each budget; kernel PSNR on the true kernel's canvas. Speed unit "
+    body = (f"Default KernelGAN estimate (x2, seed 0; on the CPU its restarts trained in forked processes of two "
+            f"where `train.split_runs` allows, since revision 33df1f9, and before it batched on one thread per "
+            f"restart within the budget) under each budget; kernel PSNR on the true kernel's canvas. Speed unit "
             f"(one fp32 ZSSR training step on 1x3x128x128): {unit_start:.4f} s at the start, {unit_end:.4f} s "
             f"at the end of this run ({'native' if native_bf16() else 'no native'} bf16). Units divide each estimate's "
             f"seconds by the unit cached with it: timed just before that candidate's estimates on that set (in caches "

@@ -4,13 +4,15 @@ Every module holds R independent networks ("runs") with stacked parameters (lead
 restarts train side by side in the same tensor operations, so the per-operation overhead that
 dominates these small networks on a CPU is paid once, and a GPU gets R times the work per launch.
 Runs never mix: each slice of every operation reads and writes its own run only, and each run
-draws its initial weights from its own generator. On the CPU every operation is also one whose
-numbers for a run do not depend on how many runs share it (grouped, batched and per-group
-operations; a grouped convolution's forward does depend on the group count, so D's first layer is a
-patch matrix and a batched product; and an element-wise function such as the sigmoid is applied run
-by run, since a vectorised loop computes the elements past its last full vector another way, so on
-stacked runs a run's numbers would depend on its position): a run's result is the same bit for bit trained alone or
-beside others, which lets the runs be split over processes (``train.train``).
+draws its initial weights from its own generator. On the CPU a run's numbers also do not depend on
+how many runs share an operation or where the run sits among them, so a run trained alone or beside
+others gives the same result bit for bit and the runs can be split over processes (``train.train``).
+Most operations are like that by construction; three are written for it: D's first layer is a
+patch matrix and a batched product (a grouped convolution's forward depends on the group count),
+the power iteration's u^T W is a product and a sum (a batched product of one row per matrix
+depends on the batch), and the sigmoid is applied run by run (a vectorised loop computes the
+elements after its last full vector another way, so on stacked runs they would depend on the run's
+position).
 
 Generator: a deep *linear* network (six bias-free, unpadded convolutions 7-5-3-1-1-1, stride 2 on
 the last). Being linear, G(x) equals one strided correlation of x with G's 13x13 impulse response k.
@@ -217,4 +219,4 @@ class PatchDiscriminator(nn.Module):
             feat = F.relu(feat.view(runs, c, cols))
         w_last = spectral_normalised(param(self.last_weight), self.u_last, self.v_last, iterate)
         out = torch.baddbmm(param(self.last_bias)[:, :, None], w_last, feat)
-        return torch.stack([torch.sigmoid(o) for o in out]).view(runs, n, 1, oh, ow)  # run by run: see above
+        return torch.stack([torch.sigmoid(o) for o in out]).view(runs, n, 1, oh, ow)  # run by run: module docstring
