@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import native_bf16, numbers, revision, unit_seconds, worktree, write_section
+from benchmarks.kernel_budget import set_label, summarise
 from blindsr.datasets import load_benchmark
 from blindsr.tables import markdown_table
 
@@ -79,29 +80,18 @@ def parse_set(text: str) -> tuple[Path, list[int]]:
     return Path(folder), numbers(span)
 
 
-def set_label(folder: Path, wanted: list[int]) -> str:
-    name = folder.name if folder.parent.name != "hard_set" else f"hard {folder.name}"
-    return f"{name} {wanted[0]}-{wanted[-1]}"
-
-
-def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    kp = np.array([r["kernel_psnr"] for r in rows])
-    return {"images": len(rows), "kernel PSNR mean": kp.mean(), "p10": np.percentile(kp, 10), "worst": kp.min(),
-            "LR-PSNR mean": statistics.mean(r["lr_psnr"] for r in rows),
-            "LR worst": min(r["lr_psnr"] for r in rows), "fallbacks": sum(r["fallback"] for r in rows),
-            "seconds": statistics.mean(r["seconds"] for r in rows),
-            "units": statistics.mean(r["seconds"] / r["unit"] for r in rows)}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", required=True, help="git revision of the estimate compared against")
     parser.add_argument("--set", action="append", required=True, type=parse_set, dest="sets",
                         help="FOLDER:A-B (DIV2KRK layout, x2); tuning images")
     parser.add_argument("--work", type=Path, default=ROOT / "bench_out" / "kernel_split")
+    parser.add_argument("--now", default=None,
+                        help="the revision whose cached estimates stand for this checkout's (its KernelGAN code "
+                             "unchanged since; default: this checkout's revision)")
     parser.add_argument("--remark", default="", help="a paragraph for the section")
     args = parser.parse_args()
-    now = revision()
+    now = args.now or revision()
     trees = {"before": worktree(args.before, args.work), "now": ROOT}
     labels = {"before": f"before ({args.before}, batched)", "now": f"now ({now}, split)"}
     workers: dict[str, Worker] = {}
@@ -133,7 +123,7 @@ def main() -> None:
     for label in dict.fromkeys(label for label, _ in results):
         before, today = results[(label, "before")], results[(label, "now")]
         for key, found in (("before", before), ("now", today)):
-            rows.append({"set": label, "estimate": labels[key], **summary(found)})
+            rows.append({"set": label, "estimate": labels[key], **summarise(found, unit_start)})
         ratios = [t["seconds"] / b["seconds"] for b, t in zip(before, today)]
         gaps = [t["kernel_psnr"] - b["kernel_psnr"] for b, t in zip(before, today)]
         same = sum(t["kernel_psnr"] == b["kernel_psnr"] for b, t in zip(before, today))

@@ -258,7 +258,7 @@ class KernelGANEstimator:
         natives, info = [], []
         for attempt in range(2):
             result = train(rgb, settings, seeds, self.device, progress, shares=shares,
-                           processes=torch.get_num_threads() if self.device.type == "cpu" else 1)
+                           processes=torch.get_num_threads())
             failed = []
             for r, seed in enumerate(seeds):
                 kernel_ok = bool(result.finite[r])
