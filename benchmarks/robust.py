@@ -34,8 +34,6 @@ from typing import Callable
 
 import numpy as np
 
-from benchmarks.camera import SETS as CAMERA_SETS
-
 ROOT = Path(__file__).resolve().parents[1]
 CODE_ROOT = "BLINDSR_BENCH_CODE_ROOT"
 # The code measured first on the path: the repository root, or for a job of another revision that
@@ -358,6 +356,8 @@ def focus_study(args: argparse.Namespace, measured: str) -> None:
     changed = [r for r in rows if r[f"{before}_scored"] != r[f"{today}_scored"]]
     columns = ["part", "image", "bicubic_lr_psnr"] + [f"{n}_{m}" for n in (before, today)
                                                        for m in ("kernel_psnr", "lr_psnr", "scored")]
+    from benchmarks.camera import SETS as CAMERA_SETS  # here: a job of another revision has no camera.py
+
     images = ("The one-camera tuning sets of `make bench-camera` (benchmarks/camera.py; one DIV2KRK kernel per "
               "set): " + "; ".join(f"{name}: {CAMERA_SETS[name].describe()}" for name in ("tune", "tune_noise"))
               + "." if camera else
