@@ -86,6 +86,7 @@ def run_key(kind: str, scale: int, entry: BenchmarkImage, preset: str) -> str:
 SPEEDUP_GOAL = 8.0
 PSNR_TOLERANCE = 0.1
 KERNELGAN_UNITS_GOAL = 100
+ISA_SECTION = "speed-isa:Speed as an AVX2-only CPU"  # --isa-section: its default
 
 
 class Cache:
@@ -362,6 +363,8 @@ def main() -> None:
     parser.add_argument("--tune-kernel", default="1-20", help="images of the isa part's estimates")
     parser.add_argument("--parts", default="ablation,blind,demo,isa")
     parser.add_argument("--remark", action="append", default=[], help="a line added to the speed section")
+    parser.add_argument("--isa-section", default=ISA_SECTION, metavar="NAME:TITLE",
+                        help="the isa part's section (another CPU's measurement can keep a section of its own)")
     args = parser.parse_args()
     if not (args.data / "lr_x2").is_dir():
         raise SystemExit(f"{args.data}: BSD100RK not found (set DATA=...)")
@@ -411,8 +414,8 @@ def main() -> None:
         if parts == ["x4"]:
             return
     if "isa" in parts:  # a section of its own, so that it can be run alone (make bench-speed-avx2)
-        write_section("speed-isa", "Speed as an AVX2-only CPU", isa_part(args.work, args.data, args.tune_kernel),
-                      "bench-speed-avx2")
+        name, title = args.isa_section.split(":", 1)
+        write_section(name, title, isa_part(args.work, args.data, args.tune_kernel), "bench-speed-avx2")
         if not sections:
             return
     units.append(unit_seconds())
