@@ -70,7 +70,7 @@ SPLIT_BEFORE ?= 5f3d64d
 BEFORE ?= d5a51cf
 AFTER ?= HEAD
 
-.PHONY: install test test-fast demo bench-kernel bench-speed bench-speed-x4 bench-speed-allocator bench-speed-avx2 bench-zssr bench-srmd bench-memory bench-table1 bench-cuda bench-batch bench-handoff bench-hashes bench-kernel-budget bench-kernel-split bench-kernel-split-report bench-kernel-shake bench-kernel-phone bench-kernel-phone-tune bench-kernel-sharp bench-kernel-sharp-tune bench-sharpening-tune bench-sharpening-report bench-light-tune bench-light-report bench-robust bench-robust-tune bench-robust-shape bench-robust-focus bench-robust-focus-camera bench-camera bench-camera-zssr bench-camera-budgets bench-camera-handoff bench-jpeg-noise bench-jpeg-noise-study bench-jpeg-noise-hard bench-jpeg-noise-zssr batch eval report clean
+.PHONY: install test test-fast demo bench-kernel bench-speed bench-speed-x4 bench-speed-allocator bench-speed-avx2 bench-speed-bf16 bench-zssr bench-srmd bench-memory bench-table1 bench-cuda bench-batch bench-handoff bench-hashes bench-kernel-budget bench-kernel-split bench-kernel-split-report bench-kernel-shake bench-kernel-phone bench-kernel-phone-tune bench-kernel-sharp bench-kernel-sharp-tune bench-sharpening-tune bench-sharpening-report bench-light-tune bench-light-report bench-robust bench-robust-tune bench-robust-shape bench-robust-focus bench-robust-focus-camera bench-camera bench-camera-zssr bench-camera-budgets bench-camera-handoff bench-jpeg-noise bench-jpeg-noise-study bench-jpeg-noise-hard bench-jpeg-noise-zssr batch eval report clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
@@ -139,6 +139,9 @@ bench-speed-x4: $(STAMP)
 
 bench-speed-allocator: $(STAMP)
 	$(BIN)/python -m benchmarks.allocator --data $(DATA)
+
+bench-speed-bf16: $(STAMP)
+	$(BIN)/python -m benchmarks.speed --data $(DATA) --parts bf16 --tune 1-3
 
 bench-speed-avx2: $(STAMP)
 	$(BIN)/python -m benchmarks.speed --data $(DATA) --parts isa

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+import zssr
 
 BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
 LOAD_MARGIN = 0.5  # load average above the core count: more threads wanted the cores than there were
@@ -44,7 +45,7 @@ def machine_line() -> str:
 
 def native_bf16() -> bool:
     """Whether this CPU computes bf16 natively (AVX512-BF16/AMX; ZSSR's ``precision=auto`` uses it)."""
-    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return zssr.native_bf16()
 
 
 def synchronise(device: str) -> None:

@@ -22,6 +22,9 @@ Parts (every run is cached as JSON under ``--work``; an interrupted benchmark re
   isa       this CPU as it is and made to run as an AVX2-only one (``benchmarks.isa``, a child
             process per instruction set): the speed unit, the default KernelGAN x2 estimate of the
             ``--tune-kernel`` images (seconds, units, kernel PSNR), and ``make demo`` under AVX2.
+  bf16      the fast preset with fp32 and with bf16 training, ground-truth kernels, x2, on the
+            tuning images (``--tune``), one after the other on this CPU, and what ``precision=auto``
+            picks here (section 'speed-bf16'; not cached: it is about this machine).
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+import zssr
 from omegaconf import OmegaConf
 
 from benchmarks.common import machine_line, native_bf16, numbers, unit_seconds, write_section
@@ -135,6 +139,29 @@ def ablation(cache: Cache, data: Path, tune: list[int]) -> tuple[str, list[dict]
         row["dB vs today"] = row["Y-PSNR"] - base["Y-PSNR"]
     return markdown_table(rows, ["ZSSR", "images", "seconds", "speed-up", "Y-PSNR", "dB vs today"],
                           {"seconds": 1, "speed-up": 1, "images": 0}), rows
+
+
+def bf16_part(data: Path, tune: list[int]) -> str:
+    """The ``bf16`` part: the fast preset trained in fp32 and in bf16 on each tuning image, side by
+    side, the unit timed before each image; what ``precision=auto`` resolves to on this CPU."""
+    rows = []
+    for e in entries(data, 2, tune):
+        unit = unit_seconds()
+        for precision in ("fp32", "bf16"):
+            run = zssr_run(e, true_kernels(e, 2), "fast", 2, precision=precision)
+            rows.append({"image": e.name, "precision": precision, "seconds": run["sr_s"],
+                         "units": run["sr_s"] / unit, "Y-PSNR": run["psnr"]})
+            print(rows[-1], flush=True)
+    mean = {p: statistics.mean(r["seconds"] for r in rows if r["precision"] == p) for p in ("fp32", "bf16")}
+    flags = {name: bool(getattr(torch.cpu, name, lambda: False)()) for name in zssr.X86_BF16_PROBES}
+    onednn = bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return (f"ZSSR fast preset, ground-truth kernels, x2, tuning images {', '.join(map(str, tune))}, seed 0, one run "
+            "at a time (fp32 then bf16 per image; the unit timed before each image). oneDNN reports bf16 "
+            f"support: {onednn}; the CPU's bf16 instructions ({', '.join(f'`torch.cpu.{k}`: {v}' for k, v in flags.items())}); "
+            f"`precision=auto` resolves to **{zssr.resolve_precision('auto', torch.device('cpu'))}** here.\n\n"
+            + markdown_table(rows, list(rows[0]), {"seconds": 1, "units": 0})
+            + f"\n\nMean seconds: fp32 {mean['fp32']:.1f}, bf16 {mean['bf16']:.1f} (bf16 / fp32 = "
+            f"{mean['bf16'] / mean['fp32']:.2f}x).")
 
 
 def x4_ablation(cache: Cache, data: Path, tune: list[int], unit: float) -> str:
@@ -412,6 +439,11 @@ def main() -> None:
                                     + table, text, "### Checks\n\n" + "\n".join(verdicts)]),
                       "bench-speed-x4")
         if parts == ["x4"]:
+            return
+    if "bf16" in parts:  # a section of its own: it is about this CPU
+        write_section("speed-bf16", "ZSSR in bf16 and fp32 on this CPU", bf16_part(args.data, numbers(args.tune)),
+                      "bench-speed-bf16")
+        if parts == ["bf16"]:
             return
     if "isa" in parts:  # a section of its own, so that it can be run alone (make bench-speed-avx2)
         name, title = args.isa_section.split(":", 1)

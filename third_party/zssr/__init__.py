@@ -18,6 +18,7 @@ weights), ``policy`` (learning rate and stopping), ``train`` (one stage), ``geom
 """
 from __future__ import annotations
 
+import platform
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -157,7 +158,24 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         return precision
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    return "bf16" if native_bf16() else "fp32"
+
+
+# x86 CPUs whose instructions compute bf16: AVX512-BF16 or AMX (torch.cpu's probes).
+X86_BF16_PROBES = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware and oneDNN may use it. oneDNN reports bf16 as
+    supported on every AVX-512 CPU, with or without bf16 instructions; without them it converts
+    to fp32 and back, and the fast preset's training took 3x as long in bf16 as in fp32 on such a
+    CPU (docs/BENCHMARKS.md, 'speed-bf16'). On x86 the CPU's own flags decide (a torch without
+    the probes: fp32); elsewhere oneDNN reports bf16 only where the CPU computes it."""
+    if not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
+        return False
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
+        return True
+    return any(getattr(torch.cpu, name, lambda: False)() for name in X86_BF16_PROBES)
 
 
 def _check_image(lr: np.ndarray) -> np.ndarray:
