@@ -153,8 +153,7 @@ def bf16_part(data: Path, tune: list[int]) -> str:
                          "units": run["sr_s"] / unit, "Y-PSNR": run["psnr"]})
             print(rows[-1], flush=True)
     mean = {p: statistics.mean(r["seconds"] for r in rows if r["precision"] == p) for p in ("fp32", "bf16")}
-    flags = {name: bool(getattr(torch.cpu, name, lambda: False)()) for name in zssr.X86_BF16_PROBES}
-    onednn = bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    flags, onednn = zssr.x86_bf16_flags(), zssr.onednn_bf16()
     return (f"ZSSR fast preset, ground-truth kernels, x2, tuning images {', '.join(map(str, tune))}, seed 0, one run "
             "at a time (fp32 then bf16 per image; the unit timed before each image). oneDNN reports bf16 "
             f"support: {onednn}; the CPU's bf16 instructions ({', '.join(f'`torch.cpu.{k}`: {v}' for k, v in flags.items())}); "

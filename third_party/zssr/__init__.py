@@ -171,11 +171,22 @@ def native_bf16() -> bool:
     to fp32 and back, and the fast preset's training took 3x as long in bf16 as in fp32 on such a
     CPU (docs/BENCHMARKS.md, 'speed-bf16'). On x86 the CPU's own flags decide (a torch without
     the probes: fp32); elsewhere oneDNN reports bf16 only where the CPU computes it."""
-    if not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
+    if not onednn_bf16():
         return False
     if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
         return True
-    return any(getattr(torch.cpu, name, lambda: False)() for name in X86_BF16_PROBES)
+    return any(x86_bf16_flags().values())
+
+
+def onednn_bf16() -> bool:
+    """Whether oneDNN reports bf16 support (on x86: any AVX-512 CPU, emulated or not)."""
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def x86_bf16_flags() -> dict[str, bool]:
+    """Each of ``X86_BF16_PROBES``: whether the CPU has those bf16 instructions (False where this
+    torch lacks the probe)."""
+    return {name: bool(getattr(torch.cpu, name, lambda: False)()) for name in X86_BF16_PROBES}
 
 
 def _check_image(lr: np.ndarray) -> np.ndarray:
