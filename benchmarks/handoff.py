@@ -73,9 +73,9 @@ def main() -> None:
     best = max((f"{w:g}" for w in WIDTHS), key=lambda label: selection[label])
     body = (f"SRMD x2 Y-PSNR (dB) with KernelGAN's estimate narrowed to each width (1 = as estimated), and with "
             f"the true kernel for reference; BSD100RK images 1-{args.images}, KernelGAN default preset, seed 0. "
-            f"SRMD as the pipeline runs it (`sr.noise=auto`: the noise sigma fitted to each image with the "
-            f"kernel it is given), where bench-table1 gives it the paper's sigma 0: the same width scores "
-            f"differently there.\n\n"
+            f"SRMD as the pipeline runs it (`sr.noise=auto`: the noise sigma the estimate recorded; with the "
+            f"true kernel, the sigma fitted with it), where bench-table1 gives it the paper's sigma 0: the "
+            f"same width scores differently there.\n\n"
             f"{markdown_table(means, ['images', *labels], 2)}\n\n"
             f"Best width on the selection images: **{best}** (test images: {means[1][best]:.2f} dB vs "
             f"{means[1]['1']:.2f} dB at width 1). Shipped default (`handoff_width`): **{HANDOFF_WIDTH:g}**.\n\n"
