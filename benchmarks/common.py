@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import zssr
+from zssr import native_bf16  # whether this CPU computes bf16 (what ZSSR's precision=auto reads)
 
 BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
 LOAD_MARGIN = 0.5  # load average above the core count: more threads wanted the cores than there were
@@ -41,11 +41,6 @@ def machine_line() -> str:
     bf16 = "native bf16" if native_bf16() else "no native bf16"
     return (f"{cpu}, {os.cpu_count()} cores ({bf16}), {gpu}; Python {platform.python_version()}, "
             f"torch {torch.__version__}, {platform.system()}")
-
-
-def native_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16/AMX; ZSSR's ``precision=auto`` uses it)."""
-    return zssr.native_bf16()
 
 
 def synchronise(device: str) -> None:

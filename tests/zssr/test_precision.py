@@ -1,5 +1,5 @@
 """``precision=auto``: bf16 only where the CPU computes it (oneDNN reports bf16 on every AVX-512 CPU,
-where it is emulated and the fast preset trained 3x slower than in fp32)."""
+where it is emulated and the fast preset trained 2.8x slower than in fp32)."""
 from __future__ import annotations
 
 import platform

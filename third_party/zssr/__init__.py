@@ -168,7 +168,7 @@ X86_BF16_PROBES = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
 def native_bf16() -> bool:
     """Whether this CPU computes bf16 in hardware and oneDNN may use it. oneDNN reports bf16 as
     supported on every AVX-512 CPU, with or without bf16 instructions; without them it converts
-    to fp32 and back, and the fast preset's training took 3x as long in bf16 as in fp32 on such a
+    to fp32 and back, and the fast preset's training took 2.8x as long in bf16 as in fp32 on such a
     CPU (docs/BENCHMARKS.md, 'speed-bf16'). On x86 the CPU's own flags decide (a torch without
     the probes: fp32); elsewhere oneDNN reports bf16 only where the CPU computes it."""
     if not onednn_bf16():
