@@ -1,5 +1,6 @@
-"""KernelGAN's runs split over processes, against the same estimate at an earlier revision
-(make bench-kernel-split) -> the 'kernel-split' section of docs/BENCHMARKS.md.
+"""The default KernelGAN estimate against the same estimate at an earlier revision, side by side
+(make bench-kernel-split: the runs split over processes, the 'kernel-split' section of
+docs/BENCHMARKS.md; make bench-kernel-patches: D's patch matrix as one strided copy).
 
 Side by side: one long-lived worker process per revision (``--before``, a git worktree, and this
 checkout), each with the whole CPU thread budget and its code loaded, estimating the same image in
@@ -32,6 +33,9 @@ from blindsr.datasets import load_benchmark
 from blindsr.tables import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
+SPLIT_SECTION = "kernel-split:KernelGAN: the restarts split over processes"
+SPLIT_CHANGE = ("batched|split|at {before} its four restarts batched in one process (one thread per restart within "
+                "the budget), at {now} in two forked processes of two (`train.split_runs`)")
 # Runs in each revision's worker: estimates what it reads on stdin, one JSON line per image.
 WORKER = r"""
 import json, sys, time
@@ -90,10 +94,17 @@ def main() -> None:
                         help="the revision whose cached estimates stand for this checkout's (its KernelGAN code "
                              "unchanged since; default: this checkout's revision)")
     parser.add_argument("--remark", default="", help="a paragraph for the section")
+    parser.add_argument("--section", default=SPLIT_SECTION, help="NAME:TITLE of the section written")
+    parser.add_argument("--make-target", default="bench-kernel-split")
+    parser.add_argument("--change", default=SPLIT_CHANGE,
+                        help="BEFORE|NOW|WHAT: short labels of the two revisions' code and a sentence on what "
+                             "changed between them (a clause after 'at revision X' for each)")
     args = parser.parse_args()
     now = args.now or revision()
+    before_label, now_label, change = args.change.split("|")
+    section, _, title = args.section.partition(":")
     trees = {"before": worktree(args.before, args.work), "now": ROOT}
-    labels = {"before": f"before ({args.before}, batched)", "now": f"now ({now}, split)"}
+    labels = {"before": f"before ({args.before}, {before_label})", "now": f"now ({now}, {now_label})"}
     workers: dict[str, Worker] = {}
     results: dict[tuple[str, str], list[dict]] = {}
     unit_start = unit_seconds()
@@ -134,9 +145,8 @@ def main() -> None:
     table = markdown_table(rows, ["set", "estimate", "images", "kernel PSNR mean", "p10", "worst", "LR-PSNR mean",
                                   "LR worst", "fallbacks", "seconds", "units"],
                            {"images": 0, "fallbacks": 0, "seconds": 1, "units": 0})
-    body = (f"The default KernelGAN estimate (x2, seed 0) at revision {args.before} (its four restarts batched in one "
-            f"process, one thread per restart within the budget) and at {now} (the restarts in two forked "
-            "processes of two, `train.split_runs`), side by side: one worker process per revision, each with "
+    body = (f"The default KernelGAN estimate (x2, seed 0) at revision {args.before} and at {now}, "
+            f"{change.format(before=args.before, now=now)}, side by side: one worker process per revision, each with "
             f"the process's whole thread budget ({os.cpu_count()} cores here), estimating each image in turn "
             "(who goes first alternates). Each worker imported what the optimiser's first use imports before "
             "its first estimate. Seconds are each estimate's own (set-up, training, refinement); units divide "
@@ -145,7 +155,7 @@ def main() -> None:
             f"run ({'native bf16' if native_bf16() else 'no native bf16'}). Kernel PSNR on the true kernel's "
             "canvas; tuning images.\n\n" + (args.remark + "\n\n" if args.remark else "") + table
             + "\n\n" + "\n".join(lines))
-    write_section("kernel-split", "KernelGAN: the restarts split over processes", body, "bench-kernel-split")
+    write_section(section, title, body, args.make_target)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from blindsr.estimators.kernelgan.networks import DeepLinearGenerator, PatchDiscriminator, compose_kernel
+from blindsr.estimators.kernelgan.networks import DeepLinearGenerator, PatchDiscriminator, PatchMatrix, compose_kernel
 
 
 def random_generator(seed: int, runs: int = 2) -> DeepLinearGenerator:
@@ -157,6 +157,36 @@ def test_discriminator_gradients_match_reference_and_runs_are_independent():
         grads.append(xc.grad)
     assert torch.allclose(grads[0], grads[1], atol=1e-14)
     assert d.first_weight.grad is None
+
+
+@pytest.mark.parametrize("crops", [1, 2])
+def test_patch_matrix_equals_unfold_bit_for_bit(crops):
+    """The strided patch matrix: entry by entry as defined (numpy), and in float32 the same
+    numbers and the same input gradient, bit for bit, as ``F.unfold`` of the crops with the crop
+    axis moved into the columns (what D used before, and what its gradient still is)."""
+    runs, c, h, w, k = 2, 3, 12, 11, 5
+    x = torch.randn(runs, crops, c, h, w, generator=torch.Generator().manual_seed(crops))
+    oh, ow = h - k + 1, w - k + 1
+    got = PatchMatrix.apply(x, k)
+    assert got.shape == (runs, c * k * k, crops * oh * ow)
+    xn = x.numpy()
+    expected = np.empty(got.shape, dtype=np.float32)
+    for r, n, ch, i, j, y, z in np.ndindex(runs, crops, c, k, k, oh, ow):
+        expected[r, (ch * k + i) * k + j, (n * oh + y) * ow + z] = xn[r, n, ch, y + i, z + j]
+    assert np.array_equal(got.numpy(), expected)
+
+    def unfolded(t):
+        p = F.unfold(t.reshape(runs * crops, c, h, w), k).view(runs, crops, c * k * k, oh * ow)
+        return p.transpose(1, 2).reshape(runs, c * k * k, crops * oh * ow)
+
+    upstream = torch.randn(got.shape, generator=torch.Generator().manual_seed(9))
+    grads = []
+    for fn in (lambda t: PatchMatrix.apply(t, k), unfolded):
+        xg = x.clone().requires_grad_(True)
+        out = fn(xg)
+        out.backward(upstream)
+        grads.append((out.detach(), xg.grad))
+    assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])
 
 
 def seeded(*seeds: int) -> list[torch.Generator]:

@@ -64,10 +64,13 @@ def test_split_runs_give_the_batched_kernels_bit_for_bit(monkeypatch):
 def test_group_runs_split_the_same_way(rng):
     """A group's joint training (crops drawn across its images) splits as one image's does."""
     images = [textured_image(np.random.default_rng(s), 100, 96) for s in (3, 4)]
-    settings = settings_for("default", QUICK).for_group()
+    # The group's own budget (750 iterations by default) compressed like one image's.
+    settings = settings_for("default", {**QUICK, "group_iterations": QUICK["iterations"]}).for_group()
+    assert settings.iterations == QUICK["iterations"] and settings.schedule_every == QUICK["schedule_every"]
     with torch_threads(2):
         batched = train(images, settings, seeds(4), CPU, shares=[0.7, 0.3], processes=1)
         split = train(images, settings, seeds(4), CPU, shares=[0.7, 0.3], processes=2)
+    assert batched.diagnostics[0]["schedule_events"].get("constraints_on") is not None
     assert np.array_equal(batched.kernels, split.kernels)
 
 

@@ -149,6 +149,31 @@ def _default_init(shape: tuple[int, ...], fan_in: int,
     return (torch.rand(shape, generator=generator) * 2 - 1) / math.sqrt(fan_in)
 
 
+class PatchMatrix(torch.autograd.Function):
+    """The patch matrix of R runs' crops: x (R, N, C, H, W) -> (R, C * k * k, N * h * w), row
+    (c, i, j) and column (crop, y, x) holding x[r, crop, c, y + i, x + j] (h = H - k + 1).
+
+    The same numbers as ``F.unfold`` of the crops followed by moving the crop axis into the
+    columns, and the same gradient (the same ``F.fold``, bit for bit: tested), but the forward
+    is one strided copy: ``F.unfold`` and the transposed copy after it took about 15x as long on
+    these small crops, a tenth of a training step.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, k: int) -> torch.Tensor:
+        runs, n, c, h, w = x.shape
+        ctx.shape, ctx.k = x.shape, k
+        windows = x.unfold(3, k, 1).unfold(4, k, 1)  # (R, N, C, h, w, k, k), a view
+        return windows.permute(0, 2, 5, 6, 1, 3, 4).reshape(runs, c * k * k, n * (h - k + 1) * (w - k + 1))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        runs, n, c, h, w = ctx.shape
+        k = ctx.k
+        cols = grad.view(runs, c * k * k, n, -1).transpose(1, 2).reshape(runs * n, c * k * k, -1)
+        return F.fold(cols, (h, w), k).view(runs, n, c, h, w), None
+
+
 class PatchDiscriminator(nn.Module):
     """R discriminators D: per-patch real/fake maps, receptive field ``kernel_size``.
 
@@ -201,8 +226,7 @@ class PatchDiscriminator(nn.Module):
         # The 7x7 layer as a patch matrix and a batched product: its backward is much cheaper on
         # the CPU than a convolution's backward-data (G's step), and unlike a grouped
         # convolution's forward, a run's numbers do not depend on the number of runs.
-        patches = F.unfold(x.reshape(runs * n, c_in, h, w), k).view(runs, n, c_in * k * k, oh * ow)
-        patches = patches.transpose(1, 2).reshape(runs, c_in * k * k, cols)
+        patches = PatchMatrix.apply(x, k)
         feat = torch.baddbmm(param(self.first_bias)[:, :, None], w_first, patches)
         hidden = self.hidden_weight.shape[1]
         w_hidden = spectral_normalised(param(self.hidden_weight).reshape(-1, c, c), self.u_hidden,
