@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.common import write_section
+from benchmarks.common import unit_seconds, write_section
 from blindsr.datasets import load_benchmark
 from blindsr.degradation import bicubic_kernel, degrade, gaussian_kernel, quantize
 from blindsr.estimators import get_estimator
@@ -35,6 +35,7 @@ from blindsr.tables import markdown_table, mean_row
 def speed(data: Path, iterations: int) -> str:
     lr = read_image(data / "lr_x2" / "im_1.png").rgb
     settings = settings_for("paper", {"iterations": iterations})
+    unit_start = unit_seconds()
     per_iter = {}
     with torch_threads(1):
         for name, layerwise in (("layer-by-layer G (authors' structure)", True), ("collapsed G (blindsr)", False)):
@@ -52,13 +53,17 @@ def speed(data: Path, iterations: int) -> str:
         est.estimate(lr, 2, seed=0)
         full.append({"preset": preset, "iterations": est.settings.iterations,
                      "restarts": est.settings.restarts, "seconds": time.perf_counter() - start})
+    unit_end = unit_seconds()
+    for row in full:
+        row["units"] = row["seconds"] / unit_start
     return (f"BSD100RK lr_x2/im_1, {iterations} training iterations each (set-up excluded), one CPU thread, "
-            "same seed and crops:\n\n"
+            "same seed and crops. Speed unit (one fp32 ZSSR training step, plain network, 1x3x128x128): "
+            f"{unit_start:.4f} s at the start, {unit_end:.4f} s at the end of this run; units use the first.\n\n"
             + markdown_table(rows, ["generator", "ms / iteration"])
             + f"\n\nSpeed-up of the collapsed generator: **{ratio:.1f}x** (same code otherwise).\n\n"
             "Whole estimates (the paper preset runs 3000 iterations; the authors' code took 223-285 s per "
             "image on the machine of ../shared/specs/kernelgan.md, not timed here):\n\n"
-            + markdown_table(full, ["preset", "iterations", "restarts", "seconds"], digits=1))
+            + markdown_table(full, ["preset", "iterations", "restarts", "seconds", "units"], digits=1))
 
 
 def reference_figures(data: Path) -> dict[str, dict[str, float]]:
