@@ -32,20 +32,29 @@ from blindsr.runtime import torch_threads
 from blindsr.tables import markdown_table, mean_row
 
 
+SPEED_BLOCK = 25  # iterations per turn in the generators' side-by-side timing
+
+
 def speed(data: Path, iterations: int) -> str:
     lr = read_image(data / "lr_x2" / "im_1.png").rgb
     settings = settings_for("paper", {"iterations": iterations})
     unit_start = unit_seconds()
-    per_iter = {}
+    names = {"layer-by-layer G (authors' structure)": True, "collapsed G (blindsr)": False}
+    blocks = {name: [] for name in names}
     with torch_threads(1):
-        for name, layerwise in (("layer-by-layer G (authors' structure)", True), ("collapsed G (blindsr)", False)):
-            run = KernelGANRun(lr, settings, [0], torch.device("cpu"), layerwise=layerwise)
-            start = time.perf_counter()
-            for i in range(iterations):
-                run.step(i)
-            per_iter[name] = (time.perf_counter() - start) / iterations * 1000
+        runs = {name: KernelGANRun(lr, settings, [0], torch.device("cpu"), layerwise=layerwise)
+                for name, layerwise in names.items()}
+        # In turns of SPEED_BLOCK iterations, so that both see the same machine when its speed drifts.
+        for first in range(0, iterations, SPEED_BLOCK):
+            for name, run in runs.items():
+                start = time.perf_counter()
+                for i in range(first, min(iterations, first + SPEED_BLOCK)):
+                    run.step(i)
+                blocks[name].append((time.perf_counter() - start) / (min(iterations, first + SPEED_BLOCK) - first))
+    per_iter = {name: 1000 * float(np.median(times)) for name, times in blocks.items()}
     rows = [{"generator": k, "ms / iteration": v} for k, v in per_iter.items()]
-    ratio = per_iter["layer-by-layer G (authors' structure)"] / per_iter["collapsed G (blindsr)"]
+    slow, fast = blocks.values()
+    ratio = float(np.median(np.array(slow) / np.array(fast)))
     full = []
     for preset in ("paper", "default"):
         est = get_estimator("kernelgan", preset=preset, device="cpu")
@@ -57,7 +66,8 @@ def speed(data: Path, iterations: int) -> str:
     for row in full:
         row["units"] = row["seconds"] / unit_start
     return (f"BSD100RK lr_x2/im_1, {iterations} training iterations each (set-up excluded), one CPU thread, "
-            "same seed and crops. Speed unit (one fp32 ZSSR training step, plain network, 1x3x128x128): "
+            f"same seed and crops, the two in turns of {SPEED_BLOCK} iterations (median per iteration over "
+            "the turns; the speed-up is the median of the turns' ratios). Speed unit (one fp32 ZSSR training step, plain network, 1x3x128x128): "
             f"{unit_start:.4f} s at the start, {unit_end:.4f} s at the end of this run; units use the first.\n\n"
             + markdown_table(rows, ["generator", "ms / iteration"])
             + f"\n\nSpeed-up of the collapsed generator: **{ratio:.1f}x** (same code otherwise).\n\n"
