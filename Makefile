@@ -19,7 +19,7 @@
 #   make bench-kernel-budget  KernelGAN training budgets: cost vs kernel accuracy (tuning and held-out images)
 #   make bench-kernel-split   KernelGAN's restarts split over forked processes, side by side with the batched estimate
 #   make bench-kernel-split-report  the split estimate on held-out images (BSD100RK 21-100)
-#   make bench-kernel-patches  D's patch matrix as one strided copy, side by side with the F.unfold before it
+#   make bench-kernel-faster  the same KernelGAN kernels in less time (D's patch matrix, the refinement's searches), side by side
 #   make bench-kernel-shake   KernelGAN on held-out hand-shake kernels (hard set shake/), beside the paper preset
 #   make bench-kernel-phone   the same on held-out noisy, strongly compressed photos (hard set phone/)
 #   make bench-kernel-phone-tune  such photos' tuning part: the default with and without its refinement, the paper preset
@@ -67,13 +67,13 @@ BASELINE ?= 02761fc
 BUDGETS ?= today (1000 x 4),700 x 4 compressed,700 x 3,500 x 4,500 x 4 compressed,350 x 4 compressed,400 x 5 compressed,350 x 6 compressed,1000 x 2
 # bench-kernel-split: the last revision that trained KernelGAN's restarts batched in one process.
 SPLIT_BEFORE ?= 5f3d64d
-# bench-kernel-patches: the last revision whose D read its patch matrix through F.unfold.
-PATCHES_BEFORE ?= ff62e68
+# bench-kernel-faster: the last revision before D's patch matrix copy and the refinement's searches side by side.
+FASTER_BEFORE ?= ff62e68
 # bench-hashes: the revisions compared (results must not change across a change of structure).
 BEFORE ?= d5a51cf
 AFTER ?= HEAD
 
-.PHONY: install test test-fast demo bench-kernel bench-speed bench-speed-x4 bench-speed-allocator bench-speed-avx2 bench-speed-bf16 bench-zssr bench-srmd bench-memory bench-table1 bench-cuda bench-batch bench-handoff bench-hashes bench-kernel-budget bench-kernel-split bench-kernel-split-report bench-kernel-patches bench-kernel-shake bench-kernel-phone bench-kernel-phone-tune bench-kernel-sharp bench-kernel-sharp-tune bench-sharpening-tune bench-sharpening-report bench-light-tune bench-light-report bench-robust bench-robust-tune bench-robust-shape bench-robust-focus bench-robust-focus-camera bench-camera bench-camera-zssr bench-camera-budgets bench-camera-handoff bench-jpeg-noise bench-jpeg-noise-study bench-jpeg-noise-hard bench-jpeg-noise-zssr batch eval report clean
+.PHONY: install test test-fast demo bench-kernel bench-speed bench-speed-x4 bench-speed-allocator bench-speed-avx2 bench-speed-bf16 bench-zssr bench-srmd bench-memory bench-table1 bench-cuda bench-batch bench-handoff bench-hashes bench-kernel-budget bench-kernel-split bench-kernel-split-report bench-kernel-faster bench-kernel-shake bench-kernel-phone bench-kernel-phone-tune bench-kernel-sharp bench-kernel-sharp-tune bench-sharpening-tune bench-sharpening-report bench-light-tune bench-light-report bench-robust bench-robust-tune bench-robust-shape bench-robust-focus bench-robust-focus-camera bench-camera bench-camera-zssr bench-camera-budgets bench-camera-handoff bench-jpeg-noise bench-jpeg-noise-study bench-jpeg-noise-hard bench-jpeg-noise-zssr batch eval report clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
@@ -157,12 +157,12 @@ bench-kernel-split: $(STAMP)
 	$(BIN)/python -m benchmarks.hard_set --shared $(SHARED)/data --output hard_set
 	$(BIN)/python -m benchmarks.kernel_split --before $(SPLIT_BEFORE) --set $(DATA):1-20 --set hard_set/tune:1-20
 
-# D's patch matrix as one strided copy (the same kernels bit for bit), side by side with F.unfold before it.
-bench-kernel-patches: $(STAMP)
-	$(BIN)/python -m benchmarks.kernel_split --before $(PATCHES_BEFORE) --set $(DATA):1-10 \
-		--work bench_out/kernel_patches --section "kernel-patches:KernelGAN: the discriminator's patch matrix as one strided copy" \
-		--make-target bench-kernel-patches \
-		--change "F.unfold|strided copy|the discriminator's 7x7 layer reading its patch matrix through F.unfold and a transposed copy at {before} and through one strided copy at {now} (networks.PatchMatrix: the same numbers and gradients bit for bit)"
+# The same kernels in less time, side by side with the revision before the two changes.
+bench-kernel-faster: $(STAMP)
+	$(BIN)/python -m benchmarks.kernel_split --before $(FASTER_BEFORE) --set $(DATA):1-10 \
+		--work bench_out/kernel_faster --section "kernel-faster:KernelGAN: the same kernels in less time" \
+		--make-target bench-kernel-faster \
+		--change "F.unfold, searches in turn|strided copy, searches side by side|the discriminator's 7x7 layer reading its patch matrix through F.unfold and a transposed copy at {before} and through one strided copy at {now} (networks.PatchMatrix), and the refinement's two Nelder-Mead starts searching one after another at {before} and side by side in two processes at {now} (likelihood.fit_affine, with NumPy's BLAS on one thread in each: runtime.forked_map); the same numbers bit for bit"
 
 # The same estimate on held-out images (BSD100RK 21-100), after the tuning images' decision.
 bench-kernel-split-report: $(STAMP)

@@ -1,6 +1,6 @@
 """The default KernelGAN estimate against the same estimate at an earlier revision, side by side
 (make bench-kernel-split: the runs split over processes, the 'kernel-split' section of
-docs/BENCHMARKS.md; make bench-kernel-patches: D's patch matrix as one strided copy).
+docs/BENCHMARKS.md; make bench-kernel-faster: the same kernels in less time).
 
 Side by side: one long-lived worker process per revision (``--before``, a git worktree, and this
 checkout), each with the whole CPU thread budget and its code loaded, estimating the same image in

@@ -13,6 +13,7 @@ import sys
 from typing import Callable, Iterator, Sequence, TypeVar
 
 import torch
+from threadpoolctl import threadpool_limits
 
 from blindsr.errors import UsageError
 
@@ -100,11 +101,15 @@ def forked_map(tasks: Sequence[Callable[[], T]], threads: int) -> list[T]:
     Small CPU-bound trainings scale better over processes than over one process's threads. The
     results are exactly what running the tasks one after another would give, provided each
     task's numbers do not depend on the thread count; a child that fails or dies (or a platform
-    without fork) has its task run again here, so the call only ever costs time."""
+    without fork) has its task run again here, so the call only ever costs time. NumPy's BLAS
+    gets the same thread count meanwhile, here and in the children: its idle threads keep a
+    core busy for a while after each call, which took that core from the other process (the
+    refinement's two searches ran 2x slower side by side than one after another)."""
     if len(tasks) == 1 or not can_fork():
         with torch_threads(threads):
             return [task() for task in tasks]
     children: list[tuple[int, int]] = []
+    blas = threadpool_limits(threads, user_api="blas")
     try:
         for task in tasks[1:]:
             children.append(_fork(task, threads))
@@ -115,6 +120,7 @@ def forked_map(tasks: Sequence[Callable[[], T]], threads: int) -> list[T]:
         children.clear()
         return results
     finally:
+        blas.restore_original_limits()
         for pid, fd in children:  # this process failed or was interrupted: stop the rest
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)

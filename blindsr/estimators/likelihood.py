@@ -33,16 +33,19 @@ by Nelder-Mead on the three parameters. The power spectrum is blind to a kernel'
 """
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 from scipy.optimize import minimize
 
 from blindsr.degradation import bicubic_kernel, gaussian_kernel
 from blindsr.kernel import SRKernel, crop_or_pad, support_size, warp
+from blindsr.runtime import forked_map
 
 LUMA = np.array([0.299, 0.587, 0.114])
 TILE = 256  # LR px; spectra of up to MAX_TILES tiles are averaged (Welch)
@@ -456,28 +459,42 @@ def scores_in_focus_tiles(tiles: dict[str, Any], rule: FocusRule = FocusRule()) 
 
 def fit_affine(kernel: np.ndarray, score: LRLikelihood, size: int) -> dict[str, Any]:
     """Nelder-Mead over the affine map (a, b, theta) of ``kernel``'s coordinates minimising
-    ``score``, from two starts; the map, the values before and after, and the evaluations."""
+    ``score``, from two starts; the map, the values before and after, and the evaluations.
+
+    The starts are independent searches: with two or more CPU threads in the budget they run side
+    by side, one in a forked process (``runtime.forked_map``), with the same result."""
+    identity = _affine_objective(kernel, score, size, np.zeros(3))
+    # Two starts: the simplex explores scales along these axes.
+    searches = [functools.partial(_affine_search, kernel, score, size, theta) for theta in (0.0, math.pi / 4)]
+    found = forked_map(searches, 1) if torch.get_num_threads() > 1 else [search() for search in searches]
+    best = None
+    for x, fun, _ in found:
+        if best is None or fun < best[1]:
+            best = (x, fun)
+    return {"params": best[0] if best[1] < identity else None, "nll_before": identity,
+            "nll_after": float(min(best[1], identity)), "evaluations": 1 + sum(n for *_, n in found), "size": size}
+
+
+def _affine_objective(kernel: np.ndarray, score: LRLikelihood, size: int, p: np.ndarray) -> float:
+    if np.max(np.abs(p[:2])) > MAX_LOG_SCALE:
+        return math.inf
+    warped = affine_warp(kernel, p, size)
+    return score(warped) if warped.sum() > 0 else math.inf
+
+
+def _affine_search(kernel: np.ndarray, score: LRLikelihood, size: int, theta: float) -> tuple[np.ndarray, float, int]:
+    """One start of ``fit_affine``: the minimum found, its value and the evaluations it took."""
     evaluations = 0
 
     def objective(p: np.ndarray) -> float:
         nonlocal evaluations
         evaluations += 1
-        if np.max(np.abs(p[:2])) > MAX_LOG_SCALE:
-            return math.inf
-        warped = affine_warp(kernel, p, size)
-        return score(warped) if warped.sum() > 0 else math.inf
+        return _affine_objective(kernel, score, size, p)
 
-    identity = objective(np.zeros(3))
-    best = None
-    for theta in (0.0, math.pi / 4):  # two starts: the simplex explores scales along these axes
-        simplex = np.array([[0, 0, theta], [0.3, 0, theta], [0, -0.3, theta], [0, 0, theta + 0.5]])
-        result = minimize(objective, simplex[0], method="Nelder-Mead",
-                          options={"initial_simplex": simplex, "xatol": 1e-3, "fatol": 1e-8,
-                                   "maxiter": 400})
-        if best is None or result.fun < best.fun:
-            best = result
-    return {"params": best.x if best.fun < identity else None, "nll_before": identity,
-            "nll_after": float(min(best.fun, identity)), "evaluations": evaluations, "size": size}
+    simplex = np.array([[0, 0, theta], [0.3, 0, theta], [0, -0.3, theta], [0, 0, theta + 0.5]])
+    result = minimize(objective, simplex[0], method="Nelder-Mead",
+                      options={"initial_simplex": simplex, "xatol": 1e-3, "fatol": 1e-8, "maxiter": 400})
+    return result.x, float(result.fun), evaluations
 
 
 def refine_covariance(kernel: SRKernel, rgb: Images, scale: int = 2, fit_noise: bool = True,

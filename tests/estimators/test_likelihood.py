@@ -14,6 +14,7 @@ from blindsr.degradation import degrade, gaussian_kernel, quantize
 from blindsr.estimators.likelihood import (LRLikelihood, affine_warp, conjugate_half, periodic_component,
                                            profile_tiles, refine_covariance, tile_evidence)
 from blindsr.kernel import SRKernel
+from blindsr.runtime import can_fork, torch_threads
 
 
 def second_moments(k: np.ndarray) -> np.ndarray:
@@ -137,6 +138,29 @@ def test_refinement_on_a_photo_beats_the_start(chelsea_hr):
     major = np.linalg.eigh(found)[1][:, 1]
     true_major = np.linalg.eigh(truth_cov)[1][:, 1]
     assert abs(major @ true_major) > math.cos(math.radians(10))
+
+
+@pytest.mark.skipif(not can_fork(), reason="forked workers on Linux only")
+def test_affine_fit_is_the_same_with_its_starts_side_by_side(rng, monkeypatch):
+    """With two threads in the budget the fit's two starts search in two processes; the map, the
+    values and the count of evaluations are those of the two searches one after another."""
+    truth = SRKernel(gaussian_kernel(15, rotation(0.4) @ np.diag([2.2, 0.9]) @ rotation(0.4).T), 2)
+    lr = quantize(degrade(power_law_field(rng, 192, 0.0), truth, 2))
+    score = LRLikelihood.from_image(lr, 2)
+    start = gaussian_kernel(13, np.eye(2) * 1.5 ** 2)
+    maps: list[int] = []
+    real_map = likelihood.forked_map
+    monkeypatch.setattr(likelihood, "forked_map", lambda tasks, threads: maps.append(len(tasks))
+                        or real_map(tasks, threads))
+    fits = []
+    for threads in (1, 2):
+        with torch_threads(threads):
+            fits.append(likelihood.fit_affine(start, score, 25))
+    assert maps == [2]
+    one, two = fits
+    assert np.array_equal(one["params"], two["params"])
+    assert {k: v for k, v in one.items() if k != "params"} == {k: v for k, v in two.items() if k != "params"}
+    assert one["nll_after"] < one["nll_before"] and one["evaluations"] > 2
 
 
 def test_refinement_keeps_a_kernel_the_likelihood_cannot_improve(rng):
