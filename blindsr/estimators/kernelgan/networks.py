@@ -155,8 +155,8 @@ class PatchMatrix(torch.autograd.Function):
 
     The same numbers as ``F.unfold`` of the crops followed by moving the crop axis into the
     columns, and the same gradient (the same ``F.fold``, bit for bit: tested), but the forward
-    is one strided copy: ``F.unfold`` and the transposed copy after it took about 15x as long on
-    these small crops, a tenth of a training step.
+    is one strided copy instead of those two, which are slow on these small crops
+    (docs/BENCHMARKS.md, 'kernel-faster').
     """
 
     @staticmethod
