@@ -67,7 +67,8 @@ def speed(data: Path, iterations: int) -> str:
         row["units"] = row["seconds"] / unit_start
     return (f"BSD100RK lr_x2/im_1, {iterations} training iterations each (set-up excluded), one CPU thread, "
             f"same seed and crops, the two in turns of {SPEED_BLOCK} iterations (median per iteration over "
-            "the turns; the speed-up is the median of the turns' ratios). Speed unit (one fp32 ZSSR training step, plain network, 1x3x128x128): "
+            "the turns; the speed-up is the median of the turns' ratios). Speed unit (one fp32 ZSSR training "
+            "step, plain network, 1x3x128x128): "
             f"{unit_start:.4f} s at the start, {unit_end:.4f} s at the end of this run; units use the first.\n\n"
             + markdown_table(rows, ["generator", "ms / iteration"])
             + f"\n\nSpeed-up of the collapsed generator: **{ratio:.1f}x** (same code otherwise).\n\n"

@@ -101,10 +101,10 @@ def forked_map(tasks: Sequence[Callable[[], T]], threads: int) -> list[T]:
     Small CPU-bound trainings scale better over processes than over one process's threads. The
     results are exactly what running the tasks one after another would give, provided each
     task's numbers do not depend on the thread count; a child that fails or dies (or a platform
-    without fork) has its task run again here, so the call only ever costs time. NumPy's BLAS
-    gets the same thread count meanwhile, here and in the children: its idle threads keep a
-    core busy for a while after each call, which took that core from the other process (the
-    refinement's two searches ran 2x slower side by side than one after another)."""
+    without fork) has its task run again here, so the call only ever costs time. While tasks run
+    side by side, NumPy's BLAS gets the same thread count here and in the children: its idle
+    threads keep a core busy for a while after each call, which took that core from the other
+    process (the refinement's two searches ran slower side by side than one after another)."""
     if len(tasks) == 1 or not can_fork():
         with torch_threads(threads):
             return [task() for task in tasks]

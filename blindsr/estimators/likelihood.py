@@ -467,12 +467,9 @@ def fit_affine(kernel: np.ndarray, score: LRLikelihood, size: int) -> dict[str, 
     # Two starts: the simplex explores scales along these axes.
     searches = [functools.partial(_affine_search, kernel, score, size, theta) for theta in (0.0, math.pi / 4)]
     found = forked_map(searches, 1) if torch.get_num_threads() > 1 else [search() for search in searches]
-    best = None
-    for x, fun, _ in found:
-        if best is None or fun < best[1]:
-            best = (x, fun)
-    return {"params": best[0] if best[1] < identity else None, "nll_before": identity,
-            "nll_after": float(min(best[1], identity)), "evaluations": 1 + sum(n for *_, n in found), "size": size}
+    x, fun, _ = min(found, key=lambda f: f[1])  # the first start on a tie
+    return {"params": x if fun < identity else None, "nll_before": identity, "nll_after": float(min(fun, identity)),
+            "evaluations": 1 + sum(n for *_, n in found), "size": size}
 
 
 def _affine_objective(kernel: np.ndarray, score: LRLikelihood, size: int, p: np.ndarray) -> float:
