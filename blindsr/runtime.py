@@ -10,6 +10,7 @@ import os
 import pickle
 import signal
 import sys
+import threading
 from typing import Callable, Iterator, Sequence, TypeVar
 
 import torch
@@ -112,7 +113,8 @@ def forked_map(tasks: Sequence[Callable[[], T]], threads: int) -> list[T]:
     blas = threadpool_limits(threads, user_api="blas")
     try:
         for task in tasks[1:]:
-            children.append(_fork(task, threads))
+            with signals_deferred():
+                children.append(_fork(task, threads))
         with torch_threads(threads):
             results = [tasks[0]()]
         for (pid, fd), task in zip(children, tasks[1:]):
@@ -127,6 +129,30 @@ def forked_map(tasks: Sequence[Callable[[], T]], threads: int) -> list[T]:
                 os.waitpid(pid, 0)
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Run a block with SIGINT and SIGTERM held back: a signal that arrives meanwhile reaches its
+    handler when the block ends. ``os.fork`` runs callbacks (logging releases its lock in the
+    parent); a handler that raises there (the CLI's interruption) is reported as an ignored
+    exception, with a traceback, and the exception is lost. Only the main thread installs
+    handlers; elsewhere, or where a handler was not set from Python, the block runs as it is."""
+    names = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.getsignal(sig) for sig in names}
+    if threading.current_thread() is not threading.main_thread() or None in previous.values():
+        yield
+        return
+    caught: list[int] = []
+    for sig in names:
+        signal.signal(sig, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(caught):
+            signal.raise_signal(sig)
 
 
 def _fork(task: Callable[[], T], threads: int) -> tuple[int, int]:
