@@ -55,6 +55,10 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "750 x 4 (tail cut)": {"iterations": 750, "restarts": 4, "schedule_every": 200, "lr_decay_every": 750},
     "800 x 4 (tail cut) with D 32 channels": {"iterations": 800, "restarts": 4, "schedule_every": 200,
                                               "lr_decay_every": 750, "d_channels": 32},
+    # The same budget on smaller crops: D's work per step grows with its output map (G crop 64: D
+    # crop 26, map 20x20; 56: 22, 16x16; 48: 18, 12x12), G's with its output.
+    "G crop 56": {"iterations": 1000, "restarts": 4, "schedule_every": 200, "lr_decay_every": 750, "g_crop": 56},
+    "G crop 48": {"iterations": 1000, "restarts": 4, "schedule_every": 200, "lr_decay_every": 750, "g_crop": 48},
     # Not a budget: the authors' configuration (one 3000-iteration run, no refinement), for reference.
     PAPER: {"preset": "paper"},
     # Not a budget: today's estimate without the likelihood refinement (KernelGAN's combined kernel).
