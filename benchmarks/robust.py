@@ -41,6 +41,7 @@ CODE_ROOT = "BLINDSR_BENCH_CODE_ROOT"
 sys.path[0] = os.environ.get(CODE_ROOT, str(ROOT))
 
 METHODS = ("baseline", "default", "paper")  # estimates; the bicubic kernel is scored as well
+PREVIOUS = "previous"  # with --previous: the default preset at an earlier revision, beside today's
 BSD_FIRST, BSD_LAST = 21, 100
 WORKERS = 2
 # --tune: the tuning images (docs/RELIABILITY.md, 'The hard development set'), each part's images
@@ -135,16 +136,16 @@ def accuracy(entry, kernels: dict[str, np.ndarray]) -> dict[str, float]:
     return out
 
 
-def score(entries: list[tuple[str, object]], work: Path) -> list[dict]:
+def score(entries: list[tuple[str, object]], work: Path, methods: tuple[str, ...] = METHODS) -> list[dict]:
 
     rows = []
     for part, entry in entries:
         folder = work / part.split()[0] / entry.name
-        if not all((folder / f"{m}.json").exists() for m in METHODS):
+        if not all((folder / f"{m}.json").exists() for m in methods):
             continue
         row = {"part": part, "image": entry.name,
-               **accuracy(entry, {m: np.load(folder / f"{m}.npy") for m in METHODS})}
-        for m in METHODS:
+               **accuracy(entry, {m: np.load(folder / f"{m}.npy") for m in methods})}
+        for m in methods:
             row[f"{m}_s"] = json.loads((folder / f"{m}.json").read_text())["seconds"]
         record = json.loads((folder / "default.json").read_text())
         row["fallback"] = record["fallback"] or ""
@@ -502,8 +503,8 @@ def named(rows: list[dict]) -> str:
     return f" ({', '.join(r['image'] + ' (' + r['part'] + ')' for r in rows)})" if rows else ""
 
 
-def summary(rows: list[dict]) -> list[dict]:
-    return spread_lines(part_groups(rows), {m: m for m in (*METHODS, "bicubic")}, "method", more=lambda sub, m: {
+def summary(rows: list[dict], methods: tuple[str, ...] = METHODS) -> list[dict]:
+    return spread_lines(part_groups(rows), {m: m for m in (*methods, "bicubic")}, "method", more=lambda sub, m: {
         "seconds": float(np.mean([r[f"{m}_s"] for r in sub])) if m != "bicubic" else 0.0})
 
 
@@ -527,6 +528,14 @@ def checks(rows: list[dict]) -> str:
     ratio = np.sum([r["default_s"] for r in rows]) / np.sum([r["baseline_s"] for r in rows])
     lines.append(f"- time per estimate, default / baseline, same images (side by side unless a remark below "
                  f"says otherwise): {ratio:.3f}x")
+    if rows and f"{PREVIOUS}_s" in rows[0]:
+        for label, part in (("all images", rows), *((bsd[0]["part"], bsd),) if bsd else ()):
+            gain = np.array([r["default_kernel_psnr"] - r[f"{PREVIOUS}_kernel_psnr"] for r in part])
+            lines.append(f"- {label}, kernel PSNR default minus previous: mean {gain.mean():+.2f} dB, worst image "
+                         f"{gain.min():+.2f} dB, best {gain.max():+.2f} dB ({len(part)} images)")
+        ratio = np.sum([r["default_s"] for r in rows]) / np.sum([r[f"{PREVIOUS}_s"] for r in rows])
+        lines.append(f"- time per estimate, default / previous, same images (side by side unless a remark below "
+                     f"says otherwise): {ratio:.3f}x")
     return "\n".join(lines)
 
 
@@ -558,6 +567,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="BSD100RK (DIV2KRK layout)")
     parser.add_argument("--hard", type=Path, help="the hard set's report part")
     parser.add_argument("--baseline", help="git revision of the earlier default")
+    parser.add_argument("--previous", help="git revision of the default before today's (after the baseline), shown as 'previous'")
     parser.add_argument("--tune", type=Path, metavar="HARD_SET",
                         help="study the bicubic guard on the tuning images instead (the hard set's root folder)")
     parser.add_argument("--focus-study", type=Path, metavar="HARD_SET",
@@ -599,17 +609,21 @@ def main() -> None:
         return
     if not (args.hard and args.baseline):
         parser.error("--hard and --baseline are required unless --tune is given")
-    baseline, current = worktree(args.baseline, args.work), worktree(measured, args.work)
+    methods = (METHODS[0], PREVIOUS, *METHODS[1:]) if args.previous else METHODS
+    code = {"baseline": worktree(args.baseline, args.work), "default": worktree(measured, args.work)}
+    if args.previous:
+        code[PREVIOUS] = worktree(args.previous, args.work)
     entries = images(args.data, args.hard)
     entries = first_of_each_part(entries, args.limit)
-    jobs = [(baseline if m == "baseline" else current, e.lr, m, args.work / p.split()[0] / e.name / f"{m}.json")
-            for p, e in entries for m in METHODS]
+    # The paper preset runs from today's code; an earlier default from its own revision's.
+    jobs = [(code.get(m, code["default"]), e.lr, "default" if m == PREVIOUS else m,
+             args.work / p.split()[0] / e.name / f"{m}.json") for p, e in entries for m in methods]
     if not args.score_only:
         run_jobs(jobs)
-    rows = score(entries, args.work)
+    rows = score(entries, args.work, methods)
     name_scored_part(rows)
-    columns = ["part", "image"] + [f"{m}_{x}" for m in (*METHODS, "bicubic") for x in ("kernel_psnr", "lr_psnr")]
-    columns += ["fallback", "confidence", "scored", "baseline_s", "default_s", "paper_s"]
+    columns = ["part", "image"] + [f"{m}_{x}" for m in (*methods, "bicubic") for x in ("kernel_psnr", "lr_psnr")]
+    columns += ["fallback", "confidence", "scored"] + [f"{m}_s" for m in methods]
     stats = ["part", "method", "images"] + [f"{m} {s}" for m in ("kernel_psnr", "lr_psnr")
                                            for s in ("mean", "p10", "worst")] + ["seconds"]
     body = ("Kernel PSNR (dB, against the true kernel on its 11x11 canvas) and LR-PSNR (dB: the true HR "
@@ -617,8 +631,11 @@ def main() -> None:
             f"default preset at revision {args.baseline} (before restart health checks, tile selection "
             f"and confidence); `default` and `paper` are the presets at revision {measured}, each run "
             "from a git worktree of its revision; `bicubic` is the plain "
-            "bicubic kernel. Seed 0; estimates two at a time, one thread each; seconds are the estimate "
-            "alone.\n\n" + markdown_table(summary(rows), stats) + "\n\nChecks:\n\n" + checks(rows)
+            "bicubic kernel. "
+            + (f"`previous` is the default preset at revision {args.previous}, run from its worktree. "
+               if args.previous else "")
+            + "Seed 0; estimates two at a time, one thread each; seconds are the estimate "
+            "alone.\n\n" + markdown_table(summary(rows, methods), stats) + "\n\nChecks:\n\n" + checks(rows)
             + "".join(f"\n- {remark}" for remark in args.remark)
             + "\n\nPer image:\n\n" + markdown_table(rows, columns))
     write_section("robust", "Kernel estimates on held-out photos (robustness)", body, "bench-robust")
