@@ -529,7 +529,7 @@ def checks(rows: list[dict]) -> str:
     lines.append(f"- time per estimate, default / baseline, same images (side by side unless a remark below "
                  f"says otherwise): {ratio:.3f}x")
     if rows and f"{PREVIOUS}_s" in rows[0]:
-        for label, part in (("all images", rows), *((bsd[0]["part"], bsd),) if bsd else ()):
+        for label, part in [("all images", rows)] + ([(bsd[0]["part"], bsd)] if bsd else []):
             gain = np.array([r["default_kernel_psnr"] - r[f"{PREVIOUS}_kernel_psnr"] for r in part])
             lines.append(f"- {label}, kernel PSNR default minus previous: mean {gain.mean():+.2f} dB, worst image "
                          f"{gain.min():+.2f} dB, best {gain.max():+.2f} dB ({len(part)} images)")
