@@ -10,7 +10,10 @@ percentile and worst. Each estimate is a job of its own (a fresh process, one to
 two at a time, image by image; finished jobs are kept in ``--work``, so an interrupted run resumes.
 
     python -m benchmarks.robust --data ../shared/data/BSD100RK --hard hard_set/report --baseline REV
-        [--revision HEAD]
+        [--revision HEAD] [--previous REV]
+
+``--previous`` adds the default preset of a later revision than the baseline's ('previous'), run
+from its own worktree, so that a change of the default is seen beside the one it replaces.
 
 ``--tune hard_set`` studies the tuning images instead (``tune``): the refinement's narrow-kernel
 settings, re-run from the unrefined estimates, and the bicubic kernel's likelihood against the
@@ -567,7 +570,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="BSD100RK (DIV2KRK layout)")
     parser.add_argument("--hard", type=Path, help="the hard set's report part")
     parser.add_argument("--baseline", help="git revision of the earlier default")
-    parser.add_argument("--previous", help="git revision of the default before today's (after the baseline), shown as 'previous'")
+    parser.add_argument("--previous",
+                        help="git revision of the default before today's (after the baseline), shown as 'previous'")
     parser.add_argument("--tune", type=Path, metavar="HARD_SET",
                         help="study the bicubic guard on the tuning images instead (the hard set's root folder)")
     parser.add_argument("--focus-study", type=Path, metavar="HARD_SET",
