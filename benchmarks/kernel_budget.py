@@ -57,8 +57,15 @@ CANDIDATES: dict[str, dict[str, Any]] = {
                                               "lr_decay_every": 750, "d_channels": 32},
     # The same budget on smaller crops: D's work per step grows with its output map (G crop 64: D
     # crop 26, map 20x20; 56: 22, 16x16; 48: 18, 12x12), G's with its output.
+    "G crop 64 (1000 x 4)": {"iterations": 1000, "restarts": 4, "schedule_every": 200, "lr_decay_every": 750,
+                             "g_crop": 64},  # the default before 'kernel-budget-crop'
     "G crop 56": {"iterations": 1000, "restarts": 4, "schedule_every": 200, "lr_decay_every": 750, "g_crop": 56},
     "G crop 48": {"iterations": 1000, "restarts": 4, "schedule_every": 200, "lr_decay_every": 750, "g_crop": 48},
+    # 56-px crops with the schedule cut short after the learning-rate drop, as "800 x 4 (tail cut)".
+    "G crop 56, 900 (tail cut)": {"iterations": 900, "restarts": 4, "schedule_every": 200, "lr_decay_every": 750,
+                                  "g_crop": 56},
+    "G crop 56, 800 (tail cut)": {"iterations": 800, "restarts": 4, "schedule_every": 200, "lr_decay_every": 750,
+                                  "g_crop": 56},
     # Not a budget: the authors' configuration (one 3000-iteration run, no refinement), for reference.
     PAPER: {"preset": "paper"},
     # Not a budget: today's estimate without the likelihood refinement (KernelGAN's combined kernel).
