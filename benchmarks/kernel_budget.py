@@ -62,10 +62,10 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "G crop 56": {"iterations": 1000, "restarts": 4, "schedule_every": 200, "lr_decay_every": 750, "g_crop": 56},
     "G crop 48": {"iterations": 1000, "restarts": 4, "schedule_every": 200, "lr_decay_every": 750, "g_crop": 48},
     # 56-px crops with the schedule cut short after the learning-rate drop, as "800 x 4 (tail cut)".
-    "G crop 56, 900 (tail cut)": {"iterations": 900, "restarts": 4, "schedule_every": 200, "lr_decay_every": 750,
-                                  "g_crop": 56},
-    "G crop 56, 800 (tail cut)": {"iterations": 800, "restarts": 4, "schedule_every": 200, "lr_decay_every": 750,
-                                  "g_crop": 56},
+    "G crop 56 900 (tail cut)": {"iterations": 900, "restarts": 4, "schedule_every": 200, "lr_decay_every": 750,
+                                 "g_crop": 56},
+    "G crop 56 800 (tail cut)": {"iterations": 800, "restarts": 4, "schedule_every": 200, "lr_decay_every": 750,
+                                 "g_crop": 56},
     # Not a budget: the authors' configuration (one 3000-iteration run, no refinement), for reference.
     PAPER: {"preset": "paper"},
     # Not a budget: today's estimate without the likelihood refinement (KernelGAN's combined kernel).
