@@ -24,8 +24,8 @@ divided by the set's size). Every result is cached in ``--work``; an interrupted
 the joint one, so that their seconds are side by side (the kernels must come out as cached).
 
 Part ``budgets``: the joint estimate of the tuning sets under each ``GROUP_BUDGETS``
-entry (``estimator.group_iterations`` x ``group_restarts``), three seeds each: where the default
-group budget was chosen. Part ``handoff``: SRMD with the tuning sets' joint kernels narrowed to
+entry (``estimator.group_iterations`` x ``group_restarts``, the shape and the G crop; ``--budget``
+picks some), three seeds each: where the default group budget was chosen. Part ``handoff``: SRMD with the tuning sets' joint kernels narrowed to
 several widths (``STUDY_WIDTHS``): where the handoff width of a group's kernel was chosen. Each
 part writes its own section of docs/BENCHMARKS.md.
 
