@@ -511,7 +511,7 @@ def summary(rows: list[dict], methods: tuple[str, ...] = METHODS) -> list[dict]:
         "seconds": float(np.mean([r[f"{m}_s"] for r in sub])) if m != "bicubic" else 0.0})
 
 
-def checks(rows: list[dict]) -> str:
+def checks(rows: list[dict], methods: tuple[str, ...] = METHODS) -> str:
     below_paper = [r for r in rows if r["default_lr_psnr"] < r["paper_lr_psnr"] - 1.0]
     unannounced = [r for r in rows if below_bicubic(r, "default")]
     fallbacks = [r for r in rows if r["fallback"]]
@@ -531,7 +531,7 @@ def checks(rows: list[dict]) -> str:
     ratio = np.sum([r["default_s"] for r in rows]) / np.sum([r["baseline_s"] for r in rows])
     lines.append(f"- time per estimate, default / baseline, same images (side by side unless a remark below "
                  f"says otherwise): {ratio:.3f}x")
-    if rows and f"{PREVIOUS}_s" in rows[0]:
+    if rows and PREVIOUS in methods:
         for label, part in [("all images", rows)] + ([(bsd[0]["part"], bsd)] if bsd else []):
             gain = np.array([r["default_kernel_psnr"] - r[f"{PREVIOUS}_kernel_psnr"] for r in part])
             lines.append(f"- {label}, kernel PSNR default minus previous: mean {gain.mean():+.2f} dB, worst image "
@@ -626,6 +626,7 @@ def main() -> None:
         run_jobs(jobs)
     rows = score(entries, args.work, methods)
     name_scored_part(rows)
+    report = checks(rows, methods)
     columns = ["part", "image"] + [f"{m}_{x}" for m in (*methods, "bicubic") for x in ("kernel_psnr", "lr_psnr")]
     columns += ["fallback", "confidence", "scored"] + [f"{m}_s" for m in methods]
     stats = ["part", "method", "images"] + [f"{m} {s}" for m in ("kernel_psnr", "lr_psnr")
@@ -639,11 +640,11 @@ def main() -> None:
             + (f"`previous` is the default preset at revision {args.previous}, run from its worktree. "
                if args.previous else "")
             + "Seed 0; estimates two at a time, one thread each; seconds are the estimate "
-            "alone.\n\n" + markdown_table(summary(rows, methods), stats) + "\n\nChecks:\n\n" + checks(rows)
+            "alone.\n\n" + markdown_table(summary(rows, methods), stats) + "\n\nChecks:\n\n" + report
             + "".join(f"\n- {remark}" for remark in args.remark)
             + "\n\nPer image:\n\n" + markdown_table(rows, columns))
     write_section("robust", "Kernel estimates on held-out photos (robustness)", body, "bench-robust")
-    print(checks(rows))
+    print(report)
 
 
 if __name__ == "__main__":
