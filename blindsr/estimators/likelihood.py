@@ -61,6 +61,9 @@ ROUNDING_NOISE = (1.0 / 255.0) ** 2 / 12.0  # variance of 8-bit rounding, on [0,
 MAX_LOG_SCALE = 1.2  # the affine map stretches each axis by at most e^1.2 = 3.3x either way
 SELECT_TILE = 64  # LR px: tiles scored one by one, to find the in-focus, textured part of a photo
 MAX_SELECT_TILES = 96
+# Tiles scored side by side in two processes when the CPU budget has two threads or more: at
+# least this many (a fork costs about what a few tiles do).
+MIN_SPLIT_TILES = 16
 MIN_GROUP_TILES = 4  # a group's images share MAX_SELECT_TILES, but each lends at least this many
 TILE_STRIDE = 0.5  # of the tile size: tiles overlap by half
 WIDTH_GRID = np.linspace(-MAX_LOG_SCALE, MAX_LOG_SCALE, 13)  # isotropic log-scales tried per tile
@@ -330,6 +333,7 @@ class TileEvidence:
     nll: np.ndarray  # (len(WIDTH_GRID), tiles)
     best: np.ndarray  # (tiles,) log-scale of each tile's minimum (parabolic interpolation)
     error: np.ndarray  # (tiles,) its standard error (inf at the grid's ends)
+    sources: np.ndarray | None = None  # (tiles,) which of the scored images each tile is from
 
     @property
     def informative(self) -> np.ndarray:
@@ -409,20 +413,33 @@ def tile_evidence(gray: np.ndarray | list[np.ndarray], kernel: np.ndarray, scale
     found = [tile_spectra(g, size, each) for g in grays]
     corners = [c for f in found for c in f[0]]
     spectra = found[0][1] if len(found) == 1 else np.concatenate([f[1] for f in found])
+    sources = np.concatenate([np.full(len(f[0]), i) for i, f in enumerate(found)])
     keep, weights = conjugate_half(size, size)
     template = LRLikelihood(spectra[0], frequency_prior(size, size, scale, scene_blur=scene_blur), scale,
                             noise, keep)
     canvas = 2 * math.ceil(len(kernel) * math.exp(MAX_LOG_SCALE) / 2) + 1
+    bases = [template.model(affine_warp(kernel, (a, a, 0.0), canvas))[keep] for a in WIDTH_GRID]
     observed = spectra[:, keep]
+    # Each tile's curve is its own (every operation is row by row, tested bit for bit), so two
+    # halves of the tiles can be scored side by side with the same numbers.
+    halves = len(observed) >= MIN_SPLIT_TILES and torch.get_num_threads() > 1
+    tasks = [functools.partial(width_curves, part, bases, noise, weights)
+             for part in (np.array_split(observed, 2) if halves else [observed])]
+    nll = np.concatenate(forked_map(tasks, 1) if halves else [tasks[0]()], axis=1)
+    best, error = parabolic_minimum(nll)
+    return TileEvidence(corners, size, spectra, nll, best, error, sources)
+
+
+def width_curves(observed: np.ndarray, bases: list[np.ndarray], noise: float, weights: np.ndarray) -> np.ndarray:
+    """(len(bases), tiles): each tile's ``profile_tiles`` value under each model spectrum in
+    ``bases`` (the kernel at each of ``WIDTH_GRID``'s widths), in order, so that each fit starts
+    from its neighbour's."""
     curves, state = [], None
-    for a in WIDTH_GRID:  # in order, so each fit starts from its neighbour's
-        base = template.model(affine_warp(kernel, (a, a, 0.0), canvas))[keep]
+    for base in bases:
         values, state = profile_tiles(observed, base, noise, weights, state,
                                       PROFILE_STEPS if state is None else PROFILE_STEPS // 2)
         curves.append(values)
-    nll = np.stack(curves)
-    best, error = parabolic_minimum(nll)
-    return TileEvidence(corners, size, spectra, nll, best, error)
+    return np.stack(curves)
 
 
 def affine_warp(kernel: np.ndarray, params: np.ndarray, size: int) -> np.ndarray:

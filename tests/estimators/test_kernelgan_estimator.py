@@ -262,6 +262,22 @@ def test_group_estimate_pools_the_images(monkeypatch, rng):
     assert "shape" not in refined.estimate(photos[0], 2, seed=1).kernels[2].provenance
 
 
+def test_group_texture_is_each_image_scored_alone(rng):
+    """The group's texture evidence, scored in one call, counts each image's tiles as that image's
+    own ``texture_evidence`` does (an image smaller than a tile lends none and gets the minimum
+    share), and its crop shares follow from those counts."""
+    settings = get_estimator("kernelgan", device="cpu").settings
+    images = [textured_image(rng, 200, 260), np.full((160, 160, 3), 0.5), textured_image(rng, 40, 300),
+              textured_image(rng, 180, 180)]
+    pooled, shares = kg.group_texture(images, settings)
+    most = max(kg.MIN_GROUP_TILES, kg.MAX_SELECT_TILES // len(images))
+    alone = [kg.texture_evidence(x, settings, most) for x in images]
+    assert alone[2] == {"informative": 0, "count": 0} and alone[1]["informative"] == 0 < alone[1]["count"]
+    assert pooled == {key: sum(a[key] for a in alone) for key in ("informative", "count")}
+    counts = np.array([max(a["informative"], 1) for a in alone], dtype=np.float64)
+    assert np.array_equal(shares, counts / counts.sum())
+
+
 def test_group_settings_compress_the_schedules():
     """A group's runs: ``group_iterations`` with the iteration-counted schedules scaled alike
     (1000 -> 500 halves 200 and 750), ``group_restarts`` runs, the ``group_shape`` selection and

@@ -217,6 +217,31 @@ def test_tile_evidence_tells_texture_from_flat_tiles(rng):
     assert np.median(evidence.best[informative]) == pytest.approx(0.0, abs=0.15)
 
 
+@pytest.mark.skipif(not can_fork(), reason="forked workers on Linux only")
+def test_tile_evidence_is_the_same_with_its_tiles_side_by_side(rng, monkeypatch):
+    """With two threads in the budget the tiles are scored in two halves in two processes: the
+    same curves bit for bit as in one process, and as each image of a group scored alone (every
+    tile's fit is its own); ``sources`` says which image each tile is from."""
+    truth = gaussian_kernel(13, np.eye(2) * 1.3 ** 2)
+    grays = [likelihood.luma(quantize(degrade(power_law_field(rng, size), truth, 2))) for size in (224, 160)]
+    noise = likelihood.ROUNDING_NOISE
+    maps: list[int] = []
+    real_map = likelihood.forked_map
+    monkeypatch.setattr(likelihood, "forked_map", lambda tasks, threads: maps.append(len(tasks))
+                        or real_map(tasks, threads))
+    found = []
+    for threads in (1, 2):
+        with torch_threads(threads):
+            found.append(tile_evidence(grays, truth, 2, noise, size=32, most=40))
+    one, two = found
+    assert maps == [2] and len(one.best) >= likelihood.MIN_SPLIT_TILES
+    assert np.array_equal(one.nll, two.nll) and np.array_equal(one.error, two.error)
+    with torch_threads(1):
+        alone = [tile_evidence(g, truth, 2, noise, size=32, most=20) for g in grays]
+    assert np.array_equal(np.concatenate([a.nll for a in alone], axis=1), two.nll)
+    assert two.sources.tolist() == [i for i, a in enumerate(alone) for _ in a.best]
+
+
 def disk(radius: int) -> np.ndarray:
     z = np.arange(-radius, radius + 1)
     d = (z[:, None] ** 2 + z[None, :] ** 2 <= radius ** 2).astype(float)
