@@ -20,8 +20,8 @@ sigma, and with the joint kernel and each image's own sigma fitted under it (wha
 kernel: the default preset, and without back-projection with noise on its training sons, the
 image's own level (``sr.noise_std=auto``) or KernelGAN's fixed 0.0125 (``ZSSR_VARIANTS``). Seconds: each own estimate, and the joint estimate (its cost per image is its time
 divided by the set's size). Every result is cached in ``--work``; an interrupted run resumes.
-``--retime`` makes the own estimates again (once per code revision) in this process, just before
-the joint one, so that their seconds are side by side (the kernels must come out as cached).
+``--retime`` makes the own estimates again (once per code revision) in this process, then the joint
+one, so that their seconds are side by side (the kernels must come out as cached).
 
 Part ``budgets``: the joint estimate of the tuning sets under each ``GROUP_BUDGETS``
 entry (``estimator.group_iterations`` x ``group_restarts``, the shape and the G crop; ``--budget``
@@ -169,10 +169,14 @@ def budget_label(shape: str | None = None) -> str:
     return f"{group.iterations}x{group.restarts}" + ("" if shape == "kernel" else f"_{shape}")
 
 
-def joint_estimate(lrs: list[Path], out: Path, seed: int = 0, **overrides) -> dict:
-    """The set's joint estimate, as a batch with kernel_scope=folder makes it, cached."""
-    if out.with_suffix(".json").exists():
-        return json.loads(out.with_suffix(".json").read_text())
+def joint_estimate(lrs: list[Path], out: Path, seed: int = 0, retime: bool = False, **overrides) -> dict:
+    """The set's joint estimate, as a batch with kernel_scope=folder makes it, cached; ``retime``:
+    made again and timed now, as ``own_estimate`` does."""
+    from benchmarks.common import revision
+
+    cached = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").exists() else None
+    if cached is not None and not (retime and cached.get("retimed_at") != revision()):
+        return cached
     from blindsr.estimators import get_estimator
     from blindsr.groups import MAX_GROUP_IMAGES, evenly_spread, group_images
     from blindsr.images import DEFAULT_MAX_PIXELS
@@ -185,10 +189,14 @@ def joint_estimate(lrs: list[Path], out: Path, seed: int = 0, **overrides) -> di
     seconds = time.perf_counter() - start
     k = estimate.kernels[2]
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out.with_suffix(".npy"), np.asarray(k.array))
     record = {"seconds": seconds, "images_read": len(read), "fallback": k.provenance.get("fallback"),
               "confidence": (k.provenance.get("confidence") or {}).get("score"),
               "shape": (k.provenance.get("shape") or {}).get("chosen")}
+    if cached is None:
+        np.save(out.with_suffix(".npy"), np.asarray(k.array))
+    else:
+        record.update(retimed_at=revision(), first_seconds=cached.get("first_seconds", cached["seconds"]),
+                      same_kernel=bool(np.array_equal(np.load(out.with_suffix(".npy")), k.array)))
     out.with_suffix(".json").write_text(json.dumps(record))
     return record
 
@@ -287,7 +295,7 @@ def run_set(name: str, spec: CameraSet, shared: Path, work: Path, retime: bool =
     own = [own_estimate(lr, results / "own" / lr.stem, retime) for lr in lrs]
     print(f"{name}: own estimates done", flush=True)
     budget = budget_label()
-    joint = joint_estimate(lrs, results / f"joint_{budget}")
+    joint = joint_estimate(lrs, results / f"joint_{budget}", retime=retime)
     # The same joint estimate keeping KernelGAN's shape (no shape selection), for its kernel PSNR.
     kernel_shape = results / f"joint_{budget_label('kernel')}"
     joint_estimate(lrs, kernel_shape, group_shape="kernel")
@@ -530,8 +538,12 @@ def section(results: list[dict]) -> str:
                           f"(goal within 0.3), auto - sigma 0 {noise[-1]['auto - sigma 0, mean']} dB"
                           + (" (goal >= +1 at sigma 10)" if spec.sigma >= 10 else ""))
     same = [r["own_same_kernel"] for res in results for r in res["rows"] if "own_same_kernel" in r]
+    same_joint = [res["joint"]["same_kernel"] for res in results if "same_kernel" in res["joint"]]
     retimed = (f" The own estimates were made again and timed (--retime; see the remark for the run that did it): "
                f"{sum(same)} of {len(same)} came out bit for bit as cached." if same else "")
+    if same_joint:
+        retimed += (f" So were the joint estimates (the default budget's), just after each set's own: "
+                    f"{sum(same_joint)} of {len(same_joint)} bit for bit as cached.")
     per_image = []
     for res in results:
         for r in res["rows"]:
@@ -578,7 +590,7 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, required=True, help="the folder holding BSD100RK and Urban100RK")
     parser.add_argument("--sets", default=",".join(SETS), help=f"comma-separated, from {', '.join(SETS)}")
     parser.add_argument("--work", type=Path, default=ROOT / "bench_out" / "camera")
-    parser.add_argument("--retime", action="store_true", help="make the own estimates again, timed beside the joint")
+    parser.add_argument("--retime", action="store_true", help="make the own and joint estimates again, timed side by side")
     parser.add_argument("--part", choices=PARTS, default="main", help="which section to write: " + "; ".join(
         f"{k}: {v[1]}" for k, v in PARTS.items()))
     parser.add_argument("--make-sets", action="store_true", help="only make the --sets (for other benchmarks)")
