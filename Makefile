@@ -20,6 +20,7 @@
 #   make bench-kernel-split   KernelGAN's restarts split over forked processes, side by side with the batched estimate
 #   make bench-kernel-split-report  the split estimate on held-out images (BSD100RK 21-100)
 #   make bench-kernel-faster  the same KernelGAN kernels in less time (D's patch matrix, the refinement's searches), side by side
+#   make bench-kernel-tiles   the same KernelGAN kernels with the tile evidence scored in two halves side by side
 #   make bench-kernel-shake   KernelGAN on held-out hand-shake kernels (hard set shake/), beside the paper preset
 #   make bench-kernel-phone   the same on held-out noisy, strongly compressed photos (hard set phone/)
 #   make bench-kernel-phone-tune  such photos' tuning part: the default with and without its refinement, the paper preset
@@ -69,11 +70,13 @@ BUDGETS ?= today (1000 x 4),700 x 4 compressed,700 x 3,500 x 4,500 x 4 compresse
 SPLIT_BEFORE ?= 5f3d64d
 # bench-kernel-faster: the last revision before D's patch matrix copy and the refinement's searches side by side.
 FASTER_BEFORE ?= ff62e68
+# bench-kernel-tiles: the last revision before the tile evidence scored its tiles side by side.
+TILES_BEFORE ?= 16bf5a4
 # bench-hashes: the revisions compared (results must not change across a change of structure).
 BEFORE ?= d5a51cf
 AFTER ?= HEAD
 
-.PHONY: install test test-fast demo bench-kernel bench-speed bench-speed-x4 bench-speed-allocator bench-speed-avx2 bench-speed-bf16 bench-zssr bench-srmd bench-memory bench-table1 bench-cuda bench-batch bench-handoff bench-hashes bench-kernel-budget bench-kernel-split bench-kernel-split-report bench-kernel-faster bench-kernel-shake bench-kernel-phone bench-kernel-phone-tune bench-kernel-sharp bench-kernel-sharp-tune bench-sharpening-tune bench-sharpening-report bench-light-tune bench-light-report bench-robust bench-robust-tune bench-robust-shape bench-robust-focus bench-robust-focus-camera bench-camera bench-camera-zssr bench-camera-budgets bench-camera-handoff bench-jpeg-noise bench-jpeg-noise-study bench-jpeg-noise-hard bench-jpeg-noise-zssr batch eval report clean
+.PHONY: install test test-fast demo bench-kernel bench-speed bench-speed-x4 bench-speed-allocator bench-speed-avx2 bench-speed-bf16 bench-zssr bench-srmd bench-memory bench-table1 bench-cuda bench-batch bench-handoff bench-hashes bench-kernel-budget bench-kernel-split bench-kernel-split-report bench-kernel-faster bench-kernel-tiles bench-kernel-shake bench-kernel-phone bench-kernel-phone-tune bench-kernel-sharp bench-kernel-sharp-tune bench-sharpening-tune bench-sharpening-report bench-light-tune bench-light-report bench-robust bench-robust-tune bench-robust-shape bench-robust-focus bench-robust-focus-camera bench-camera bench-camera-zssr bench-camera-budgets bench-camera-handoff bench-jpeg-noise bench-jpeg-noise-study bench-jpeg-noise-hard bench-jpeg-noise-zssr batch eval report clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
@@ -158,6 +161,13 @@ bench-kernel-split: $(STAMP)
 	$(BIN)/python -m benchmarks.kernel_split --before $(SPLIT_BEFORE) --set $(DATA):1-20 --set hard_set/tune:1-20
 
 # The same kernels in less time, side by side with the revision before the two changes.
+bench-kernel-tiles: $(STAMP)
+	$(BIN)/python -m benchmarks.hard_set --shared $(SHARED)/data --output hard_set
+	$(BIN)/python -m benchmarks.kernel_split --before $(TILES_BEFORE) --set $(DATA):1-10 --set hard_set/tune:1-10 \
+		--work bench_out/kernel_tiles --section "kernel-tiles:KernelGAN: the tile evidence side by side" \
+		--make-target bench-kernel-tiles \
+		--change "tiles in turn|tiles side by side|the tile evidence (the texture check and the refinement's in-focus tiles) scoring all its tiles in one process at {before} and in two halves side by side in two processes at {now} (likelihood.tile_evidence, MIN_SPLIT_TILES); the same numbers bit for bit"
+
 bench-kernel-faster: $(STAMP)
 	$(BIN)/python -m benchmarks.kernel_split --before $(FASTER_BEFORE) --set $(DATA):1-10 \
 		--work bench_out/kernel_faster --section "kernel-faster:KernelGAN: the same kernels in less time" \
