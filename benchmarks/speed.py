@@ -344,7 +344,7 @@ def isa_part(work: Path, data: Path, images: str) -> str:
     under AVX2, its units from that child's unit."""
     from benchmarks.isa import AVX2_ENV
 
-    rows, results, mean_psnr = [], {}, {}
+    rows, results, mean_psnr, spread = [], {}, {}, {}
     clean = {k: v for k, v in os.environ.items() if k not in AVX2_ENV}
     for label, env in (("as it is", {}), ("AVX2 only", AVX2_ENV)):
         run = subprocess.run([sys.executable, "-m", "benchmarks.isa", "--data", str(data), "--images", images,
@@ -353,25 +353,28 @@ def isa_part(work: Path, data: Path, images: str) -> str:
         if run.returncode:
             raise SystemExit(f"benchmarks.isa ({label}) failed:\n{run.stderr[-2000:]}")
         result = results[label] = json.loads(run.stdout.strip().splitlines()[-1])
-        unit = result["units"][0]
         seconds = [e["seconds"] for e in result["estimates"]]
         psnr = np.array([e["kernel_psnr"] for e in result["estimates"]])
         mean_psnr[label] = psnr.mean()
+        # Units by the unit timed at the start and at the end of the child: on a machine whose speed
+        # drifts they differ, and the goal counts as met only by both.
+        spread[label] = [statistics.mean(seconds) / u for u in result["units"]]
         rows.append({"this CPU": label, "ATen capability": result["capability"], "native bf16": result["native_bf16"],
                      "unit s (start / end)": " / ".join(f"{u:.4f}" for u in result["units"]),
                      "estimates": len(seconds), "estimate s": statistics.mean(seconds),
-                     "estimate units": statistics.mean(seconds) / unit,
+                     "estimate units (start / end unit)": " / ".join(f"{v:.0f}" for v in spread[label]),
                      "kernel PSNR mean / p10 / worst": f"{psnr.mean():.2f} / {np.percentile(psnr, 10):.2f} / {psnr.min():.2f}"})
     avx2 = results["AVX2 only"]
-    units = rows[-1]["estimate units"]
-    check = (f"- default KernelGAN x2 estimate with AVX2 only: {units:.0f} units (goal <= {KERNELGAN_UNITS_GOAL}: "
-             f"{'met' if units <= KERNELGAN_UNITS_GOAL else 'NOT met'}), kernel PSNR mean "
+    low, high = min(spread["AVX2 only"]), max(spread["AVX2 only"])
+    check = (f"- default KernelGAN x2 estimate with AVX2 only: {low:.0f}-{high:.0f} units by the unit timed at "
+             f"the start and at the end (goal <= {KERNELGAN_UNITS_GOAL} by both: "
+             f"{'met' if high <= KERNELGAN_UNITS_GOAL else 'NOT met'}), kernel PSNR mean "
              f"{mean_psnr['AVX2 only']:.2f} dB against {mean_psnr['as it is']:.2f} dB with the full instruction set")
     text = ("This CPU as it is, and made to run the code paths of an AVX2-only CPU (`benchmarks.isa`: "
             "oneDNN and ATen limited to AVX2, so no AVX-512 and no native bf16; clocks, cache and memory stay "
             "this machine's, so it stands in for such a CPU without being one). Each row is one child process: "
             "its unit, then the default KernelGAN x2 estimate of each image (cached per image and "
-            "instruction set).\n\n" + markdown_table(rows, list(rows[0]), {"estimate s": 1, "estimate units": 0})
+            "instruction set).\n\n" + markdown_table(rows, list(rows[0]), {"estimate s": 1})
             + "\n\n`make demo` with AVX2 only (units from that child's first unit):\n\n"
             + demo(work / "isa", avx2["units"][0], AVX2_ENV, ("auto",)) + "\n\n" + check)
     return text
