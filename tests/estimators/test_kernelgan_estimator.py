@@ -282,20 +282,20 @@ def test_group_settings_compress_the_schedules():
     """A group's runs: ``group_iterations`` with the iteration-counted schedules scaled alike
     (1000 -> 500 halves 200 and 750), ``group_restarts`` runs, the ``group_shape`` selection and
     the ``group_g_crop``; unset, a group trains as one image. One image keeps KernelGAN's shape by
-    default; both train on 56-px crops, where the paper preset keeps the authors' 64."""
+    default and trains on 56-px crops; a group, like the paper preset, on the authors' 64."""
     default = settings_for("default", {"group_iterations": 500, "group_restarts": 8})
     group = default.for_group()
     assert (group.iterations, group.restarts, group.schedule_every, group.lr_decay_every) == (500, 8, 100, 375)
     assert (default.shape, group.shape) == ("kernel", "select")
-    assert (default.g_crop, group.g_crop, settings_for("paper").g_crop) == (56, 56, 64)
-    assert settings_for("default", {"group_g_crop": 64}).for_group().g_crop == 64
+    assert (default.g_crop, group.g_crop, settings_for("paper").g_crop) == (56, 64, 64)
+    assert settings_for("default", {"group_g_crop": 56}).for_group().g_crop == 56
     assert dataclasses.replace(group, iterations=1000, restarts=4, schedule_every=200, lr_decay_every=750,
                                shape="kernel", g_crop=56) == default
     shipped = settings_for("default").for_group()  # a group's default: 750 iterations, the shape selected
     assert (shipped.iterations, shipped.restarts, shipped.schedule_every, shipped.lr_decay_every) == (750, 4, 150, 562)
     assert dataclasses.replace(shipped, iterations=1000, schedule_every=200, lr_decay_every=750,
                                shape="kernel", g_crop=56) == settings_for("default")
-    as_one = {"group_iterations": 1000, "group_shape": "kernel"}
+    as_one = {"group_iterations": 1000, "group_shape": "kernel", "group_g_crop": 56}
     assert settings_for("default", as_one).for_group() == settings_for("default", as_one)
     assert settings_for("paper").for_group() == settings_for("paper")
     with pytest.raises(ValueError, match="group_restarts"):
