@@ -140,6 +140,24 @@ def test_refinement_on_a_photo_beats_the_start(chelsea_hr):
     assert abs(major @ true_major) > math.cos(math.radians(10))
 
 
+def counted_forked_maps(monkeypatch) -> list[int]:
+    """The number of tasks of each ``forked_map`` call the likelihood makes from now on."""
+    maps: list[int] = []
+    real_map = likelihood.forked_map
+    monkeypatch.setattr(likelihood, "forked_map", lambda tasks, threads: maps.append(len(tasks))
+                        or real_map(tasks, threads))
+    return maps
+
+
+def with_one_then_two_threads(call):
+    """``call()``'s results with one thread in the budget, then with two."""
+    results = []
+    for threads in (1, 2):
+        with torch_threads(threads):
+            results.append(call())
+    return results
+
+
 @pytest.mark.skipif(not can_fork(), reason="forked workers on Linux only")
 def test_affine_fit_is_the_same_with_its_starts_side_by_side(rng, monkeypatch):
     """With two threads in the budget the fit's two starts search in two processes; the map, the
@@ -148,16 +166,9 @@ def test_affine_fit_is_the_same_with_its_starts_side_by_side(rng, monkeypatch):
     lr = quantize(degrade(power_law_field(rng, 192, 0.0), truth, 2))
     score = LRLikelihood.from_image(lr, 2)
     start = gaussian_kernel(13, np.eye(2) * 1.5 ** 2)
-    maps: list[int] = []
-    real_map = likelihood.forked_map
-    monkeypatch.setattr(likelihood, "forked_map", lambda tasks, threads: maps.append(len(tasks))
-                        or real_map(tasks, threads))
-    fits = []
-    for threads in (1, 2):
-        with torch_threads(threads):
-            fits.append(likelihood.fit_affine(start, score, 25))
+    maps = counted_forked_maps(monkeypatch)
+    one, two = with_one_then_two_threads(lambda: likelihood.fit_affine(start, score, 25))
     assert maps == [2]
-    one, two = fits
     assert np.array_equal(one["params"], two["params"])
     assert {k: v for k, v in one.items() if k != "params"} == {k: v for k, v in two.items() if k != "params"}
     assert one["nll_after"] < one["nll_before"] and one["evaluations"] > 2
@@ -225,15 +236,8 @@ def test_tile_evidence_is_the_same_with_its_tiles_side_by_side(rng, monkeypatch)
     truth = gaussian_kernel(13, np.eye(2) * 1.3 ** 2)
     grays = [likelihood.luma(quantize(degrade(power_law_field(rng, size), truth, 2))) for size in (224, 160)]
     noise = likelihood.ROUNDING_NOISE
-    maps: list[int] = []
-    real_map = likelihood.forked_map
-    monkeypatch.setattr(likelihood, "forked_map", lambda tasks, threads: maps.append(len(tasks))
-                        or real_map(tasks, threads))
-    found = []
-    for threads in (1, 2):
-        with torch_threads(threads):
-            found.append(tile_evidence(grays, truth, 2, noise, size=32, most=40))
-    one, two = found
+    maps = counted_forked_maps(monkeypatch)
+    one, two = with_one_then_two_threads(lambda: tile_evidence(grays, truth, 2, noise, size=32, most=40))
     assert maps == [2] and len(one.best) >= likelihood.MIN_SPLIT_TILES
     assert np.array_equal(one.nll, two.nll) and np.array_equal(one.error, two.error)
     with torch_threads(1):
