@@ -458,12 +458,12 @@ def handoff_study(shared: Path, work: Path) -> str:
         variance[name]["drawn"] = float(np.trace(drawn_covariance(spec)) / true_variance)
         print(f"{name}: handoff study done", flush=True)
     best = max(worst, key=worst.get)
-    return ("SRMD x2 Y-PSNR on the tuning sets (`tune`, `tune_noise`), given the true sigma, with the set's joint "
+    return ("SRMD x2 Y-PSNR on the tuning sets (" + ", ".join(f"`{n}`" for n, s in SETS.items() if s.role == "tune") + "), given the true sigma, with the set's joint "
             "kernel narrowed to each width before SR, beside each image's own estimate at the handoff width and "
             f"the true kernel at each width (the handoff width for the own kernels: {HANDOFF_WIDTH}); 'vs own': SR with that kernel minus SR with the image's own, per image. "
             "mean / 10th percentile / worst over the set's images.\n\n" + table(lines)
             + f"\n\nWidth whose worst image (SR with the joint kernel, shape selected, minus SR with the image's own, "
-            f"over both sets) is highest: **{best.split()[-1]}** ({worst[best]:+.3f} dB). Shipped group handoff width "
+            f"over the tuning sets) is highest: **{best.split()[-1]}** ({worst[best]:+.3f} dB). Shipped group handoff width "
             f"(`group_handoff_width`, batch with kernel_scope=folder|camera): **{GROUP_HANDOFF_WIDTH}**.\n\n"
             "The joint kernel's variance (the trace of its second moments) over the true kernel's: "
             + "; ".join(f"{name}: shape selected {v['select']:.3f}, KernelGAN shape {v['kernel']:.3f} (the drawn "
