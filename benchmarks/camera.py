@@ -125,13 +125,36 @@ def make_set(name: str, spec: CameraSet, shared: Path, out: Path) -> Path:
     return folder
 
 
+def cached_estimate(out: Path, retime: bool) -> dict | None:
+    """The estimate cached as ``out``.json, or None; with ``retime``, one not yet made again at
+    this revision comes back marked ``_stale`` (to be made again and compared)."""
+    from benchmarks.common import revision
+
+    if not out.with_suffix(".json").exists():
+        return None
+    cached = json.loads(out.with_suffix(".json").read_text())
+    return {**cached, "_stale": True} if retime and cached.get("retimed_at") != revision() else cached
+
+
+def store_estimate(out: Path, record: dict, kernel: np.ndarray, cached: dict | None) -> dict:
+    """Cache a new estimate, or record a remade one's time beside the first and whether its kernel
+    is the cached one bit for bit (``same_kernel``)."""
+    from benchmarks.common import revision
+
+    if cached is None:
+        np.save(out.with_suffix(".npy"), np.asarray(kernel))
+    else:
+        record.update(retimed_at=revision(), first_seconds=cached.get("first_seconds", cached["seconds"]),
+                      same_kernel=bool(np.array_equal(np.load(out.with_suffix(".npy")), kernel)))
+    out.with_suffix(".json").write_text(json.dumps(record))
+    return record
+
+
 def own_estimate(lr: Path, out: Path, retime: bool = False) -> dict:
     """The default estimate of one image, cached as ``out``.npy/.json; ``retime``: made again
     and timed now, its kernel compared with the cached one (``same_kernel``)."""
-    from benchmarks.common import revision
-
-    cached = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").exists() else None
-    if cached is not None and not (retime and cached.get("retimed_at") != revision()):
+    cached = cached_estimate(out, retime)
+    if cached is not None and not cached.get("_stale"):
         return cached
     from blindsr.estimators import get_estimator
     from blindsr.images import read_image
@@ -144,13 +167,7 @@ def own_estimate(lr: Path, out: Path, retime: bool = False) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     record = {"seconds": seconds, "noise": k.provenance.get("noise"), "fallback": k.provenance.get("fallback"),
               "confidence": (k.provenance.get("confidence") or {}).get("score")}
-    if cached is None:
-        np.save(out.with_suffix(".npy"), np.asarray(k.array))
-    else:
-        record.update(retimed_at=revision(), first_seconds=cached.get("first_seconds", cached["seconds"]),
-                      same_kernel=bool(np.array_equal(np.load(out.with_suffix(".npy")), k.array)))
-    out.with_suffix(".json").write_text(json.dumps(record))
-    return record
+    return store_estimate(out, record, k.array, cached)
 
 
 # Group budgets tried on the tuning sets: (estimator.group_iterations, group_restarts, group_shape,
@@ -175,10 +192,8 @@ def budget_label(shape: str | None = None) -> str:
 def joint_estimate(lrs: list[Path], out: Path, seed: int = 0, retime: bool = False, **overrides) -> dict:
     """The set's joint estimate, as a batch with kernel_scope=folder makes it, cached; ``retime``:
     made again and timed now, as ``own_estimate`` does."""
-    from benchmarks.common import revision
-
-    cached = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").exists() else None
-    if cached is not None and not (retime and cached.get("retimed_at") != revision()):
+    cached = cached_estimate(out, retime)
+    if cached is not None and not cached.get("_stale"):
         return cached
     from blindsr.estimators import get_estimator
     from blindsr.groups import MAX_GROUP_IMAGES, evenly_spread, group_images
@@ -195,13 +210,7 @@ def joint_estimate(lrs: list[Path], out: Path, seed: int = 0, retime: bool = Fal
     record = {"seconds": seconds, "images_read": len(read), "fallback": k.provenance.get("fallback"),
               "confidence": (k.provenance.get("confidence") or {}).get("score"),
               "shape": (k.provenance.get("shape") or {}).get("chosen")}
-    if cached is None:
-        np.save(out.with_suffix(".npy"), np.asarray(k.array))
-    else:
-        record.update(retimed_at=revision(), first_seconds=cached.get("first_seconds", cached["seconds"]),
-                      same_kernel=bool(np.array_equal(np.load(out.with_suffix(".npy")), k.array)))
-    out.with_suffix(".json").write_text(json.dumps(record))
-    return record
+    return store_estimate(out, record, k.array, cached)
 
 
 def averaged(kernels: list[np.ndarray]) -> np.ndarray:
