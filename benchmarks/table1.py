@@ -70,7 +70,7 @@ def paper_runs(runs: list[tuple]) -> list[tuple[str, str, float | None, str]]:
     return out
 
 
-def table_part(name: str, data: Path, work: Path, workers: int) -> None:
+def table_part(name: str, data: Path, work: Path, workers: int, remarks: list[str]) -> None:
     scale, limit, runs = PARTS[name]
     rows, per_image, commands, codes, seconds, default_width = [], [], [], [], 0.0, None
     for estimators, srs, width, zssr in paper_runs(runs):
@@ -113,10 +113,11 @@ def table_part(name: str, data: Path, work: Path, workers: int) -> None:
             f"{result['psnr_ssim']}. kernel_psnr: {result['kernel_psnr']}. Seconds are per image and stage "
             f"(one thread per worker).\n\n{markdown_table(rows, columns, DIGITS)}\n\nY-PSNR per image:\n\n"
             f"{markdown_table(grid, ['method', *images], {})}\n")
-    write_section(f"table1-{name}", f"Table 1 on BSD100RK x{scale}, images 1-{limit}", body, "bench-table1")
+    write_section(f"table1-{name}", f"Table 1 on BSD100RK x{scale}, images 1-{limit}", "\n\n".join([*remarks, body]),
+                  "bench-table1")
 
 
-def real_part(folder: Path, work: Path, workers: int) -> None:
+def real_part(folder: Path, work: Path, workers: int, remarks: list[str]) -> None:
     out = work / "real"
     code, seconds = blindsr(["batch", f"input={folder}", f"output={out}", "sr=zssr", "scale=2",
                              *executor_args(workers)])
@@ -134,7 +135,8 @@ def real_part(folder: Path, work: Path, workers: int) -> None:
             "sr_noise_sigma the noise ZSSR put on its training sons (8-bit units: the fitted noise, combined with "
             "the compression's when there is a table; none below 2).\n\n"
             f"{markdown_table(rows, columns, {'sigma_major': 2, 'sigma_minor': 2, 'angle_deg': 0})}\n")
-    write_section("real", "The pipeline on the real photos (KernelGAN + ZSSR, x2)", body, "bench-table1")
+    write_section("real", "The pipeline on the real photos (KernelGAN + ZSSR, x2)", "\n\n".join([*remarks, body]),
+                  "bench-table1")
 
 
 def main() -> None:
@@ -144,14 +146,15 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("build/bench-table1"), help="result cache")
     parser.add_argument("--parts", default="x2,x4,srmd20,real")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--remark", action="append", default=[], help="a line added to each section written")
     args = parser.parse_args()
     for part in args.parts.split(","):
         if part == "real":
             if args.real is None:
                 raise SystemExit("--real FOLDER is needed for the 'real' part")
-            real_part(args.real, args.work, args.workers)
+            real_part(args.real, args.work, args.workers, args.remark)
         elif part in PARTS:
-            table_part(part, args.data, args.work, args.workers)
+            table_part(part, args.data, args.work, args.workers, args.remark)
         else:
             raise SystemExit(f"unknown part {part!r}: choose from {', '.join([*PARTS, 'real'])}")
 
