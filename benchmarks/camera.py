@@ -384,16 +384,25 @@ def budget_study(shared: Path, work: Path, chosen: list[str] | None = None) -> s
                 runs.append({"set": name, "budget": label, "seed": seed, "seconds": record["seconds"],
                              "kernel PSNR": kernel_psnr(np.load(out.with_suffix(".npy")), truth, size=truth.size)})
         print(f"{name}: budgets done", flush=True)
-    base = [r for r in runs if r["budget"] == chosen[0]]
+
+    def mean_psnr(budget: str, name: str | None = None) -> float:
+        return float(np.mean([r["kernel PSNR"] for r in runs if r["budget"] == budget and name in (None, r["set"])]))
+
+    def mean_seconds(budget: str) -> float:
+        return float(np.mean([r["seconds"] for r in runs if r["budget"] == budget]))
+
+    first, names = chosen[0], list(dict.fromkeys(r["set"] for r in runs))
     rows = []
     for label in chosen:
-        mine = [r for r in runs if r["budget"] == label]
-        rows.append({"group budget (iterations x runs)": label, "estimates": len(mine),
-                     "kernel PSNR mean / worst": f"{np.mean([r['kernel PSNR'] for r in mine]):.2f} / "
-                                                 f"{min(r['kernel PSNR'] for r in mine):.2f}",
-                     "dB vs the first": f"{np.mean([r['kernel PSNR'] for r in mine]) - np.mean([r['kernel PSNR'] for r in base]):+.3f}",
-                     "seconds": f"{np.mean([r['seconds'] for r in mine]):.1f}",
-                     "time vs the first": f"{np.mean([r['seconds'] for r in mine]) / np.mean([r['seconds'] for r in base]):.2f}x"})
+        worst = min(r["kernel PSNR"] for r in runs if r["budget"] == label)
+        rows.append({"group budget (iterations x runs)": label, "estimates": sum(r["budget"] == label for r in runs),
+                     "kernel PSNR mean / worst": f"{mean_psnr(label):.2f} / {worst:.2f}",
+                     "dB vs the first": f"{mean_psnr(label) - mean_psnr(first):+.3f}",
+                     "seconds": f"{mean_seconds(label):.1f}",
+                     "time vs the first": f"{mean_seconds(label) / mean_seconds(first):.2f}x",
+                     **{f"{name}: mean (vs the first)": f"{mean_psnr(label, name):.2f} "
+                                                        f"({mean_psnr(label, name) - mean_psnr(first, name):+.3f})"
+                        for name in names}})
     return ("Tuning sets only, seeds " + ", ".join(map(str, BUDGET_SEEDS)) + ". The joint estimate of each tuning set under each budget, its loss-weight and learning-rate "
             "schedules compressed in proportion to the iterations (`KernelGANSettings.for_group`), the refined "
             "kernel's shape KernelGAN's or selected by the pooled likelihood (`estimator.group_shape`). The default "
