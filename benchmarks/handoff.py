@@ -41,7 +41,7 @@ def estimates(data: Path, work: Path, images: int) -> Path:
                     "estimator=[kernelgan]", "sr=[none]", f"output={out}", "overwrite=true"], check=True,
                    stdout=subprocess.DEVNULL)
     table = json.loads((out / "eval_x2_kernelgan.json").read_text())
-    return out / "tasks_x2" / stage_key(table["estimators"]["kernelgan"]) / "kernels"
+    return out / "tasks_x2" / stage_key("estimator", table["estimators"]["kernelgan"]) / "kernels"
 
 
 def main() -> None:

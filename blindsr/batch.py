@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from blindsr.config import BatchConfig, plain
+from blindsr.config import BatchConfig, plain, resolved_settings
 from blindsr.errors import BlindSRError
 from blindsr.images import list_images, read_image
 from blindsr.light import decode
@@ -55,8 +55,11 @@ class ImageOutcome:
 
 def fingerprint(config: BatchConfig) -> str:
     """Hash of everything in the config that affects a task's results (``LATER_DEFAULTS`` left out
-    at their defaults)."""
-    relevant = {k: v for k, v in plain(config).items()
+    at their defaults), the stages as what they run (``resolved_settings``: a folder made before a
+    release changed a preset's values is made again, not resumed)."""
+    values = plain(config)
+    values.update({group: resolved_settings(group, getattr(config, group)) for group in ("estimator", "sr")})
+    relevant = {k: v for k, v in values.items()
                 if k not in NEUTRAL_KEYS and not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

@@ -151,6 +151,28 @@ def stage_settings(config: DictConfig | dict | Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def resolved_settings(group: str, config: DictConfig | dict | Any) -> dict[str, Any]:
+    """A stage's config as what it runs, for cache keys and resume fingerprints: ``stage_settings``,
+    and for a stage with presets (its class has ``resolve``) every setting its preset and overrides
+    come to. Why: a preset's name stands for values a release may change (the default KernelGAN
+    preset's G crop did), and a result made with the old values must not be taken for a new one.
+    Stages without presets already carry every default in their config. A setting added to a preset
+    stage changes the keys too: its earlier results are made again, never reused unsure."""
+    from blindsr.backends import BACKENDS
+    from blindsr.estimators import ESTIMATORS
+
+    values = stage_settings(config)
+    registry = {"estimator": ESTIMATORS, "sr": BACKENDS}[group]
+    try:
+        resolve = getattr(registry.factory(values["name"]), "resolve", None)
+        if resolve is None:
+            return values
+        resolved = resolve(**{k: v for k, v in values.items() if k != "name"})
+    except (KeyError, ValueError, TypeError) as exc:  # unknown stage, preset or setting
+        raise UsageError(str(exc.args[0])) from None
+    return {"name": values["name"], "preset": values.get("preset"), **dataclasses.asdict(resolved)}
+
+
 def plain(config: Any) -> dict[str, Any]:
     """A verb's typed config (``OmegaConf.to_object``) as JSON-ready data for records and
     fingerprints, its stage groups as ``stage_settings``."""

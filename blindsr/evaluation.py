@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from blindsr.backends import Backend
-from blindsr.config import stage_settings
+from blindsr.config import resolved_settings
 from blindsr.datasets import BenchmarkImage
 from blindsr.degradation import bicubic_kernel, quantize
 from blindsr.errors import BlindSRError
@@ -142,12 +142,13 @@ def run_table_task(task: TableTask) -> dict[str, Any]:
     return row
 
 
-def stage_key(config: Any) -> str:
-    """A stage config's cache folder name: its name and a hash of the settings it sets (a typed
-    config or its ``settings`` dict; unset overrides do not count, so the key of a config stays
-    when the stage gains an option)."""
-    values = stage_settings(config)
-    return values["name"] + "-" + hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:8]
+def stage_key(group: str, config: Any) -> str:
+    """A stage config's cache folder name: its name and a hash of what it runs (a typed config or
+    its ``settings`` dict, as ``resolved_settings`` of stage ``group``): an unset override counts as
+    the preset's value, and the key changes when a release changes what the preset runs."""
+    values = resolved_settings(group, config)
+    digest = hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
+    return values["name"] + "-" + digest[:8]
 
 
 def sr_combinations(est_names: list[str], sr_names: list[str]) -> list[tuple[str, str]]:

@@ -116,3 +116,22 @@ def test_help_shows_the_values_of_the_selected_presets(capsys):
     out = capsys.readouterr().out
     assert "sr=zssr preset kernelgan:" in out and f"max_iters: {zssr.PRESETS['kernelgan'].max_iters}" in out
     assert f"estimator=kernelgan preset {DEFAULT_PRESET}:" in out
+
+
+def test_batch_resumes_by_what_the_stages_run(monkeypatch):
+    """A batch folder resumes only when its stages would run the same settings: a release that changes
+    what a preset runs makes the folder's images again; an override equal to the preset's own value
+    is the same run."""
+    from blindsr.batch import fingerprint
+    from blindsr.estimators.kernelgan.settings import PRESETS
+
+    def batch(*args: str) -> str:
+        return fingerprint(OmegaConf.to_object(compose("batch", ["input=a", "output=b", "sr=zssr", *args])))
+
+    before = batch()
+    shipped = PRESETS[DEFAULT_PRESET]
+    assert batch(f"estimator.g_crop={shipped.g_crop}", f"sr.max_iters={zssr.PRESETS['fast'].max_iters}") == before
+    assert batch(f"estimator.g_crop={shipped.g_crop + 8}") != before
+    monkeypatch.setitem(PRESETS, DEFAULT_PRESET, dataclasses.replace(shipped, g_crop=shipped.g_crop + 8))
+    assert batch() != before
+    assert batch(f"estimator.g_crop={shipped.g_crop}") == before

@@ -2,25 +2,66 @@
 which combinations super-resolve, the per-image join and the summary rows."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
 
 import pytest
+from omegaconf import OmegaConf
 
+import zssr
 from blindsr.config import group_schemas
+from blindsr.errors import UsageError
+from blindsr.estimators.kernelgan.settings import DEFAULT_PRESET
+from blindsr.estimators.kernelgan.settings import PRESETS as KERNELGAN_PRESETS
 from blindsr.evaluation import PUBLISHED_DIV2KRK, lost_task, merge, sr_combinations, stage_key, summary_row
 
 
-def test_stage_key_is_the_name_and_a_hash_of_every_setting():
+def key_of(name: str, values: dict) -> str:
+    """The documented key, computed here: the name and the first 8 hex digits of the SHA-256 of
+    the sorted JSON of what the stage runs."""
+    return name + "-" + hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def test_stage_key_is_the_name_and_a_hash_of_what_the_stage_runs():
     config = {"name": "zssr", "preset": "fast", "max_iters": 800}
-    digest = hashlib.sha256(b'{"max_iters": 800, "name": "zssr", "preset": "fast"}').hexdigest()
-    assert stage_key(config) == "zssr-" + digest[:8]
-    assert stage_key(dict(reversed(list(config.items())))) == stage_key(config)  # order-free
-    assert stage_key({**config, "max_iters": 801}) != stage_key(config)
-    assert stage_key({**config, "schedule": None}) == stage_key(config)  # unset overrides do not count
+    # The fast preset with the override, and the noise level it runs with unless one is set.
+    runs = dataclasses.asdict(dataclasses.replace(zssr.PRESETS["fast"], max_iters=800, noise_std="auto"))
+    assert stage_key("sr", config) == key_of("zssr", {"name": "zssr", "preset": "fast", **runs})
+    assert stage_key("sr", dict(reversed(list(config.items())))) == stage_key("sr", config)  # order-free
+    assert stage_key("sr", {**config, "max_iters": 801}) != stage_key("sr", config)
+    assert stage_key("sr", {**config, "schedule": None}) == stage_key("sr", config)  # unset overrides do not count
+    assert stage_key("sr", {**config, "schedule": "cosine"}) == stage_key("sr", config)  # nor the preset's own value
     typed = group_schemas()["sr"]["zssr"](max_iters=800)  # the typed config gives the same key
-    assert stage_key(typed) == stage_key(config)
+    assert stage_key("sr", typed) == stage_key("sr", config)
+
+
+def test_stage_key_changes_when_a_preset_changes_what_it_runs(monkeypatch):
+    """A release that changes a preset's values (the default KernelGAN preset's G crop did) must not
+    find the results of the old values under the same key."""
+    for group, name, presets, preset, setting in (("estimator", "kernelgan", KERNELGAN_PRESETS, DEFAULT_PRESET, "g_crop"),
+                                                  ("sr", "zssr", zssr.PRESETS, "fast", "max_iters")):
+        before = stage_key(group, {"name": name})
+        shipped = presets[preset]
+        monkeypatch.setitem(presets, preset, dataclasses.replace(shipped, **{setting: getattr(shipped, setting) + 8}))
+        assert stage_key(group, {"name": name}) != before
+        monkeypatch.setitem(presets, preset, shipped)
+        assert stage_key(group, {"name": name}) == before
+
+
+def test_keys_of_stages_without_presets_are_their_settings():
+    """Stages without presets carry every default in their config: their keys are as before, so the
+    folders already written for them (SRMD's, the ground truth's) are found again."""
+    srmd = OmegaConf.to_object(OmegaConf.structured(group_schemas()["sr"]["srmd"]))
+    assert stage_key("sr", srmd) == key_of("srmd", {k: v for k, v in dataclasses.asdict(srmd).items() if v is not None})
+    assert stage_key("estimator", {"name": "gt"}) == key_of("gt", {"name": "gt"})
+    assert stage_key("sr", {"name": "bicubic"}) == key_of("bicubic", {"name": "bicubic"})
+
+
+def test_a_bad_preset_in_a_key_is_a_usage_error():
+    with pytest.raises(UsageError, match="preset"):
+        stage_key("estimator", {"name": "kernelgan", "preset": "no-such-preset"})
 
 
 def test_bicubic_interpolation_is_one_row_and_none_scores_kernels_only():

@@ -42,13 +42,18 @@ class ZSSRBackend:
     needs = KernelNeeds(scales=(2, 4), kernels="stages")
 
     def __init__(self, preset: str = default_preset, device: str = "auto", **overrides: Any) -> None:
-        if preset == self.default_preset and overrides.get("noise_std") is None:
-            overrides = {**overrides, "noise_std": zssr.AUTO}
-        self.settings = zssr.preset(preset, **overrides)
+        self.settings = self.resolve(preset, **overrides)
         self.preset = preset
         self.device = select_device(device)
         if self.device.type == "cpu":
             keep_freed_memory()
+
+    @classmethod
+    def resolve(cls, preset: str = default_preset, **overrides: Any) -> zssr.ZSSRSettings:
+        """The settings a preset and overrides come to (what runs, and what cache keys hash)."""
+        if preset == cls.default_preset and overrides.get("noise_std") is None:
+            overrides = {**overrides, "noise_std": zssr.AUTO}
+        return zssr.preset(preset, **overrides)
 
     def work(self, shape: tuple[int, int], scale: int) -> int:
         return zssr.work(shape, scale, self.settings)

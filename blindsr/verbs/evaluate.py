@@ -85,9 +85,9 @@ def run(cfg: DictConfig) -> int:
     light_key = "" if cfg.light == "encoded" else f"+{cfg.light}"
 
     def task(entry, est: str, sr: str | None) -> TableTask:
-        e_key = stage_key(estimators[est]) + light_key
+        e_key = stage_key("estimator", estimators[est]) + light_key
         w = width if learned[est] else 1.0
-        s_key = None if sr is None else stage_key(backends[sr]) + ("" if w == 1.0 else f"+width{w:g}")
+        s_key = None if sr is None else stage_key("sr", backends[sr]) + ("" if w == 1.0 else f"+width{w:g}")
         result = cache / (e_key if sr is None else f"{e_key}+{s_key}") / f"{entry.name}.json"
         return TableTask(entry=entry, estimator=estimators[est], sr=None if sr is None else backends[sr],
                          kernel_dir=str(cache / e_key / "kernels"), result=str(result),

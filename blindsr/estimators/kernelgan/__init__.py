@@ -177,11 +177,16 @@ class KernelGANEstimator:
     learned = True
 
     def __init__(self, preset: str = DEFAULT_PRESET, device: str = "auto", **overrides: Any) -> None:
-        self.settings = settings_for(preset, overrides)
+        self.settings = self.resolve(preset, **overrides)
         self.preset = preset
         self.device = select_device(device)
         if self.device.type == "cpu":
             keep_freed_memory()
+
+    @staticmethod
+    def resolve(preset: str = DEFAULT_PRESET, **overrides: Any) -> KernelGANSettings:
+        """The settings a preset and overrides come to (what runs, and what cache keys hash)."""
+        return settings_for(preset, overrides)
 
     def iterations(self, scale: int) -> int:
         return self.settings.iterations
