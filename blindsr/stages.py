@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from blindsr import __version__
 from blindsr.backends import BACKENDS, Backend, adapt
 from blindsr.degradation import bicubic_upscale
-from blindsr.config import plain, stage_settings
+from blindsr.config import plain, resolved_settings, stage_settings
 from blindsr.errors import InputError, UsageError
 from blindsr.estimators import ESTIMATORS, Estimator
 from blindsr.estimators.compression import compression_record
@@ -197,7 +197,8 @@ def output_paths(directory: str | Path, stem: str, scale: int, kernel_scales: tu
 def write_outputs(directory: Path, stem: str, scale: int, image: LoadedImage, result: PipelineResult,
                   config: DictConfig | dict | None = None) -> dict[str, Path]:
     """``<stem>_x{s}.png`` in the input's bit depth and mode, the kernels, and ``<stem>_x{s}.json``
-    (provenance with per-stage timings and the resolved config). The JSON is written last."""
+    (provenance with per-stage timings and the resolved config: each stage's preset spelled out into
+    the values it ran with, ``resolved_settings``). The JSON is written last."""
     paths = {"image": write_image(directory / f"{stem}_x{scale}.png", result.rgb, result.alpha,
                                   image.bit_depth, image.grayscale)}
     for s, kernel in result.kernels.items():
@@ -206,6 +207,8 @@ def write_outputs(directory: Path, stem: str, scale: int, image: LoadedImage, re
                                             directory, stem)["npy"]
     record = dict(result.record)
     if config is not None:
-        record["config"] = plain(OmegaConf.to_object(config)) if isinstance(config, DictConfig) else config
+        values = plain(OmegaConf.to_object(config)) if isinstance(config, DictConfig) else dict(config)
+        record["config"] = {**values, **{group: resolved_settings(group, values[group]) for group in ("estimator", "sr")
+                                         if isinstance(values.get(group), dict)}}
     paths["record"] = write_json(directory / f"{stem}_x{scale}.json", record)
     return paths

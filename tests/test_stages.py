@@ -52,3 +52,28 @@ def test_progress_updates_raise_a_swallowed_stop_request():
                 bar.update(1)
         finally:
             STOP_REQUESTED.clear()
+
+
+def test_the_record_holds_what_each_preset_ran_with(rng, tmp_path):
+    """The record's config spells a preset out into its values (a later release may change what
+    the name stands for); options a stage sets stay as set, and stages without presets as they are."""
+    import json
+
+    import zssr
+    from blindsr.estimators.kernelgan.settings import DEFAULT_PRESET, PRESETS
+    from blindsr.stages import write_outputs
+
+    rgb = rng.random((24, 24, 3))
+    image = LoadedImage(rgb=rgb, alpha=None, bit_depth=8, grayscale=False, path=Path("x.png"), sha256="0")
+    result = run_pipeline(image, get_estimator("bicubic"), get_backend("bicubic"), 2)
+    config = {"scale": 2, "estimator": {"name": "kernelgan", "preset": DEFAULT_PRESET},
+              "sr": {"name": "zssr", "preset": "fast", "max_iters": 5}}
+    paths = write_outputs(tmp_path, "x", 2, image, result, config)
+    written = json.loads(paths["record"].read_text())["config"]
+    assert written["scale"] == 2
+    assert written["estimator"]["g_crop"] == PRESETS[DEFAULT_PRESET].g_crop
+    assert written["estimator"]["iterations"] == PRESETS[DEFAULT_PRESET].iterations
+    assert written["sr"]["max_iters"] == 5 and written["sr"]["body"] == zssr.PRESETS["fast"].body
+    (tmp_path / "plain").mkdir()
+    plain = write_outputs(tmp_path / "plain", "x", 2, image, result, {"sr": {"name": "bicubic"}})
+    assert json.loads(plain["record"].read_text())["config"] == {"sr": {"name": "bicubic"}}
