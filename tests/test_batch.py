@@ -109,6 +109,19 @@ def test_interrupted_batch_resumes_to_identical_outputs(reference):
                       for p in (reference / "serial").rglob("*_x2.png")}
 
 
+def test_summary_and_records_hold_what_the_presets_ran_with(reference):
+    """summary.json and each image's record spell the default preset out into its values, with the
+    options the command line set."""
+    from blindsr.estimators.kernelgan.settings import DEFAULT_PRESET, PRESETS
+
+    summary = json.loads((reference / "serial" / "summary.json").read_text())
+    record = json.loads(next((reference / "serial").rglob("img 0_x2.json")).read_text())
+    for estimator in (summary["estimator"], record["config"]["estimator"]):
+        assert estimator["preset"] == DEFAULT_PRESET and estimator["g_crop"] == PRESETS[DEFAULT_PRESET].g_crop
+        assert (estimator["iterations"], estimator["restarts"]) == (30, 2)
+    assert summary["sr"] == record["config"]["sr"] == {"name": "bicubic"}
+
+
 @pytest.mark.parametrize("executor", [
     ["executor=local", "executor.workers=2"],
     ["executor=submitit", "executor.cluster=local", "executor.timeout_min=10"],

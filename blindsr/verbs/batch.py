@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from blindsr.config import plain
+from blindsr.config import resolved_settings
 from blindsr.batch import COMPLETE, ImageOutcome, lost_image, plan_tasks, process
 from blindsr.errors import InputError, UsageError
 from blindsr.executors import get_executor
@@ -68,7 +68,8 @@ def run(cfg: DictConfig) -> int:
         executor.run(process, tasks, on_done, lost_image)
     rows = summary_rows(outcomes, input_dir, output_dir, scale, gt_dir)
     meta = {"input": str(input_dir), "scale": scale, "executor": cfg.executor.name,
-            "estimator": plain(config)["estimator"], "sr": plain(config)["sr"], "seed": cfg.seed,
+            "estimator": resolved_settings("estimator", config.estimator), "sr": resolved_settings("sr", config.sr),
+            "seed": cfg.seed,
             "skipped_non_images": [str(p.relative_to(input_dir)) for p in others],
             "marker": COMPLETE, "kernel_scope": cfg.kernel_scope,
             "groups": [group_summary(g, input_dir) for g in sorted(group_outcomes, key=lambda g: g.name)]}
