@@ -111,7 +111,7 @@ def _sha256(path: Path) -> str:
 
 def process(task: ImageTask, progress=None) -> ImageOutcome:
     """Run the pipeline on one image into its folder; never raises."""
-    from blindsr.progress import LogLines, on_terminal
+    from blindsr.progress import task_lines
     from blindsr.stages import built_stage, run_pipeline, stage_work, write_outputs
 
     info = completed(task)
@@ -130,10 +130,8 @@ def process(task: ImageTask, progress=None) -> ImageOutcome:
         scale = config.scale
         image = read_image(task.source, config.max_pixels)
         kernels = None if task.group is None else group_kernels(task.group, image, scale, config.light)
-        if progress is None and not on_terminal():
-            # A log shows each image's stages; a terminal shows the batch bar alone.
-            stages = stage_work(estimator, backend, image.shape, scale)
-            progress = LogLines(sum(units for _, units in stages), f"{task.stem} x{scale}", stages).update
+        if progress is None:
+            progress = task_lines(f"{task.stem} x{scale}", stage_work(estimator, backend, image.shape, scale))
         width = config.handoff_width if task.group is None else config.group_handoff_width
         result = run_pipeline(image, estimator, backend, scale, seed=config.seed, kernels=kernels,
                               handoff_width=width, progress=progress, light=config.light)

@@ -9,6 +9,9 @@ seconds look like hours):
 
     photo x2 | sr zssr: 300/600 it (50%), 12 s elapsed, stage ETA 12 s
 
+Tasks that executors run (a batch's images, an evaluation's estimates and SR runs, a group's
+shared kernel) print their own such lines in a log (``task_lines``).
+
 Updates of a run's own progress also raise a pending Ctrl-C/SIGTERM (``raise_if_stopped``),
 whichever form the display takes; the folder-level displays of ``batch`` and ``eval`` leave
 stopping to their executors.
@@ -117,6 +120,17 @@ def _duration(seconds: float) -> str:
 def on_terminal(file: TextIO | None = None) -> bool:
     file = file if file is not None else sys.stderr
     return bool(getattr(file, "isatty", lambda: False)())
+
+
+def task_lines(desc: str, stages: Stages) -> Callable[[float | None], None] | None:
+    """A task's own progress where no bar shows it - a batch's image, an evaluation's task, a
+    group's estimate, run by an executor into a log - so that a log is never silent for minutes:
+    ``LogLines`` over ``stages``; None on a terminal (the run's one bar counts the tasks there) or
+    when the stages report no work."""
+    total = sum(units for _, units in stages)
+    if on_terminal() or not total:
+        return None
+    return LogLines(total, desc, stages).update
 
 
 def progress_bar(total: int, desc: str, stages: Stages | None = None, unit: str = "it",

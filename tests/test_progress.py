@@ -106,3 +106,62 @@ def test_a_batch_image_logs_its_stages_when_stderr_is_not_a_terminal(tmp_path, r
     lines = capsys.readouterr().err.splitlines()
     assert "photo x2 | estimate kernelgan: 4/4 it (100%)" in "\n".join(lines)
     assert any(line.startswith("photo x2 | sr zssr: 3/3 it (100%)") for line in lines)
+
+
+def test_task_lines_only_where_no_bar_shows_the_work(monkeypatch):
+    from blindsr.progress import task_lines
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    log = io.StringIO()
+    monkeypatch.setattr("sys.stderr", log)
+    monkeypatch.setattr("blindsr.progress.LOG_EVERY_S", 0.0)
+    update = task_lines("im_1 x2", [("estimate kernelgan", 5)])
+    update(5)
+    assert log.getvalue().startswith("im_1 x2 | estimate kernelgan: 5/5 it (100%)")
+    assert task_lines("im_1 x2", [("estimate gt", 0)]) is None  # nothing to count
+    monkeypatch.setattr("sys.stderr", Terminal())
+    assert task_lines("im_1 x2", [("estimate kernelgan", 5)]) is None  # the run's bar shows it
+
+
+def test_eval_tasks_and_group_estimates_log_their_stages(tmp_path, rng, monkeypatch, capsys):
+    """An evaluation's tasks and a batch's shared-kernel estimate, run by an executor into a log,
+    report their own iterations (eval's bar counts only finished tasks)."""
+    import numpy as np
+    from PIL import Image
+
+    from blindsr.batch import plan_tasks
+    from blindsr.config import group_schemas
+    from blindsr.datasets import load_benchmark
+    from blindsr.evaluation import TableTask, run_table_task
+    from blindsr.groups import plan_groups, process_group
+    from tests.conftest import batch_config, textured_image
+
+    monkeypatch.setattr("blindsr.progress.LOG_EVERY_S", 0.0)  # a line at every update
+    for folder, size in (("gt", 128), ("lr_x2", 64)):
+        (tmp_path / "bench" / folder).mkdir(parents=True)
+        Image.fromarray((textured_image(rng, size, size) * 255).astype(np.uint8)).save(
+            tmp_path / "bench" / folder / "im_1.png")
+    entry = load_benchmark(tmp_path / "bench", 2)[0]
+    schemas = group_schemas()
+    common = {"entry": entry, "scale": 2, "estimator": schemas["estimator"]["kernelgan"](iterations=4, restarts=1),
+              "kernel_dir": str(tmp_path / "kernels"), "device": "cpu", "seed": 0}
+    estimated = run_table_task(TableTask(sr=None, result=str(tmp_path / "k.json"), **common))
+    assert "error" not in estimated, estimated
+    sr = schemas["sr"]["zssr"](max_iters=3, crop_size=16)
+    assert "error" not in run_table_task(TableTask(sr=sr, result=str(tmp_path / "sr.json"), **common))
+    err = capsys.readouterr().err
+    assert "im_1 x2 | estimate kernelgan: 4/4 it (100%)" in err and "im_1 x2 | sr zssr: 3/3 it (100%)" in err
+
+    src = tmp_path / "folder"
+    for i in range(2):
+        (src / f"shot{i}.png").parent.mkdir(exist_ok=True)
+        Image.fromarray((textured_image(rng, 64, 64) * 255).astype(np.uint8)).save(src / f"shot{i}.png")
+    config = batch_config("input=in", "output=out", "estimator.restarts=1", "estimator.group_iterations=3")
+    tasks, _ = plan_tasks(src, tmp_path / "out", config)
+    _, groups = plan_groups(tasks, "folder", src.resolve(), (tmp_path / "out").resolve())
+    outcome = process_group(groups[0])
+    assert outcome.status == "done", outcome
+    assert f"shared kernel of {groups[0].label} x2 | estimate kernelgan: 3/3 it (100%)" in capsys.readouterr().err

@@ -191,6 +191,10 @@ class KernelGANEstimator:
     def iterations(self, scale: int) -> int:
         return self.settings.iterations
 
+    def group_iterations(self, scale: int) -> int:
+        """Units of work ``estimate_group`` reports (a group trains with its own budget)."""
+        return self.settings.for_group().iterations
+
     def check(self, shape: tuple[int, int]) -> None:
         try:
             prepare_image(np.zeros((*shape, 3)), self.settings)
