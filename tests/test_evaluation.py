@@ -11,7 +11,7 @@ import pytest
 from omegaconf import OmegaConf
 
 import zssr
-from blindsr.config import group_schemas
+from blindsr.config import group_schemas, resolved_settings
 from blindsr.errors import UsageError
 from blindsr.estimators.kernelgan.settings import DEFAULT_PRESET
 from blindsr.estimators.kernelgan.settings import PRESETS as KERNELGAN_PRESETS
@@ -48,6 +48,14 @@ def test_stage_key_changes_when_a_preset_changes_what_it_runs(monkeypatch):
         assert stage_key(group, {"name": name}) != before
         monkeypatch.setitem(presets, preset, shipped)
         assert stage_key(group, {"name": name}) == before
+
+
+def test_a_key_from_the_recorded_settings_is_the_key_of_the_config():
+    """eval records each stage as its resolved settings; a key made from that record (as a
+    benchmark that reads the table does) finds the same cache folder."""
+    for group, config in (("estimator", {"name": "kernelgan", "iterations": 300}), ("sr", {"name": "zssr"}),
+                          ("sr", {"name": "srmd", "noise": 5.0})):
+        assert stage_key(group, resolved_settings(group, config)) == stage_key(group, config)
 
 
 def test_keys_of_stages_without_presets_are_their_settings():

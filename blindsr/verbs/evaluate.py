@@ -20,7 +20,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from blindsr import __version__
-from blindsr.config import group_schemas, stage_settings
+from blindsr.config import group_schemas, resolved_settings
 from blindsr.datasets import load_benchmark
 from blindsr.errors import UsageError
 from blindsr.evaluation import (TableTask, lost_task, merge, run_table_task, sr_combinations, stage_key,
@@ -102,8 +102,8 @@ def run(cfg: DictConfig) -> int:
             results += executor.run(run_table_task, tasks, lambda _: bar.update(1), lost_task)
     rows_by_combo = merge(results, est_names, sr_names, sr_combos)
     meta = {"dataset": str(cfg.dataset), "scale": scale,
-            "estimators": {name: stage_settings(config) for name, config in estimators.items()},
-            "srs": {name: stage_settings(config) for name, config in backends.items()},
+            "estimators": {name: resolved_settings("estimator", config) for name, config in estimators.items()},
+            "srs": {name: resolved_settings("sr", config) for name, config in backends.items()},
             "handoff_width": width, "light": cfg.light,
             "seed": cfg.seed, "kernel_psnr": KERNEL_PSNR_FORMULA + " (canvas: the true kernel's size)",
             "lr_psnr": LR_PSNR_FORMULA, "psnr_ssim": SR_FORMULA, "version": __version__,
