@@ -154,10 +154,11 @@ def stage_settings(config: DictConfig | dict | Any) -> dict[str, Any]:
 def resolved_settings(group: str, config: DictConfig | dict | Any) -> dict[str, Any]:
     """A stage's config as what it runs, for cache keys, resume fingerprints and records:
     ``stage_settings``, and for a stage with presets (its class has ``resolve``) every setting its
-    preset and overrides come to. Why: a preset's name stands for values a release may change (the default KernelGAN
-    preset's G crop did), and a result made with the old values must not be taken for a new one.
-    Stages without presets already carry every default in their config. A setting added to a preset
-    stage changes the keys too: its earlier results are made again, never reused unsure."""
+    preset and overrides come to. Why: a preset's name stands for values a release may change (the
+    default KernelGAN preset's G crop did), and a result made with the old values must not be taken
+    for a new one. Stages without presets already carry every default in their config. A setting
+    added to a preset stage changes the keys too: its earlier results are made again, never reused
+    unsure."""
     from blindsr.backends import BACKENDS
     from blindsr.estimators import ESTIMATORS
 
