@@ -191,6 +191,25 @@ def test_textureless_image_warns_and_falls_back(rng, kind):
         assert any(w.startswith(UNTRUSTED) and "no texture" in w for w in out.warnings)
 
 
+def test_an_image_smaller_than_a_tile_is_judged_on_its_own_size(rng):
+    """A flat or noise-only image too small for one tile is still found to show no blur (on one
+    tile of its own size), a textured one of that size is not; a group of such images is judged
+    the same way."""
+    settings = get_estimator("kernelgan", device="cpu").settings
+    flat = np.full((40, 48, 3), 0.5)
+    noise = np.clip(flat + rng.normal(0, 2 / 255, flat.shape), 0, 1)
+    assert kg.SELECT_TILE > 48
+    for image in (flat, noise):
+        texture = kg.texture_evidence(image, settings)
+        assert texture["informative"] == 0 < texture["count"] and "no texture" in kg.texture_reason(texture)
+    textured = kg.texture_evidence(textured_image(rng, 40, 48), settings)
+    assert textured["informative"] == textured["count"] > 0 and kg.texture_reason(textured) is None
+    square = kg.texture_evidence(textured_image(rng, 40, 40), settings)
+    assert square == {"informative": 1, "count": 1} and kg.texture_reason(square) is None  # one tile is enough
+    pooled, _ = kg.group_texture([flat, noise], settings)
+    assert pooled["informative"] == 0 < pooled["count"] and "no texture" in kg.texture_reason(pooled)
+
+
 @pytest.mark.slow
 def test_confidence_of_a_healthy_estimate(monkeypatch, chelsea_hr):
     """A photo with texture everywhere, four healthy agreeing runs: high confidence, no warning."""
@@ -264,15 +283,17 @@ def test_group_estimate_pools_the_images(monkeypatch, rng):
 
 def test_group_texture_is_each_image_scored_alone(rng):
     """The group's texture evidence, scored in one call, counts each image's tiles as that image's
-    own ``texture_evidence`` does (an image smaller than a tile lends none and gets the minimum
-    share), and its crop shares follow from those counts."""
+    own ``texture_evidence`` with the group's tiles does (an image smaller than a tile lends none
+    and gets the minimum share, though alone it is judged on a tile of its own size), and its crop
+    shares follow from those counts."""
     settings = get_estimator("kernelgan", device="cpu").settings
     images = [textured_image(rng, 200, 260), np.full((160, 160, 3), 0.5), textured_image(rng, 40, 300),
               textured_image(rng, 180, 180)]
     pooled, shares = kg.group_texture(images, settings)
     most = max(kg.MIN_GROUP_TILES, kg.MAX_SELECT_TILES // len(images))
-    alone = [kg.texture_evidence(x, settings, most) for x in images]
+    alone = [kg.texture_evidence(x, settings, most, kg.SELECT_TILE) for x in images]
     assert alone[2] == {"informative": 0, "count": 0} and alone[1]["informative"] == 0 < alone[1]["count"]
+    assert kg.texture_evidence(images[2], settings, most)["informative"] > 0
     assert pooled == {key: sum(a[key] for a in alone) for key in ("informative", "count")}
     counts = np.array([max(a["informative"], 1) for a in alone], dtype=np.float64)
     assert np.array_equal(shares, counts / counts.sum())

@@ -112,12 +112,16 @@ def refine(kernel: SRKernel, rgb: Images, settings: KernelGANSettings, fit_noise
     return refine_covariance(kernel, prepared, 2, fit_noise=fit_noise, shape=settings.shape)
 
 
-def texture_evidence(rgb: np.ndarray, settings: KernelGANSettings, most: int = MAX_SELECT_TILES) -> dict[str, int]:
+def texture_evidence(rgb: np.ndarray, settings: KernelGANSettings, most: int = MAX_SELECT_TILES,
+                     size: int | None = None) -> dict[str, int]:
     """How many small tiles of the image (at most ``most``) say anything about a blur's width,
     scored against the bicubic kernel (``TileEvidence.informative``); a nearly uniform or
-    noise-only tile does not."""
-    evidence = tile_evidence(luma(prepare_image(rgb, settings)), bicubic_kernel(2).array, 2,
-                             luma_noise(rgb), most=most)
+    noise-only tile does not. ``size``: the tiles' side; by default ``SELECT_TILE``, or the
+    image's own (even) side when it is smaller, so that a small image is judged too: a flat or
+    noise-only one says nothing about a width at that size either, a textured one does (tested)."""
+    gray = luma(prepare_image(rgb, settings))
+    size = size or min(SELECT_TILE, min(gray.shape) // 2 * 2)
+    evidence = tile_evidence(gray, bicubic_kernel(2).array, 2, luma_noise(rgb), size=size, most=most)
     if evidence is None:
         return {"informative": 0, "count": 0}
     return {"informative": int(evidence.informative.sum()), "count": len(evidence.best)}
@@ -139,17 +143,18 @@ def group_texture(images: list[np.ndarray], settings: KernelGANSettings) -> tupl
         for j, i in enumerate(holding):
             mine = evidence.sources == j
             each[i] = {"informative": int(evidence.informative[mine].sum()), "count": int(mine.sum())}
-    else:
-        each = [texture_evidence(x, settings, most) for x in images]
+    else:  # an image smaller than a tile lends none, unless no image of the group holds one
+        each = [texture_evidence(x, settings, most, SELECT_TILE if holding else None) for x in images]
     shares = np.array([max(t["informative"], 1) for t in each], dtype=np.float64)
     pooled = {"informative": sum(t["informative"] for t in each), "count": sum(t["count"] for t in each)}
     return pooled, shares / shares.sum()
 
 
 def texture_reason(texture: dict[str, int]) -> str | None:
-    """Why the image cannot show its blur, or None (images smaller than a tile are not judged)."""
+    """Why the image (or group) cannot show its blur, or None. An image with fewer tiles than
+    ``MIN_TEXTURED_TILES`` needs all of them to show one."""
     informative, count = texture["informative"], texture["count"]
-    if not count or informative >= max(MIN_TEXTURED_TILES, MIN_TEXTURED_SHARE * count):
+    if not count or informative >= max(min(MIN_TEXTURED_TILES, count), MIN_TEXTURED_SHARE * count):
         return None
     return f"the image has almost no texture ({informative} of {count} tiles show any blur)"
 
