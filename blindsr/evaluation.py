@@ -28,7 +28,7 @@ from blindsr.light import decode
 from blindsr.metrics import kernel_psnr, lr_psnr, y_psnr_ssim
 from blindsr.outputs import write_json
 from blindsr.progress import task_lines
-from blindsr.stages import built_stage, handoff_kernels, super_resolve
+from blindsr.stages import built_stage, estimate_stage, handoff_kernels, sr_stage, super_resolve
 
 METHOD_NAMES = {"gt": "GT kernel", "kernelgan": "KernelGAN", "bicubic": "bicubic kernel"}
 SR_NAMES = {"zssr": "ZSSR", "srmd": "SRMD", "bicubic": "bicubic interpolation", "none": "(kernel only)"}
@@ -71,7 +71,7 @@ def sr_metrics(entry: BenchmarkImage, kernels: dict[int, SRKernel], backend: Bac
     lr = read_image(entry.lr)
     hr = read_image(entry.gt).rgb
     if progress is None:
-        progress = task_lines(f"{entry.name} x{scale}", [(f"sr {backend.name}", backend.work(lr.shape, scale))])
+        progress = task_lines(f"{entry.name} x{scale}", [sr_stage(backend, lr.shape, scale)])
     start = time.perf_counter()
     sr, _, _ = super_resolve(lr, kernels, backend, scale, seed, progress, light)
     seconds = time.perf_counter() - start
@@ -88,7 +88,7 @@ def estimate_kernels(entry: BenchmarkImage, estimator: Estimator, scale: int, se
     if hasattr(estimator, "kernels_for"):
         return estimator.kernels_for(entry, scale), None
     if progress is None:
-        progress = task_lines(f"{entry.name} x{scale}", [(f"estimate {estimator.name}", estimator.iterations(scale))])
+        progress = task_lines(f"{entry.name} x{scale}", [estimate_stage(estimator, estimator.iterations(scale))])
     start = time.perf_counter()
     kernels = estimator.estimate(decode(read_image(entry.lr).rgb, light), scale, seed=seed, progress=progress).kernels
     return kernels, time.perf_counter() - start

@@ -149,7 +149,7 @@ def process_group(task: GroupTask, progress=None) -> GroupOutcome:
     """Estimate a group's shared kernel into its folder; never raises."""
     from blindsr.kernel import save_kernel
     from blindsr.progress import task_lines
-    from blindsr.stages import announce_untrusted, built_stage
+    from blindsr.stages import announce_untrusted, built_stage, estimate_stage
 
     info = finished(task.folder, task.fingerprint)
     if info is not None:
@@ -166,7 +166,7 @@ def process_group(task: GroupTask, progress=None) -> GroupOutcome:
         images, read, skipped = group_images(task.used, estimator, config.max_pixels, config.light)
         if progress is None:
             progress = task_lines(f"shared kernel of {task.label} x{config.scale}",
-                                  [(f"estimate {estimator.name}", estimator.group_iterations(config.scale))])
+                                  [estimate_stage(estimator, estimator.group_iterations(config.scale))])
         estimate = estimator.estimate_group(images, config.scale, seed=config.seed, progress=progress)
         announce_untrusted(Path(f"shared kernel of {task.label}"), estimate.warnings)
         files = []

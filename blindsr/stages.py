@@ -105,11 +105,21 @@ def check_image(image: LoadedImage, estimator: Estimator | None) -> None:
             raise InputError(f"{image.path}: {exc}") from None
 
 
+def estimate_stage(estimator: Estimator, units: int) -> tuple[str, int]:
+    """(stage name, progress units) of an estimate that reports ``units`` (for progress lines)."""
+    return f"estimate {estimator.name}", units
+
+
+def sr_stage(backend: Backend, shape: tuple[int, int], scale: int) -> tuple[str, int]:
+    """(stage name, progress units) of super-resolving an image of ``shape`` (for progress lines)."""
+    return f"sr {backend.name}", backend.work(shape, scale)
+
+
 def stage_work(estimator: Estimator | None, backend: Backend, shape: tuple[int, int],
                scale: int) -> list[tuple[str, int]]:
     """(stage name, progress units) of ``run_pipeline``'s stages, in order (for progress lines)."""
-    stages = [(f"estimate {estimator.name}", estimator.iterations(scale))] if estimator is not None else []
-    return stages + [(f"sr {backend.name}", backend.work(shape, scale))]
+    stages = [estimate_stage(estimator, estimator.iterations(scale))] if estimator is not None else []
+    return stages + [sr_stage(backend, shape, scale)]
 
 
 @dataclass

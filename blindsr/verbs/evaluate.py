@@ -84,10 +84,14 @@ def run(cfg: DictConfig) -> int:
     # Estimates and results in linear light are other results: kept apart in the cache.
     light_key = "" if cfg.light == "encoded" else f"+{cfg.light}"
 
+    # Each stage's cache key once (it resolves the stage's preset), not once per task.
+    e_keys = {name: stage_key("estimator", config) + light_key for name, config in estimators.items()}
+    s_keys = {name: stage_key("sr", config) for name, config in backends.items()}
+
     def task(entry, est: str, sr: str | None) -> TableTask:
-        e_key = stage_key("estimator", estimators[est]) + light_key
+        e_key = e_keys[est]
         w = width if learned[est] else 1.0
-        s_key = None if sr is None else stage_key("sr", backends[sr]) + ("" if w == 1.0 else f"+width{w:g}")
+        s_key = None if sr is None else s_keys[sr] + ("" if w == 1.0 else f"+width{w:g}")
         result = cache / (e_key if sr is None else f"{e_key}+{s_key}") / f"{entry.name}.json"
         return TableTask(entry=entry, estimator=estimators[est], sr=None if sr is None else backends[sr],
                          kernel_dir=str(cache / e_key / "kernels"), result=str(result),
