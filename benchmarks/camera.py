@@ -175,7 +175,8 @@ def own_estimate(lr: Path, out: Path, retime: bool = False) -> dict:
 GROUP_BUDGETS = {"1000 x 4 (one image's), KernelGAN's shape (until now)": (1000, 4, "kernel", 64),
                  "1000 x 4, shape selected": (1000, 4, "select", 64), "750 x 4, shape selected": (750, 4, "select", 64),
                  "500 x 8, shape selected": (500, 8, "select", 64), "500 x 4, shape selected": (500, 4, "select", 64),
-                 "750 x 4, shape selected, 56-px crops": (750, 4, "select", 56)}
+                 "750 x 4, shape selected, 56-px crops": (750, 4, "select", 56),
+                 "600 x 4, shape selected": (600, 4, "select", 64)}
 BUDGET_SEEDS = (0, 1, 2)
 
 
