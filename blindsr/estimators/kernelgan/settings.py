@@ -149,7 +149,8 @@ PRESETS: dict[str, KernelGANSettings] = {
     # 'camera': +0.9 dB kernel PSNR over KernelGAN's shape at one image's budget, the same with
     # 1000, 750 or 500 iterations; 750 keeps more of KernelGAN's own shape, which a camera whose
     # kernel is not Gaussian keeps: 500 lost 0.2 dB of it, 'KernelGAN: cost against accuracy';
-    # and 0.12 dB of the selected kernel on the sigma-10 tuning set, 'camera-budgets-500').
+    # and 0.12 dB of the selected kernel on the sigma-10 tuning set, 'camera-budgets-500'; 600 lost
+    # 0.35 and 0.25 dB on two tuning sets, 'camera-budgets-600').
     # One image keeps KernelGAN's shape even when narrow: the Gaussian of a narrow kernel's
     # covariance (shape="gaussian_if_narrow") helped the sharp-kernel tuning images but lowered
     # held-out BSD100RK 21-100 (docs/BENCHMARKS.md, 'robust-tuning', 'robust-narrow-shape').
