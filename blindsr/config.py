@@ -141,6 +141,11 @@ def validate(cfg: DictConfig, schema: type) -> None:
                 raise UsageError(f"{f.name}={value}: {problem}")
 
 
+# The stage class attribute, and the key in ``resolved_settings``, that counts changes to what a
+# stage computes which no setting shows (``resolved_settings``).
+RESULTS_VERSION_KEY = "results_version"
+
+
 def stage_settings(config: DictConfig | dict | Any) -> dict[str, Any]:
     """A stage's config (a composed node, its typed object, or a dict of either) as the options it
     sets: without unset (None) overrides, so that a preset's own value applies."""
@@ -158,20 +163,29 @@ def resolved_settings(group: str, config: DictConfig | dict | Any) -> dict[str, 
     default KernelGAN preset's G crop did), and a result made with the old values must not be taken
     for a new one. Stages without presets already carry every default in their config. A setting
     added to a preset stage changes the keys too: its earlier results are made again, never reused
-    unsure."""
+    unsure.
+
+    A change in a stage's code that alters its results without changing a setting is counted by the
+    class's ``results_version`` (``RESULTS_VERSION_KEY`` here): set it to 2 at the first such change
+    and raise it at each later one. A class without it is at version 1, which is not hashed, so
+    the results written before a stage was first versioned keep their keys."""
     from blindsr.backends import BACKENDS
     from blindsr.estimators import ESTIMATORS
 
     values = stage_settings(config)
     registry = {"estimator": ESTIMATORS, "sr": BACKENDS}[group]
     try:
-        resolve = getattr(registry.factory(values["name"]), "resolve", None)
+        factory = registry.factory(values["name"])
+        version = getattr(factory, RESULTS_VERSION_KEY, None)
+        versioned = {} if version is None else {RESULTS_VERSION_KEY: version}
+        resolve = getattr(factory, "resolve", None)
         if resolve is None:
-            return values
-        resolved = resolve(**{k: v for k, v in values.items() if k != "name"})
+            return {**values, **versioned}
+        resolved = resolve(**{k: v for k, v in values.items() if k not in ("name", RESULTS_VERSION_KEY)})
     except (KeyError, ValueError, TypeError) as exc:  # unknown stage, preset or setting
         raise UsageError(str(exc.args[0])) from None
-    return {"name": values["name"], "preset": values.get("preset"), **dataclasses.asdict(resolved)}
+    preset = values.get("preset") or getattr(factory, "default_preset", None)  # unset: the stage's default
+    return {"name": values["name"], "preset": preset, **dataclasses.asdict(resolved), **versioned}
 
 
 def plain(config: Any) -> dict[str, Any]:

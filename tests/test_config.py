@@ -135,3 +135,7 @@ def test_batch_resumes_by_what_the_stages_run(monkeypatch):
     monkeypatch.setitem(PRESETS, DEFAULT_PRESET, dataclasses.replace(shipped, g_crop=shipped.g_crop + 8))
     assert batch() != before
     assert batch(f"estimator.g_crop={shipped.g_crop}") == before
+    # A change in the code that no setting shows: the stage's ``results_version``.
+    from blindsr.estimators.kernelgan import KernelGANEstimator
+    monkeypatch.setattr(KernelGANEstimator, "results_version", KernelGANEstimator.results_version + 1)
+    assert batch(f"estimator.g_crop={shipped.g_crop}") != before

@@ -50,6 +50,27 @@ def test_stage_key_changes_when_a_preset_changes_what_it_runs(monkeypatch):
         assert stage_key(group, {"name": name}) == before
 
 
+def test_stage_key_counts_a_stage_results_version(monkeypatch):
+    """A change in a stage's code that no setting shows is counted by the class's
+    ``results_version``: hashed with the settings, so raising it makes the stage's results again; a
+    class without one (version 1) is keyed by its settings alone, as before versioning."""
+    from blindsr.backends.srmd import SRMDBackend
+    from blindsr.estimators.kernelgan import KernelGANEstimator
+
+    runs = {"name": "kernelgan", "preset": DEFAULT_PRESET, **dataclasses.asdict(KERNELGAN_PRESETS[DEFAULT_PRESET])}
+    assert KernelGANEstimator.results_version == 2
+    assert resolved_settings("estimator", {"name": "kernelgan"})["results_version"] == 2
+    assert stage_key("estimator", {"name": "kernelgan"}) == key_of("kernelgan", {**runs, "results_version": 2})
+    # The preset unset is the stage's default preset named.
+    assert stage_key("estimator", {"name": "kernelgan", "preset": DEFAULT_PRESET}) == stage_key("estimator", {"name": "kernelgan"})
+    monkeypatch.setattr(KernelGANEstimator, "results_version", 3)
+    assert stage_key("estimator", {"name": "kernelgan"}) == key_of("kernelgan", {**runs, "results_version": 3})
+    srmd = {"name": "srmd", "noise": 5.0}
+    assert not hasattr(SRMDBackend, "results_version") and stage_key("sr", srmd) == key_of("srmd", srmd)
+    monkeypatch.setattr(SRMDBackend, "results_version", 2, raising=False)
+    assert stage_key("sr", srmd) == key_of("srmd", {**srmd, "results_version": 2})
+
+
 def test_a_key_from_the_recorded_settings_is_the_key_of_the_config():
     """eval records each stage as its resolved settings; a key made from that record (as a
     benchmark that reads the table does) finds the same cache folder."""

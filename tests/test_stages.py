@@ -73,6 +73,7 @@ def test_the_record_holds_what_each_preset_ran_with(rng, tmp_path):
     assert written["scale"] == 2
     assert written["estimator"]["g_crop"] == PRESETS[DEFAULT_PRESET].g_crop
     assert written["estimator"]["iterations"] == PRESETS[DEFAULT_PRESET].iterations
+    assert written["estimator"]["results_version"] == 2 and "results_version" not in written["sr"]
     assert written["sr"]["max_iters"] == 5 and written["sr"]["body"] == zssr.PRESETS["fast"].body
     (tmp_path / "plain").mkdir()
     plain = write_outputs(tmp_path / "plain", "x", 2, image, result, {"sr": {"name": "bicubic"}})

@@ -180,6 +180,9 @@ class KernelGANEstimator:
     Options = KernelGANSettings  # every field can be overridden: ``estimator.<field>=...``
     default_preset = DEFAULT_PRESET
     learned = True
+    # Changes to the estimates that no setting shows (``config.resolved_settings``): 2, an image
+    # smaller than one texture tile is judged on tiles of its own size (revision 6698251).
+    results_version = 2
 
     def __init__(self, preset: str = DEFAULT_PRESET, device: str = "auto", **overrides: Any) -> None:
         self.settings = self.resolve(preset, **overrides)
