@@ -119,9 +119,13 @@ def texture_evidence(rgb: np.ndarray, settings: KernelGANSettings, most: int = M
     noise-only tile does not. ``size``: the tiles' side; by default ``SELECT_TILE``, or the
     image's own (even) side when it is smaller, so that a small image is judged too: a flat or
     noise-only one says nothing about a width at that size either, a textured one does (tested)."""
-    gray = luma(prepare_image(rgb, settings))
+    return gray_texture(luma(prepare_image(rgb, settings)), luma_noise(rgb), most, size)
+
+
+def gray_texture(gray: np.ndarray, noise: float, most: int, size: int | None = None) -> dict[str, int]:
+    """``texture_evidence`` of a prepared luma image whose noise floor is ``noise``."""
     size = size or min(SELECT_TILE, min(gray.shape) // 2 * 2)
-    evidence = tile_evidence(gray, bicubic_kernel(2).array, 2, luma_noise(rgb), size=size, most=most)
+    evidence = tile_evidence(gray, bicubic_kernel(2).array, 2, noise, size=size, most=most)
     if evidence is None:
         return {"informative": 0, "count": 0}
     return {"informative": int(evidence.informative.sum()), "count": len(evidence.best)}
@@ -134,17 +138,17 @@ def group_texture(images: list[np.ndarray], settings: KernelGANSettings) -> tupl
     most = max(MIN_GROUP_TILES, MAX_SELECT_TILES // len(images))  # one image's budget, shared
     grays = [luma(prepare_image(x, settings)) for x in images]
     holding = [i for i, g in enumerate(grays) if min(g.shape) >= SELECT_TILE]
-    noises = {luma_noise(x) for x in images}
-    if len(holding) > 1 and len(noises) == 1:
+    noise = [luma_noise(x) for x in images]
+    if len(holding) > 1 and len(set(noise)) == 1:
         # One call scores every image's tiles as its own call would (tested), side by side.
-        evidence = tile_evidence([grays[i] for i in holding], bicubic_kernel(2).array, 2, noises.pop(),
+        evidence = tile_evidence([grays[i] for i in holding], bicubic_kernel(2).array, 2, noise[0],
                                  most=most * len(holding))
         each = [{"informative": 0, "count": 0} for _ in images]
         for j, i in enumerate(holding):
             mine = evidence.sources == j
             each[i] = {"informative": int(evidence.informative[mine].sum()), "count": int(mine.sum())}
     else:  # an image smaller than a tile lends none, unless no image of the group holds one
-        each = [texture_evidence(x, settings, most, SELECT_TILE if holding else None) for x in images]
+        each = [gray_texture(g, n, most, SELECT_TILE if holding else None) for g, n in zip(grays, noise)]
     shares = np.array([max(t["informative"], 1) for t in each], dtype=np.float64)
     pooled = {"informative": sum(t["informative"] for t in each), "count": sum(t["count"] for t in each)}
     return pooled, shares / shares.sum()
