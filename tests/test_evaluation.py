@@ -62,7 +62,8 @@ def test_stage_key_counts_a_stage_results_version(monkeypatch):
     assert resolved_settings("estimator", {"name": "kernelgan"})["results_version"] == 2
     assert stage_key("estimator", {"name": "kernelgan"}) == key_of("kernelgan", {**runs, "results_version": 2})
     # The preset unset is the stage's default preset named.
-    assert stage_key("estimator", {"name": "kernelgan", "preset": DEFAULT_PRESET}) == stage_key("estimator", {"name": "kernelgan"})
+    named = {"name": "kernelgan", "preset": DEFAULT_PRESET}
+    assert stage_key("estimator", named) == stage_key("estimator", {"name": "kernelgan"})
     monkeypatch.setattr(KernelGANEstimator, "results_version", 3)
     assert stage_key("estimator", {"name": "kernelgan"}) == key_of("kernelgan", {**runs, "results_version": 3})
     srmd = {"name": "srmd", "noise": 5.0}
