@@ -43,7 +43,8 @@
 #   make bench-camera-handoff  the joint kernel's handoff width for SRMD, tuning sets only
 #   make bench-jpeg-noise      SRMD's noise level on JPEG photos (held-out scenes); -study: where it was chosen;
 #                              -hard: on the hard set's compressed photos, true kernels and default estimates;
-#                              -zssr: ZSSR's son noise on JPEG photos
+#                              -zssr: ZSSR's son noise on JPEG photos; -shot: SRMD and the estimate on
+#                              photos with a sensor's (brightness-dependent) noise
 # PyTorch: TORCH picks the build. The default takes the CPU build this project is developed on;
 # on a CUDA machine use e.g. TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126",
 # or TORCH=none to keep a torch that is already installed (with VENV_FLAGS=--system-site-packages).
@@ -76,7 +77,7 @@ TILES_BEFORE ?= 16bf5a4
 BEFORE ?= d5a51cf
 AFTER ?= HEAD
 
-.PHONY: install test test-fast demo bench-kernel bench-speed bench-speed-x4 bench-speed-allocator bench-speed-avx2 bench-speed-bf16 bench-zssr bench-srmd bench-memory bench-table1 bench-cuda bench-batch bench-handoff bench-hashes bench-kernel-budget bench-kernel-split bench-kernel-split-report bench-kernel-faster bench-kernel-tiles bench-kernel-shake bench-kernel-phone bench-kernel-phone-tune bench-kernel-sharp bench-kernel-sharp-tune bench-sharpening-tune bench-sharpening-report bench-light-tune bench-light-report bench-robust bench-robust-tune bench-robust-shape bench-robust-focus bench-robust-focus-camera bench-camera bench-camera-zssr bench-camera-budgets bench-camera-handoff bench-jpeg-noise bench-jpeg-noise-study bench-jpeg-noise-hard bench-jpeg-noise-zssr batch eval report clean
+.PHONY: install test test-fast demo bench-kernel bench-speed bench-speed-x4 bench-speed-allocator bench-speed-avx2 bench-speed-bf16 bench-zssr bench-srmd bench-memory bench-table1 bench-cuda bench-batch bench-handoff bench-hashes bench-kernel-budget bench-kernel-split bench-kernel-split-report bench-kernel-faster bench-kernel-tiles bench-kernel-shake bench-kernel-phone bench-kernel-phone-tune bench-kernel-sharp bench-kernel-sharp-tune bench-sharpening-tune bench-sharpening-report bench-light-tune bench-light-report bench-robust bench-robust-tune bench-robust-shape bench-robust-focus bench-robust-focus-camera bench-camera bench-camera-zssr bench-camera-budgets bench-camera-handoff bench-jpeg-noise bench-jpeg-noise-study bench-jpeg-noise-hard bench-jpeg-noise-zssr bench-jpeg-noise-shot batch eval report clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
@@ -268,6 +269,9 @@ bench-jpeg-noise-study: $(STAMP)
 
 bench-jpeg-noise-zssr: $(STAMP)
 	BLINDSR_WEIGHTS_SRMD_PCA=$(SHARED)/srmd/srmd_pca_matlab.mat $(BIN)/python -m benchmarks.jpeg_noise --shared $(SHARED)/data --part zssr
+
+bench-jpeg-noise-shot: $(STAMP)
+	BLINDSR_WEIGHTS_SRMD_PCA=$(SHARED)/srmd/srmd_pca_matlab.mat $(BIN)/python -m benchmarks.jpeg_noise --shared $(SHARED)/data --part shot
 
 bench-jpeg-noise-hard: $(STAMP)
 	$(BIN)/python -m benchmarks.hard_set --shared $(SHARED)/data --output hard_set
