@@ -7,6 +7,8 @@
 3. Spread over seeds on the first images.
 4. Width response: BSD100RK HR images degraded with isotropic Gaussians of known width; the width
    KernelGAN estimates before and after the likelihood refinement.
+5. The refinement under noise: one unrefined estimate per clean LR image (tuning images), refined
+   on that image with white noise of each sigma added, against the refinement on the clean image.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from blindsr.images import read_image
 from blindsr.kernel import SRKernel, load_kernel
 from blindsr.metrics import kernel_psnr, lr_psnr
 from blindsr.runtime import torch_threads
-from blindsr.tables import markdown_table, mean_row
+from blindsr.tables import markdown_table, mean_p10_worst, mean_row
 
 
 SPEED_BLOCK = 25  # iterations per turn in the generators' side-by-side timing
@@ -181,6 +183,52 @@ def width_response(data: Path, images: tuple[int, ...], sigmas: tuple[float, ...
             "refinement does.\n\n" + markdown_table(rows, columns))
 
 
+NOISE_SIGMAS = (0.0, 1.5, 3.0, 6.0)  # 8-bit units, added to the 8-bit LR image
+NOISE_SEED = 6061
+
+
+def noise_response(data: Path, images: tuple[int, ...], sigmas: tuple[float, ...] = NOISE_SIGMAS) -> str:
+    """The default estimate's refinement on each clean LR image with white noise of each sigma added,
+    from the same unrefined KernelGAN kernel (made once on the clean image): what noise alone does
+    to the refined kernel's axes (sigma_major, sigma_minor against the true kernel's)."""
+    settings = settings_for("default")
+    est = get_estimator("kernelgan", preset="default", device="cpu", refine="none")
+    rows, by_sigma = [], {s: [] for s in sigmas}
+    for i in images:
+        lr = read_image(data / "lr_x2" / f"im_{i}.png").rgb
+        truth = load_kernel(data / "gt_k_x2" / f"kernel_{i}.mat", 2)
+        t = truth.describe()
+        raw = est.estimate(lr, 2, seed=0).kernels[2]
+        row = {"image": f"im_{i}", "true sigma major / minor": f"{t['sigma_major']:.2f} / {t['sigma_minor']:.2f}"}
+        for sigma in sigmas:
+            rng = np.random.default_rng([NOISE_SEED, i, int(sigma * 10)])
+            noisy = quantize(np.clip(lr + rng.normal(size=lr.shape) * sigma / 255.0, 0.0, 1.0))
+            refined = refine(raw, noisy, settings)
+            d = refined.describe()
+            found = {"kernel_psnr": kernel_psnr(refined, truth, size=truth.size),
+                     "major": d["sigma_major"] / t["sigma_major"], "minor": d["sigma_minor"] / t["sigma_minor"]}
+            by_sigma[sigma].append(found)
+            row[f"sigma {sigma:g}: kernel PSNR (major, minor vs true)"] = (
+                f"{found['kernel_psnr']:.2f} ({found['major']:.2f}, {found['minor']:.2f})")
+        rows.append(row)
+        print("noise", row, flush=True)
+    clean = [f["kernel_psnr"] for f in by_sigma[sigmas[0]]]
+    summary = [{"noise sigma": f"{sigma:g}",
+                "kernel PSNR mean / p10 / worst": mean_p10_worst([f["kernel_psnr"] for f in found]),
+                "minus sigma 0, mean / worst": f"{np.mean([f['kernel_psnr'] - c for f, c in zip(found, clean)]):+.2f} / "
+                                               f"{min(f['kernel_psnr'] - c for f, c in zip(found, clean)):+.2f}",
+                "major axis / true, mean (max)": f"{np.mean([f['major'] for f in found]):.3f} ({max(f['major'] for f in found):.3f})",
+                "minor axis / true, mean (max)": f"{np.mean([f['minor'] for f in found]):.3f} ({max(f['minor'] for f in found):.3f})"}
+               for sigma, found in by_sigma.items()]
+    return (f"BSD100RK x2 images {images[0]}-{images[-1]} (tuning images), their true kernels. The default "
+            "preset's KernelGAN runs (seed 0) on the clean LR image, combined but not refined, once per image; "
+            "then the default refinement of that kernel on the LR image with white Gaussian noise of each sigma "
+            "(8-bit units) added and rounded to 8 bits. So the KernelGAN kernel is the same in every column and "
+            "only the refinement sees the noise. Axes: the refined kernel's principal standard deviations over "
+            "the true kernel's.\n\n" + markdown_table(summary, list(summary[0]))
+            + "\n\n" + markdown_table(rows, list(rows[0])))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
@@ -228,6 +276,9 @@ def main() -> None:
     if "spread" in parts:
         write_section("kernel-spread", "KernelGAN: run-to-run spread",
                       spread(args.data, args.spread_images, args.seeds, default_rows), "bench-kernel")
+    if "noise" in parts:
+        write_section("kernel-noise", "KernelGAN: the refinement under noise (tuning images)",
+                      noise_response(args.data, tuple(range(1, 11))), "bench-kernel")
     if "width" in parts:
         write_section("kernel-width", "KernelGAN: width response",
                       width_response(args.data, (3, 9), (0.7, 1.0, 1.4, 2.0)), "bench-kernel")
