@@ -433,7 +433,8 @@ def make_shot_lr(shared: Path, number: int, level: tuple[str, float, float], wor
     rng = np.random.default_rng([SEED, number, int(read * 1e4), int(gain * 1e6)])
     clean = np.clip(degrade(hr, kernel, 2), 0.0, 1.0)
     light = srgb_to_linear(clean)
-    noisy = linear_to_srgb(np.clip(light + rng.normal(size=light.shape) * np.sqrt(read ** 2 + gain * light), 0.0, 1.0))
+    noise = rng.normal(size=light.shape) * np.sqrt(read ** 2 + gain * light)
+    noisy = linear_to_srgb(np.clip(light + noise, 0.0, 1.0))
     pixels = np.round(np.clip(noisy, 0.0, 1.0) * 255.0).astype(np.uint8)
     rms = float(np.sqrt(np.mean((noisy - clean) ** 2)) * 255.0)
     buffer = io.BytesIO()
@@ -451,6 +452,7 @@ def shot_scores(shared: Path, number: int, level: tuple[str, float, float], work
     cache = work / "shot" / "scores" / f"im_{number}_{level[0]}.json"
     if cache.exists():
         return json.loads(cache.read_text())
+    from blindsr.backends import get_backend
     from blindsr.estimators import get_estimator
     from blindsr.images import read_image
     from blindsr.kernel import load_kernel
@@ -463,7 +465,7 @@ def shot_scores(shared: Path, number: int, level: tuple[str, float, float], work
     hr = read_image(root / "gt" / f"im_{number}.png").rgb
     result = {"rms_sigma": rms, "psnr": {f"{s:g}": sr_psnr(image, hr, truth, s) for s in GRID}}
     result["psnr"]["rms"] = sr_psnr(image, hr, truth, rms)
-    sr, record = sr_now(image, truth, get_backend_srmd())
+    sr, record = sr_now(image, truth, get_backend("srmd", device="cpu", noise="auto"))
     result["psnr"]["auto"], result["auto_sigma"] = y_psnr(sr, hr), record["diagnostics"]["noise"]
     estimate = get_estimator("kernelgan", device="cpu").estimate(image.rgb, 2, seed=0).kernels[2]
     result["estimate_kernel_psnr"] = float(kernel_psnr(estimate.array, truth.array, size=truth.size))
@@ -473,13 +475,6 @@ def shot_scores(shared: Path, number: int, level: tuple[str, float, float], work
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(result))
     return result
-
-
-def get_backend_srmd():
-    """SRMD with sr.noise=auto, as the pipeline builds it."""
-    from blindsr.backends import get_backend
-
-    return get_backend("srmd", device="cpu", noise="auto")
 
 
 def shot(shared: Path, work: Path) -> str:
@@ -493,21 +488,25 @@ def shot(shared: Path, work: Path) -> str:
             lost = [f"im_{n} ({r['psnr']['estimate, auto'] - r['psnr']['auto']:+.2f} dB, kernel PSNR "
                     f"{r['estimate_kernel_psnr']:.2f}, confidence {r['estimate_confidence']:.2f})"
                     for n, r in zip(scenes, found) if r["psnr"]["estimate, auto"] - r["psnr"]["auto"] < -1.0]
-            lines.append(f"- scenes {scenes[0]}-{scenes[-1]} ({role}), {level[0]}: SRMD with the estimate more than "
-                         f"1 dB below the true kernel on {len(lost)} of {len(found)}" + (f": {', '.join(lost)}" if lost else ""))
+            lines.append(f"- scenes {scenes[0]}-{scenes[-1]} ({role}), {level[0]}: SRMD with the estimate more "
+                         f"than 1 dB below the true kernel on {len(lost)} of {len(found)}"
+                         + (f": {', '.join(lost)}" if lost else ""))
             psnr = {k: [r["psnr"][k] for r in found] for k in ("0", "rms", "auto", "estimate, auto")}
+            estimate_loss = [a - b for a, b in zip(psnr["estimate, auto"], psnr["auto"])]
             rows.append({
-                "scenes": f"{scenes[0]}-{scenes[-1]} ({role})", "noise": f"{level[0]} (read {level[1]:g}, gain {level[2]:g})",
+                "scenes": f"{scenes[0]}-{scenes[-1]} ({role})",
+                "noise": f"{level[0]} (read {level[1]:g}, gain {level[2]:g})",
                 "RMS sigma mean": np.mean([r["rms_sigma"] for r in found]),
                 "auto sigma mean": np.mean([r["auto_sigma"] for r in found]),
                 "SRMD sigma 0": np.mean(psnr["0"]), "SRMD RMS sigma": np.mean(psnr["rms"]),
                 "SRMD auto": np.mean(psnr["auto"]), "SRMD best grid sigma": np.mean([best(r) for r in found]),
-                "auto - RMS mean / p10 / worst": mean_p10_worst([a - b for a, b in zip(psnr["auto"], psnr["rms"])], signed=True),
-                "auto - best grid mean / p10 / worst": mean_p10_worst([a - best(r) for a, r in zip(psnr["auto"], found)], signed=True),
+                "auto - RMS mean / p10 / worst": mean_p10_worst(
+                    [a - b for a, b in zip(psnr["auto"], psnr["rms"])], signed=True),
+                "auto - best grid mean / p10 / worst": mean_p10_worst(
+                    [a - best(r) for a, r in zip(psnr["auto"], found)], signed=True),
                 "estimate kernel PSNR mean / p10 / worst": mean_p10_worst([r["estimate_kernel_psnr"] for r in found]),
                 "SRMD estimate, auto - true kernel, auto mean / worst":
-                    f"{np.mean([a - b for a, b in zip(psnr['estimate, auto'], psnr['auto'])]):+.2f} / "
-                    f"{min(a - b for a, b in zip(psnr['estimate, auto'], psnr['auto'])):+.2f}",
+                    f"{np.mean(estimate_loss):+.2f} / {min(estimate_loss):+.2f}",
                 "confidence below 1": sum((r["estimate_confidence"] or 0) < 1 for r in found)})
     levels = ", ".join(f"{name}: read {read:g}, gain {gain:g}" for name, read, gain in SHOT_LEVELS)
     return ("BSD100RK scenes blurred and subsampled x2 by their true kernels, then a sensor's noise: Gaussian "

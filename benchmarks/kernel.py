@@ -183,6 +183,11 @@ def width_response(data: Path, images: tuple[int, ...], sigmas: tuple[float, ...
             "refinement does.\n\n" + markdown_table(rows, columns))
 
 
+def mean_worst(values: list[float]) -> str:
+    """Signed differences as "mean / worst (minimum)"."""
+    return f"{np.mean(values):+.2f} / {min(values):+.2f}"
+
+
 NOISE_SIGMAS = (0.0, 1.5, 3.0, 6.0)  # 8-bit units, added to the 8-bit LR image
 NOISE_SEED = 6061
 
@@ -215,10 +220,10 @@ def noise_response(data: Path, images: tuple[int, ...], sigmas: tuple[float, ...
     clean = [f["kernel_psnr"] for f in by_sigma[sigmas[0]]]
     summary = [{"noise sigma": f"{sigma:g}",
                 "kernel PSNR mean / p10 / worst": mean_p10_worst([f["kernel_psnr"] for f in found]),
-                "minus sigma 0, mean / worst": f"{np.mean([f['kernel_psnr'] - c for f, c in zip(found, clean)]):+.2f} / "
-                                               f"{min(f['kernel_psnr'] - c for f, c in zip(found, clean)):+.2f}",
-                "major axis / true, mean (max)": f"{np.mean([f['major'] for f in found]):.3f} ({max(f['major'] for f in found):.3f})",
-                "minor axis / true, mean (max)": f"{np.mean([f['minor'] for f in found]):.3f} ({max(f['minor'] for f in found):.3f})"}
+                "minus sigma 0, mean / worst": mean_worst([f["kernel_psnr"] - c for f, c in zip(found, clean)]),
+                **{f"{axis} axis / true, mean (max)":
+                   f"{np.mean([f[axis] for f in found]):.3f} ({max(f[axis] for f in found):.3f})"
+                   for axis in ("major", "minor")}}
                for sigma, found in by_sigma.items()]
     return (f"BSD100RK x2 images {images[0]}-{images[-1]} (tuning images), their true kernels. The default "
             "preset's KernelGAN runs (seed 0) on the clean LR image, combined but not refined, once per image; "
