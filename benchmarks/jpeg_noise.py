@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from blindsr.tables import mean_p10_worst
+from blindsr.tables import mean_p10_worst, mean_worst
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -76,31 +76,42 @@ def condition(sigma: float, quality: int | None) -> str:
     return f"s{sigma:g}_q{quality or 0}"
 
 
-def make_lr(shared: Path, number: int, sigma: float, quality: int | None, work: Path) -> Path:
-    """The LR file of scene ``number`` under (sigma, quality), made once."""
-    from PIL import Image
-
+def scene_lr(shared: Path, number: int) -> np.ndarray:
+    """BSD100RK scene ``number`` blurred and subsampled x2 by its true kernel, as the protocol does
+    (float, before noise and rounding)."""
     from blindsr.degradation import degrade
     from blindsr.images import read_image
     from blindsr.kernel import load_kernel
+
+    root = shared / "BSD100RK"
+    return degrade(read_image(root / "gt" / f"im_{number}.png").rgb,
+                   load_kernel(root / "gt_k_x2" / f"kernel_{number}.mat", scale=2), 2)
+
+
+def write_lr(path: Path, lr: np.ndarray, quality: int | None = None) -> Path:
+    """``lr`` rounded to 8 bits and written to ``path`` as PNG, or as JPEG at ``quality``."""
+    from PIL import Image
+
     from blindsr.outputs import atomic_write_bytes
 
-    path = work / "lr" / f"im_{number}_{condition(sigma, quality)}{'.png' if quality is None else '.jpg'}"
-    if path.exists():
-        return path
-    root = shared / "BSD100RK"
-    hr = read_image(root / "gt" / f"im_{number}.png").rgb
-    kernel = load_kernel(root / "gt_k_x2" / f"kernel_{number}.mat", scale=2)
-    rng = np.random.default_rng([SEED, number, int(sigma * 10), quality or 0])
-    lr = degrade(hr, kernel, 2)
-    if sigma:
-        lr = lr + rng.normal(0.0, sigma / 255.0, size=lr.shape)
     pixels = np.round(np.clip(lr, 0.0, 1.0) * 255.0).astype(np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, **({"format": "PNG"} if quality is None else
                                             {"format": "JPEG", "quality": quality}))
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write_bytes(path, buffer.getvalue())
+
+
+def make_lr(shared: Path, number: int, sigma: float, quality: int | None, work: Path) -> Path:
+    """The LR file of scene ``number`` under (sigma, quality), made once."""
+    path = work / "lr" / f"im_{number}_{condition(sigma, quality)}{'.png' if quality is None else '.jpg'}"
+    if path.exists():
+        return path
+    rng = np.random.default_rng([SEED, number, int(sigma * 10), quality or 0])
+    lr = scene_lr(shared, number)
+    if sigma:
+        lr = lr + rng.normal(0.0, sigma / 255.0, size=lr.shape)
+    return write_lr(path, lr, quality)
 
 
 def y_psnr(sr: np.ndarray, hr: np.ndarray) -> float:
@@ -414,33 +425,20 @@ def make_shot_lr(shared: Path, number: int, level: tuple[str, float, float], wor
     subsampled by its true kernel as the protocol does (in the stored values), then decoded to
     linear light, given Gaussian noise of variance read^2 + gain * light (shot noise, the
     Poisson count's Gaussian limit, and read noise), encoded again and rounded to 8 bits."""
-    from PIL import Image
-
-    from blindsr.degradation import degrade
-    from blindsr.images import read_image
-    from blindsr.kernel import load_kernel
     from blindsr.light import linear_to_srgb, srgb_to_linear
-    from blindsr.outputs import atomic_write_bytes
 
     name, read, gain = level
     path = work / "shot" / "lr" / f"im_{number}_{name}.png"
     record = path.with_suffix(".json")
     if path.exists() and record.exists():
         return path, json.loads(record.read_text())["rms_sigma"]
-    root = shared / "BSD100RK"
-    hr = read_image(root / "gt" / f"im_{number}.png").rgb
-    kernel = load_kernel(root / "gt_k_x2" / f"kernel_{number}.mat", scale=2)
     rng = np.random.default_rng([SEED, number, int(read * 1e4), int(gain * 1e6)])
-    clean = np.clip(degrade(hr, kernel, 2), 0.0, 1.0)
+    clean = np.clip(scene_lr(shared, number), 0.0, 1.0)
     light = srgb_to_linear(clean)
     noise = rng.normal(size=light.shape) * np.sqrt(read ** 2 + gain * light)
     noisy = linear_to_srgb(np.clip(light + noise, 0.0, 1.0))
-    pixels = np.round(np.clip(noisy, 0.0, 1.0) * 255.0).astype(np.uint8)
+    write_lr(path, noisy)
     rms = float(np.sqrt(np.mean((noisy - clean) ** 2)) * 255.0)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, buffer.getvalue())
     record.write_text(json.dumps({"rms_sigma": rms}))
     return path, rms
 
@@ -452,7 +450,7 @@ def shot_scores(shared: Path, number: int, level: tuple[str, float, float], work
     cache = work / "shot" / "scores" / f"im_{number}_{level[0]}.json"
     if cache.exists():
         return json.loads(cache.read_text())
-    from blindsr.backends import get_backend
+    from benchmarks.common import sr_backend
     from blindsr.estimators import get_estimator
     from blindsr.images import read_image
     from blindsr.kernel import load_kernel
@@ -465,7 +463,7 @@ def shot_scores(shared: Path, number: int, level: tuple[str, float, float], work
     hr = read_image(root / "gt" / f"im_{number}.png").rgb
     result = {"rms_sigma": rms, "psnr": {f"{s:g}": sr_psnr(image, hr, truth, s) for s in GRID}}
     result["psnr"]["rms"] = sr_psnr(image, hr, truth, rms)
-    sr, record = sr_now(image, truth, get_backend("srmd", device="cpu", noise="auto"))
+    sr, record = sr_now(image, truth, sr_backend("SRMD"))
     result["psnr"]["auto"], result["auto_sigma"] = y_psnr(sr, hr), record["diagnostics"]["noise"]
     estimate = get_estimator("kernelgan", device="cpu").estimate(image.rgb, 2, seed=0).kernels[2]
     result["estimate_kernel_psnr"] = float(kernel_psnr(estimate.array, truth.array, size=truth.size))
@@ -505,8 +503,7 @@ def shot(shared: Path, work: Path) -> str:
                 "auto - best grid mean / p10 / worst": mean_p10_worst(
                     [a - best(r) for a, r in zip(psnr["auto"], found)], signed=True),
                 "estimate kernel PSNR mean / p10 / worst": mean_p10_worst([r["estimate_kernel_psnr"] for r in found]),
-                "SRMD estimate, auto - true kernel, auto mean / worst":
-                    f"{np.mean(estimate_loss):+.2f} / {min(estimate_loss):+.2f}",
+                "SRMD estimate, auto - true kernel, auto mean / worst": mean_worst(estimate_loss, signed=True),
                 "confidence below 1": sum((r["estimate_confidence"] or 0) < 1 for r in found)})
     levels = ", ".join(f"{name}: read {read:g}, gain {gain:g}" for name, read, gain in SHOT_LEVELS)
     return ("BSD100RK scenes blurred and subsampled x2 by their true kernels, then a sensor's noise: Gaussian "

@@ -31,7 +31,7 @@ from blindsr.images import read_image
 from blindsr.kernel import SRKernel, load_kernel
 from blindsr.metrics import kernel_psnr, lr_psnr
 from blindsr.runtime import torch_threads
-from blindsr.tables import markdown_table, mean_p10_worst, mean_row
+from blindsr.tables import markdown_table, mean_p10_worst, mean_row, mean_worst
 
 
 SPEED_BLOCK = 25  # iterations per turn in the generators' side-by-side timing
@@ -183,11 +183,6 @@ def width_response(data: Path, images: tuple[int, ...], sigmas: tuple[float, ...
             "refinement does.\n\n" + markdown_table(rows, columns))
 
 
-def mean_worst(values: list[float]) -> str:
-    """Signed differences as "mean / worst (minimum)"."""
-    return f"{np.mean(values):+.2f} / {min(values):+.2f}"
-
-
 NOISE_SIGMAS = (0.0, 1.5, 3.0, 6.0)  # 8-bit units, added to the 8-bit LR image
 NOISE_SEED = 6061
 
@@ -220,7 +215,8 @@ def noise_response(data: Path, images: tuple[int, ...], sigmas: tuple[float, ...
     clean = [f["kernel_psnr"] for f in by_sigma[sigmas[0]]]
     summary = [{"noise sigma": f"{sigma:g}",
                 "kernel PSNR mean / p10 / worst": mean_p10_worst([f["kernel_psnr"] for f in found]),
-                "minus sigma 0, mean / worst": mean_worst([f["kernel_psnr"] - c for f, c in zip(found, clean)]),
+                "minus sigma 0, mean / worst": mean_worst([f["kernel_psnr"] - c for f, c in zip(found, clean)],
+                                                          signed=True),
                 **{f"{axis} axis / true, mean (max)":
                    f"{np.mean([f[axis] for f in found]):.3f} ({max(f[axis] for f in found):.3f})"
                    for axis in ("major", "minor")}}

@@ -36,6 +36,14 @@ def mean_p10_worst(values: Sequence[float], signed: bool = False) -> str:
     return f"{v.mean():{form}} / {np.percentile(v, 10):{form}} / {v.min():{form}}"
 
 
+def mean_worst(values: Sequence[float], signed: bool = False) -> str:
+    """Per-image values summarised as "mean / worst (minimum)", two decimals (``signed``: with a
+    sign, for differences)."""
+    v = np.asarray(values, dtype=np.float64)
+    form = "+.2f" if signed else ".2f"
+    return f"{v.mean():{form}} / {v.min():{form}}"
+
+
 def differences(values: Sequence[float], below: float = -0.1) -> str:
     """Per-image differences (dB) as ``mean_p10_worst`` with signs, and how many are below ``below``."""
     count = int((np.asarray(values, dtype=np.float64) < below).sum())
