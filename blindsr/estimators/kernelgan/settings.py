@@ -68,6 +68,10 @@ class KernelGANSettings:
     # Runs whose kernel is not physical (sum far from 1, negative or edge mass) dropped before the
     # vote, and a new set trained when none is left (blindsr.estimators.kernelgan.unphysical).
     drop_collapsed: bool = False
+    # One image's refined kernel narrowed by the widening that noise alone causes in the refinement,
+    # measured on the image with its own noise doubled (``kernelgan.noise_corrected``); only on an
+    # image whose fitted noise sigma is at least ``NOISE_CORRECTION_SIGMA``.
+    noise_correction: bool = False
     # A group's joint estimate (``batch kernel_scope=folder|camera``): its runs' iterations (the
     # loss-weight and learning-rate schedules compressed in proportion) and their number; None:
     # as for one image; likewise its G crop. See ``for_group``.
