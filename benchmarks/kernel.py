@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from benchmarks.common import unit_seconds, write_section
+from benchmarks.hard_set import jpeg
 from blindsr.datasets import load_benchmark
 from blindsr.degradation import bicubic_kernel, degrade, gaussian_kernel, quantize
 from blindsr.estimators import get_estimator
@@ -186,28 +187,34 @@ def width_response(data: Path, images: tuple[int, ...], sigmas: tuple[float, ...
 
 NOISE_SIGMAS = (0.0, 1.5, 3.0, 6.0)  # 8-bit units, added to the 8-bit LR image
 NOISE_SEED = 6061
+NOISE_QUALITIES = (90, 75)  # the clean LR image JPEG-compressed
 VARIANTS = ("refined", "corrected")
 
 
-def noise_response(data: Path, images: tuple[int, ...], sigmas: tuple[float, ...] = NOISE_SIGMAS) -> str:
+def noise_response(data: Path, images: tuple[int, ...], sigmas: tuple[float, ...] = NOISE_SIGMAS,
+                   qualities: tuple[int, ...] = NOISE_QUALITIES) -> str:
     """The default estimate's refinement on each clean LR image with white noise of each sigma added,
     from the same unrefined KernelGAN kernel (made once on the clean image): what noise alone does
     to the refined kernel's axes (sigma_major, sigma_minor against the true kernel's), without and
     with the default's noise correction (``kernelgan.noise_corrected``, applied to the same refined
-    kernel, as the estimator does)."""
+    kernel, as the estimator does); and on the clean image JPEG-compressed at each of ``qualities``,
+    whose error the noise fit partly reads as noise."""
     settings = settings_for("default")
     plain = dataclasses.replace(settings, noise_correction=False)
     est = get_estimator("kernelgan", preset="default", device="cpu", refine="none")
-    rows, by_sigma = [], {(s, v): [] for v in VARIANTS for s in sigmas}
+    conditions = [(f"sigma {s:g}", s, None) for s in sigmas] + [(f"JPEG {q}", 0.0, q) for q in qualities]
+    rows, by_sigma = [], {(c[0], v): [] for c in conditions for v in VARIANTS}
     for i in images:
         lr = read_image(data / "lr_x2" / f"im_{i}.png").rgb
         truth = load_kernel(data / "gt_k_x2" / f"kernel_{i}.mat", 2)
         t = truth.describe()
         raw = est.estimate(lr, 2, seed=0).kernels[2]
         row = {"image": f"im_{i}", "true sigma major / minor": f"{t['sigma_major']:.2f} / {t['sigma_minor']:.2f}"}
-        for sigma in sigmas:
+        for label, sigma, quality in conditions:
             rng = np.random.default_rng([NOISE_SEED, i, int(sigma * 10)])
             noisy = quantize(np.clip(lr + rng.normal(size=lr.shape) * sigma / 255.0, 0.0, 1.0))
+            if quality is not None:
+                noisy = jpeg(noisy, quality)
             refined = refine(raw, noisy, plain)
             corrected = noise_corrected(refined, prepare_image(noisy, settings), settings, seed=0)
             cells = []
@@ -216,30 +223,30 @@ def noise_response(data: Path, images: tuple[int, ...], sigmas: tuple[float, ...
                 found = {"kernel_psnr": kernel_psnr(kernel, truth, size=truth.size),
                          "major": d["sigma_major"] / t["sigma_major"], "minor": d["sigma_minor"] / t["sigma_minor"],
                          "fitted": kernel.provenance.get("noise_correction", {}).get("sigma")}
-                by_sigma[sigma, variant].append(found)
+                by_sigma[label, variant].append(found)
                 cells.append(f"{found['kernel_psnr']:.2f} ({found['major']:.2f}, {found['minor']:.2f})")
-            row[f"sigma {sigma:g}: refined / corrected, kernel PSNR (major, minor vs true)"] = " / ".join(cells)
+            row[f"{label}: refined / corrected, kernel PSNR (major, minor vs true)"] = " / ".join(cells)
         rows.append(row)
         print("noise", row, flush=True)
-    clean = {v: [f["kernel_psnr"] for f in by_sigma[sigmas[0], v]] for v in VARIANTS}
-    summary = [{"noise sigma": f"{sigma:g}", "kernel": variant,
+    clean = {v: [f["kernel_psnr"] for f in by_sigma[conditions[0][0], v]] for v in VARIANTS}
+    summary = [{"noise": label, "kernel": variant,
                 "fitted sigma mean (max)": f"{np.mean([f['fitted'] for f in found]):.2f} "
                                            f"({max(f['fitted'] for f in found):.2f})" if variant != VARIANTS[0] else "",
                 "kernel PSNR mean / p10 / worst": mean_p10_worst([f["kernel_psnr"] for f in found]),
-                "minus sigma 0, mean / worst": mean_worst([f["kernel_psnr"] - c for f, c in zip(found, clean[variant])],
+                "minus the clean image, mean / worst": mean_worst([f["kernel_psnr"] - c for f, c in zip(found, clean[variant])],
                                                           signed=True),
                 "corrected minus refined, mean / worst": "" if variant == VARIANTS[0] else mean_worst(
-                    [f["kernel_psnr"] - r["kernel_psnr"] for f, r in zip(found, by_sigma[sigma, VARIANTS[0]])],
+                    [f["kernel_psnr"] - r["kernel_psnr"] for f, r in zip(found, by_sigma[label, VARIANTS[0]])],
                     signed=True),
                 **{f"{axis} axis / true, mean (max)":
                    f"{np.mean([f[axis] for f in found]):.3f} ({max(f[axis] for f in found):.3f})"
                    for axis in ("major", "minor")}}
-               for (sigma, variant), found in by_sigma.items()]
-    summary.sort(key=lambda r: float(r["noise sigma"]))
+               for (label, variant), found in by_sigma.items()]
     return (f"BSD100RK x2 images {images[0]}-{images[-1]} (tuning images), their true kernels. The default "
             "preset's KernelGAN runs (seed 0) on the clean LR image, combined but not refined, once per image; "
             "then the default refinement of that kernel on the LR image with white Gaussian noise of each sigma "
-            "(8-bit units) added and rounded to 8 bits ('refined', without the noise correction), and that "
+            "(8-bit units) added and rounded to 8 bits, or the clean one JPEG-compressed (Pillow, 4:2:0) at "
+            f"quality {' and '.join(str(q) for q in qualities)} ('refined', without the noise correction), and that "
             "refined kernel with the default's noise correction ('corrected': narrowed by the widening measured "
             f"with the image's fitted noise doubled, when that sigma is at least {NOISE_CORRECTION_SIGMA:g}; "
             "kernelgan.noise_corrected). So the KernelGAN kernel is the same in every column and only the "
