@@ -273,6 +273,11 @@ bench-jpeg-noise-zssr: $(STAMP)
 bench-jpeg-noise-shot: $(STAMP)
 	BLINDSR_WEIGHTS_SRMD_PCA=$(SHARED)/srmd/srmd_pca_matlab.mat $(BIN)/python -m benchmarks.jpeg_noise --shared $(SHARED)/data --part shot
 
+bench-noise-correction: $(STAMP)
+	$(BIN)/python -m benchmarks.hard_set --shared $(SHARED)/data --output hard_set
+	$(BIN)/python -m benchmarks.noise_correction --set 'phone_tune=hard_set/phone_tune:1-20' \
+		--set 'hard report=hard_set/report:9-20' --set 'phone=hard_set/phone:41-60' --set 'BSD100RK=$(DATA):21-100'
+
 bench-jpeg-noise-hard: $(STAMP)
 	$(BIN)/python -m benchmarks.hard_set --shared $(SHARED)/data --output hard_set
 	BLINDSR_WEIGHTS_SRMD_PCA=$(SHARED)/srmd/srmd_pca_matlab.mat $(BIN)/python -m benchmarks.jpeg_noise --shared $(SHARED)/data --part hard
