@@ -276,7 +276,7 @@ bench-jpeg-noise-shot: $(STAMP)
 bench-noise-correction: $(STAMP)
 	$(BIN)/python -m benchmarks.hard_set --shared $(SHARED)/data --output hard_set
 	$(BIN)/python -m benchmarks.noise_correction --set 'phone_tune=hard_set/phone_tune:1-20' \
-		--set 'hard report=hard_set/report:9-20' --set 'phone=hard_set/phone:41-60' --set 'BSD100RK=$(DATA):21-100'
+		--set 'hard report=hard_set/report:1-12' --set 'phone=hard_set/phone:1-20' --set 'BSD100RK=$(DATA):21-100'
 
 bench-jpeg-noise-hard: $(STAMP)
 	$(BIN)/python -m benchmarks.hard_set --shared $(SHARED)/data --output hard_set

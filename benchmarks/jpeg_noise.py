@@ -473,8 +473,8 @@ def shot_scores(shared: Path, number: int, level: tuple[str, float, float], work
     # corrects it (its refinement's kernel, then the noise fitted under the kernel handed over).
     estimator = get_estimator("kernelgan", device="cpu", noise_correction=False)
     plain = estimator.estimate(image.rgb, 2, seed=0).kernels[2]
+    corrected = noise_corrected(plain, image.rgb, estimator.settings, seed=0)
     prepared = prepare_image(image.rgb, estimator.settings)
-    corrected = noise_corrected(plain, prepared, estimator.settings, seed=0)
     corrected = corrected.with_provenance(noise=estimate_noise(prepared, corrected.array, 2))
     for name, estimate in (("uncorrected", plain), ("corrected", corrected)):
         result[name] = {"kernel_psnr": float(kernel_psnr(estimate.array, truth.array, size=truth.size)),

@@ -28,7 +28,7 @@ from blindsr.degradation import bicubic_kernel, degrade, gaussian_kernel, quanti
 from blindsr.estimators import get_estimator
 from blindsr.estimators.kernelgan.settings import settings_for
 from blindsr.estimators.kernelgan import NOISE_CORRECTION_SIGMA, noise_corrected, refine
-from blindsr.estimators.kernelgan.train import KernelGANRun, prepare_image
+from blindsr.estimators.kernelgan.train import KernelGANRun
 from blindsr.images import read_image
 from blindsr.kernel import SRKernel, load_kernel
 from blindsr.metrics import kernel_psnr, lr_psnr
@@ -216,7 +216,7 @@ def noise_response(data: Path, images: tuple[int, ...], sigmas: tuple[float, ...
             if quality is not None:
                 noisy = jpeg(noisy, quality)
             refined = refine(raw, noisy, plain)
-            corrected = noise_corrected(refined, prepare_image(noisy, settings), settings, seed=0)
+            corrected = noise_corrected(refined, noisy, settings, seed=0)
             cells = []
             for variant, kernel in zip(VARIANTS, (refined, corrected)):
                 d = kernel.describe()

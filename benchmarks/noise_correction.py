@@ -37,7 +37,6 @@ def scores(entry, work: Path) -> dict:
         return json.loads(cache.read_text())
     from blindsr.estimators import get_estimator
     from blindsr.estimators.kernelgan import noise_corrected
-    from blindsr.estimators.kernelgan.train import prepare_image
     from blindsr.images import read_image
     from blindsr.kernel import load_kernel
     from blindsr.metrics import kernel_psnr, lr_psnr
@@ -48,7 +47,7 @@ def scores(entry, work: Path) -> dict:
     start = time.perf_counter()
     plain = estimator.estimate(lr, 2, seed=0).kernels[2]
     seconds = time.perf_counter() - start
-    corrected = noise_corrected(plain, prepare_image(lr, estimator.settings), estimator.settings, seed=0)
+    corrected = noise_corrected(plain, lr, estimator.settings, seed=0)
     result = {"seconds": seconds, "correction": corrected.provenance.get("noise_correction"),
               "fallback": "fallback" in plain.provenance}
     for name, kernel in zip(VARIANTS, (plain, corrected)):

@@ -2,10 +2,12 @@
 gate, the one-way rule, and the estimator's path against the correction applied afterwards."""
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import blindsr.estimators.kernelgan as kg
 from blindsr.degradation import degrade, gaussian_kernel, quantize
@@ -99,9 +101,9 @@ def test_the_added_noise_has_the_fitted_sigma_per_channel(monkeypatch):
         return kernel
     monkeypatch.setattr(kg, "estimate_noise", lambda rgb, k, s: {"sigma": 3.0, "per_channel": [2.0, 3.0, 4.0]})
     monkeypatch.setattr(kg, "refine_covariance", refit)
-    image = np.full((400, 400, 3), 0.5)
+    image = np.random.default_rng(3).uniform(0.3, 0.7, (400, 400, 3))
     kg.noise_corrected(refined_kernel(np.diag([2.0, 2.0])), image, settings_for("default"))
-    added = (seen[0] - image).reshape(-1, 3).std(axis=0) * 255.0
+    added = (seen[0] - kg.prepare_image(image, settings_for("default"))).reshape(-1, 3).std(axis=0) * 255.0
     assert added == pytest.approx([2.0, 3.0, 4.0], rel=0.01)
     assert not np.array_equal(seen[0], seen[1])  # two draws
 
@@ -118,9 +120,24 @@ def test_the_estimator_corrects_as_the_function_does(monkeypatch, rng):
     off = get_estimator("kernelgan", device="cpu", restarts=2, noise_correction=False)
     with_correction = on.estimate(noisy, 2, seed=4).kernels[2]
     plain = off.estimate(noisy, 2, seed=4).kernels[2]
-    afterwards = kg.noise_corrected(plain, kg.prepare_image(noisy, off.settings), off.settings, seed=4)
+    afterwards = kg.noise_corrected(plain, noisy, off.settings, seed=4)
     record, again = (dict(k.provenance["noise_correction"]) for k in (with_correction, afterwards))
     assert record.pop("seconds") > 0 and again.pop("seconds") > 0
     assert record["sigma"] > kg.NOISE_CORRECTION_SIGMA and record == again
     assert record["applied"] and np.array_equal(with_correction.array, afterwards.array)
     assert "noise_correction" not in plain.provenance
+
+
+def test_a_jpeg_is_not_corrected(monkeypatch, rng):
+    # Noise, then JPEG (a phone's photo): the pixels show the quantisation, and nothing is refitted.
+    calls: list = []
+    monkeypatch.setattr(kg, "refine_covariance", fake_refit(np.diag([8.0, 2.0]), calls))
+    noisy = quantize(np.clip(textured_image(rng, 128, 128) + rng.normal(size=(128, 128, 3)) * 4 / 255, 0, 1))
+    buffer = io.BytesIO()
+    Image.fromarray(np.round(noisy * 255).astype(np.uint8)).save(buffer, format="JPEG", quality=70)
+    decoded = np.asarray(Image.open(buffer), dtype=np.float64) / 255.0
+    refined = refined_kernel(np.diag([4.0, 1.0]))
+    out = kg.noise_corrected(refined, decoded, settings_for("default"))
+    assert calls == [] and np.array_equal(out.array, refined.array)
+    assert out.provenance["noise_correction"] == {"applied": False,
+                                                  "skipped": "JPEG-compressed (quality 70, read from the pixels)"}

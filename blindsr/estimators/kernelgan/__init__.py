@@ -21,6 +21,7 @@ import torch
 from blindsr import __version__
 from blindsr.degradation import bicubic_kernel
 from blindsr.estimators import Estimate, Progress, register_estimator
+from blindsr.estimators.compression import estimate_luma_table
 from blindsr.estimators.confidence import LOW_SCORE, UNTRUSTED, assess
 from blindsr.estimators.kernelgan.settings import DEFAULT_PRESET, KernelGANSettings, settings_for
 from blindsr.estimators.kernelgan.train import ImageTooSmall, NumericalFault, prepare_image, soft_threshold, train
@@ -122,12 +123,11 @@ def refine(kernel: SRKernel, rgb: Images, settings: KernelGANSettings, fit_noise
     if not isinstance(rgb, np.ndarray):
         return refine_covariance(kernel, [prepare_image(x, settings) for x in rgb], 2, fit_noise=fit_noise,
                                  shape=settings.shape)
-    prepared = prepare_image(rgb, settings)
-    refined = refine_covariance(kernel, prepared, 2, fit_noise=fit_noise, shape=settings.shape)
-    return noise_corrected(refined, prepared, settings, seed, fit_noise) if settings.noise_correction else refined
+    refined = refine_covariance(kernel, prepare_image(rgb, settings), 2, fit_noise=fit_noise, shape=settings.shape)
+    return noise_corrected(refined, rgb, settings, seed, fit_noise) if settings.noise_correction else refined
 
 
-def noise_corrected(refined: SRKernel, prepared: np.ndarray, settings: KernelGANSettings, seed: int = 0,
+def noise_corrected(refined: SRKernel, rgb: np.ndarray, settings: KernelGANSettings, seed: int = 0,
                     fit_noise: bool = True) -> SRKernel:
     """``refined`` narrowed by the widening that the image's noise alone causes in the refinement.
 
@@ -144,10 +144,20 @@ def noise_corrected(refined: SRKernel, prepared: np.ndarray, settings: KernelGAN
     principal axis of ``refined`` is narrowed by it, never widened, by at most
     e^``MAX_NOISE_CORRECTION``. Only when the fitted sigma (8-bit units, over the rounding) is at
     least ``NOISE_CORRECTION_SIGMA``: below it the widening is within the fit's own scatter and
-    a clean image's kernel stays as it was. Recorded in the provenance under ``noise_correction``."""
+    a clean image's kernel stays as it was. Nor on an image whose pixels show JPEG's quantisation
+    (``compression.estimate_luma_table``): what its noise fit reads as noise is not white, and on
+    the hard set's phone-like tuning images (noise, then JPEG) the white-noise probe made the
+    kernels worse (docs/BENCHMARKS.md, 'noise-correction'). ``rgb`` is the image as KernelGAN was
+    given it (its 8x8 grid intact); the refits score its prepared crop, as the refinement did.
+    Recorded in the provenance under ``noise_correction``."""
     if "refinement" not in refined.provenance:
         return refined
     start = time.perf_counter()
+    jpeg = estimate_luma_table(rgb)
+    if jpeg is not None:
+        return refined.with_provenance(noise_correction={
+            "applied": False, "skipped": f"JPEG-compressed (quality {jpeg['quality']}, read from the pixels)"})
+    prepared = prepare_image(rgb, settings)
     noise = estimate_noise(prepared, refined.array, 2)
     record: dict[str, Any] = {"sigma": noise["sigma"], "threshold": NOISE_CORRECTION_SIGMA, "applied": False}
     if noise["sigma"] < NOISE_CORRECTION_SIGMA:
