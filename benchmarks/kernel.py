@@ -191,6 +191,14 @@ NOISE_QUALITIES = (90, 75)  # the clean LR image JPEG-compressed
 VARIANTS = ("refined", "corrected")
 
 
+def fitted_sigmas(found: list[dict]) -> str:
+    """The noise sigmas the correction fitted, "mean (max)", and how many images it skipped as JPEGs."""
+    fitted = [f["fitted"] for f in found if f["fitted"] is not None]
+    text = f"{np.mean(fitted):.2f} ({max(fitted):.2f})" if fitted else "-"
+    skipped = len(found) - len(fitted)
+    return text + (f", {skipped} JPEG skipped" if skipped else "")
+
+
 def noise_response(data: Path, images: tuple[int, ...], sigmas: tuple[float, ...] = NOISE_SIGMAS,
                    qualities: tuple[int, ...] = NOISE_QUALITIES) -> str:
     """The default estimate's refinement on each clean LR image with white noise of each sigma added,
@@ -230,8 +238,7 @@ def noise_response(data: Path, images: tuple[int, ...], sigmas: tuple[float, ...
         print("noise", row, flush=True)
     clean = {v: [f["kernel_psnr"] for f in by_sigma[conditions[0][0], v]] for v in VARIANTS}
     summary = [{"noise": label, "kernel": variant,
-                "fitted sigma mean (max)": f"{np.mean([f['fitted'] for f in found]):.2f} "
-                                           f"({max(f['fitted'] for f in found):.2f})" if variant != VARIANTS[0] else "",
+                "fitted sigma mean (max)": fitted_sigmas(found) if variant != VARIANTS[0] else "",
                 "kernel PSNR mean / p10 / worst": mean_p10_worst([f["kernel_psnr"] for f in found]),
                 "minus the clean image, mean / worst": mean_worst([f["kernel_psnr"] - c for f, c in zip(found, clean[variant])],
                                                           signed=True),

@@ -75,10 +75,13 @@ def summary(label: str, names: list[str], found: list[dict]) -> tuple[list[dict]
         row["corrected - uncorrected LR-PSNR mean / worst"] = mean_worst(
             [r["corrected"]["lr_psnr"] - r["uncorrected"]["lr_psnr"] for r in group], signed=True)
         rows.append(row)
-    gate = sum((r["correction"] or {}).get("sigma", 0.0) >= (r["correction"] or {}).get("threshold", np.inf)
-               for r in found)
-    lines = [f"- {label}: the gate opened on {gate} of {len(found)} images (fitted sigma mean "
-             f"{np.mean([(r['correction'] or {}).get('sigma', 0.0) for r in found]):.2f}), the kernel was narrowed "
+    records = [r["correction"] or {} for r in found]
+    fitted = [c["sigma"] for c in records if "sigma" in c]
+    gate = sum(c["sigma"] >= c["threshold"] for c in records if "sigma" in c)
+    jpegs = sum("skipped" in c for c in records)
+    lines = [f"- {label}: {jpegs} of {len(found)} images skipped as JPEGs; the gate opened on {gate} of the "
+             f"{len(fitted)} others (their fitted sigma mean {np.mean(fitted) if fitted else float('nan'):.2f}), "
+             f"the kernel was narrowed "
              f"on {len(opened)}; estimates {np.mean([r['seconds'] for r in found]):.1f} s on average without the "
              f"correction, which added {np.mean([(r['correction'] or {}).get('seconds', 0.0) for r in opened] or [0]):.1f} s "
              "where it was applied"]
