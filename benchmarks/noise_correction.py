@@ -79,9 +79,11 @@ def summary(label: str, names: list[str], found: list[dict]) -> tuple[list[dict]
     fitted = [c["sigma"] for c in records if "sigma" in c]
     gate = sum(c["sigma"] >= c["threshold"] for c in records if "sigma" in c)
     jpegs = sum("skipped" in c for c in records)
-    lines = [f"- {label}: {jpegs} of {len(found)} images skipped as JPEGs; the gate opened on {gate} of the "
-             f"{len(fitted)} others (their fitted sigma mean {np.mean(fitted) if fitted else float('nan'):.2f}), "
-             f"the kernel was narrowed "
+    fallbacks = sum(r["fallback"] for r in found)
+    scored = (f"the gate opened on {gate} of the {len(fitted)} others (their fitted sigma mean {np.mean(fitted):.2f})"
+              if fitted else "none left")
+    lines = [f"- {label}: {jpegs} of {len(found)} images skipped as JPEGs, {fallbacks} fallen back to the bicubic "
+             f"kernel (nothing to correct); {scored}, the kernel was narrowed "
              f"on {len(opened)}; estimates {np.mean([r['seconds'] for r in found]):.1f} s on average without the "
              f"correction, which added {np.mean([(r['correction'] or {}).get('seconds', 0.0) for r in opened] or [0]):.1f} s "
              "where it was applied"]

@@ -72,8 +72,8 @@ class KernelGANSettings:
     # measured on the image with its own noise doubled (``kernelgan.noise_corrected``); only on an
     # image whose fitted noise sigma is at least ``NOISE_CORRECTION_SIGMA`` and that shows no JPEG
     # quantisation. Off in every preset: it raised kernel PSNR on the noisy tuning images ('kernel-noise',
-    # 'jpeg-noise-shot' scenes 1-10), but on held-out BSD100RK 21-100 it opened on three clean
-    # photos whose grain fits as noise and ruined one (im_23: LR-PSNR 40.74 -> 32.91 dB,
+    # 'jpeg-noise-shot' scenes 1-10), but on held-out BSD100RK 21-100 it narrowed three clean
+    # photos' kernels (their grain fits as noise) and ruined one (im_23: LR-PSNR 40.74 -> 32.91 dB,
     # docs/BENCHMARKS.md 'noise-correction'). An option for studies: ``estimator.noise_correction=true``.
     noise_correction: bool = False
     # A group's joint estimate (``batch kernel_scope=folder|camera``): its runs' iterations (the
