@@ -240,8 +240,8 @@ def noise_response(data: Path, images: tuple[int, ...], sigmas: tuple[float, ...
     summary = [{"noise": label, "kernel": variant,
                 "fitted sigma mean (max)": fitted_sigmas(found) if variant != VARIANTS[0] else "",
                 "kernel PSNR mean / p10 / worst": mean_p10_worst([f["kernel_psnr"] for f in found]),
-                "minus the clean image, mean / worst": mean_worst([f["kernel_psnr"] - c for f, c in zip(found, clean[variant])],
-                                                          signed=True),
+                "minus the clean image, mean / worst": mean_worst(
+                    [f["kernel_psnr"] - c for f, c in zip(found, clean[variant])], signed=True),
                 "corrected minus refined, mean / worst": "" if variant == VARIANTS[0] else mean_worst(
                     [f["kernel_psnr"] - r["kernel_psnr"] for f, r in zip(found, by_sigma[label, VARIANTS[0]])],
                     signed=True),

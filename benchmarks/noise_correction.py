@@ -67,7 +67,8 @@ def summary(label: str, names: list[str], found: list[dict]) -> tuple[list[dict]
             continue
         row = {"set": label, "images": f"{part} ({len(group)})"}
         for variant in VARIANTS:
-            row[f"{variant} kernel PSNR mean / p10 / worst"] = mean_p10_worst([r[variant]["kernel_psnr"] for r in group])
+            row[f"{variant} kernel PSNR mean / p10 / worst"] = mean_p10_worst(
+                [r[variant]["kernel_psnr"] for r in group])
         row["corrected - uncorrected kernel PSNR mean / worst"] = mean_worst(
             [r["corrected"]["kernel_psnr"] - r["uncorrected"]["kernel_psnr"] for r in group], signed=True)
         for variant in VARIANTS:
@@ -85,11 +86,12 @@ def summary(label: str, names: list[str], found: list[dict]) -> tuple[list[dict]
     lines = [f"- {label}: {jpegs} of {len(found)} images skipped as JPEGs, {fallbacks} fallen back to the bicubic "
              f"kernel (nothing to correct); {scored}, the kernel was narrowed "
              f"on {len(opened)}; estimates {np.mean([r['seconds'] for r in found]):.1f} s on average without the "
-             f"correction, which added {np.mean([(r['correction'] or {}).get('seconds', 0.0) for r in opened] or [0]):.1f} s "
+             f"correction, which added {np.mean([r['correction']['seconds'] for r in opened] or [0]):.1f} s "
              "where it was applied"]
     for name, r in zip(names, found):
         if (r["correction"] or {}).get("applied"):
-            lines.append(f"  - {name}: sigma {r['correction']['sigma']:.2f}, log-scales {r['correction']['log_scales']}, "
+            c = r["correction"]
+            lines.append(f"  - {name}: sigma {c['sigma']:.2f}, log-scales {c['log_scales']}, "
                          f"kernel PSNR {r['uncorrected']['kernel_psnr']:.2f} -> {r['corrected']['kernel_psnr']:.2f}, "
                          f"LR-PSNR {r['uncorrected']['lr_psnr']:.2f} -> {r['corrected']['lr_psnr']:.2f}")
     return rows, lines

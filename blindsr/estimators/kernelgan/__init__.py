@@ -3,8 +3,8 @@
 ``settings`` holds the hyper-parameters and presets, ``networks`` the generator and
 discriminator, ``crops`` the crop sampling, ``train`` one run. This module turns runs into handoff
 kernels: soft threshold, re-centring into the project convention, the combination of restarts,
-the covariance refit by the marginal likelihood (``blindsr.estimators.likelihood``), the
-analytic x4 kernel, and what to do when training goes numerically wrong (each run retries once
+the covariance refit by the marginal likelihood (``blindsr.estimators.likelihood``) and its
+optional correction for noise (``noise_corrected``), the analytic x4 kernel, and what to do when training goes numerically wrong (each run retries once
 with another seed; with no run left, the bicubic kernel with a warning - never a silent garbage
 kernel).
 """
@@ -162,15 +162,18 @@ def noise_corrected(refined: SRKernel, rgb: np.ndarray, settings: KernelGANSetti
     record: dict[str, Any] = {"sigma": noise["sigma"], "threshold": NOISE_CORRECTION_SIGMA, "applied": False}
     if noise["sigma"] < NOISE_CORRECTION_SIGMA:
         return refined.with_provenance(noise_correction=record)
+    # Each channel's own sigma (a gray image's one broadcasts); a channel the fit did not score
+    # (alpha) gets the overall sigma.
     channels = prepared.shape[2] if prepared.ndim == 3 else 1
-    sigma = np.array(noise["per_channel"]) if len(noise["per_channel"]) == channels else np.full(channels, noise["sigma"])
-    sigma = sigma / 255.0 if prepared.ndim == 3 else float(sigma[0]) / 255.0
+    per_channel = noise["per_channel"] if len(noise["per_channel"]) == channels else [noise["sigma"]] * channels
+    sigma = np.asarray(per_channel) / 255.0
     start_kernel = SRKernel(refined.array, refined.scale)  # the refit starts from the refined kernel
     covariances = []
     for draw in range(NOISE_CORRECTION_DRAWS):
         rng = np.random.default_rng([NOISE_CORRECTION_SEED, seed, draw])
         noisier = prepared + rng.normal(size=prepared.shape) * sigma
-        covariances.append(refine_covariance(start_kernel, noisier, 2, fit_noise=fit_noise, shape=settings.shape).covariance())
+        refit = refine_covariance(start_kernel, noisier, 2, fit_noise=fit_noise, shape=settings.shape)
+        covariances.append(refit.covariance())
     variances, axes = np.linalg.eigh(refined.covariance())
     widened = np.einsum("ia,ij,ja->a", axes, np.mean(covariances, axis=0), axes) / variances
     steps = 0.5 * np.log(widened)  # log-scale each axis took from sigma to sqrt(2) sigma
