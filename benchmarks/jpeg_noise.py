@@ -453,9 +453,7 @@ def shot_scores(shared: Path, number: int, level: tuple[str, float, float], work
         return cached
     from benchmarks.common import sr_backend
     from blindsr.estimators import get_estimator
-    from blindsr.estimators.kernelgan import noise_corrected
-    from blindsr.estimators.kernelgan.train import prepare_image
-    from blindsr.estimators.noise import estimate_noise
+    from blindsr.estimators.kernelgan import noise_corrected, with_fitted_noise
     from blindsr.images import read_image
     from blindsr.kernel import load_kernel
     from blindsr.metrics import kernel_psnr
@@ -473,9 +471,8 @@ def shot_scores(shared: Path, number: int, level: tuple[str, float, float], work
     # corrects it (its refinement's kernel, then the noise fitted under the kernel handed over).
     estimator = get_estimator("kernelgan", device="cpu", noise_correction=False)
     plain = estimator.estimate(image.rgb, 2, seed=0).kernels[2]
-    corrected = noise_corrected(plain, image.rgb, estimator.settings, seed=0)
-    prepared = prepare_image(image.rgb, estimator.settings)
-    corrected = corrected.with_provenance(noise=estimate_noise(prepared, corrected.array, 2))
+    corrected = with_fitted_noise(noise_corrected(plain, image.rgb, estimator.settings, seed=0), image.rgb,
+                                  estimator.settings)
     for name, estimate in (("uncorrected", plain), ("corrected", corrected)):
         result[name] = {"kernel_psnr": float(kernel_psnr(estimate.array, truth.array, size=truth.size)),
                         "confidence": (estimate.provenance.get("confidence") or {}).get("score"),

@@ -190,6 +190,12 @@ def noise_corrected(refined: SRKernel, rgb: np.ndarray, settings: KernelGANSetti
     return corrected.with_provenance(**refined.provenance, noise_correction=record)
 
 
+def with_fitted_noise(kernel: SRKernel, rgb: np.ndarray, settings: KernelGANSettings) -> SRKernel:
+    """``kernel`` with the LR noise fitted under it on the image KernelGAN trained on, as one
+    image's estimate hands it over (``sr.noise=auto`` reads it)."""
+    return kernel.with_provenance(noise=estimate_noise(prepare_image(rgb, settings), kernel.array, 2))
+
+
 def texture_evidence(rgb: np.ndarray, settings: KernelGANSettings, most: int = MAX_SELECT_TILES,
                      size: int | None = None) -> dict[str, int]:
     """How many small tiles of the image (at most ``most``) say anything about a blur's width,
@@ -354,8 +360,8 @@ class KernelGANEstimator:
             k2 = bicubic_kernel(2).with_provenance(fallback=fallback, rejected_estimate=rejected,
                                                    diagnostics=provenance["diagnostics"], warnings=list(warnings))
         k2 = k2.with_provenance(confidence=confidence)
-        if single:  # the LR noise under the kernel handed over (``sr.noise=auto`` reads it)
-            k2 = k2.with_provenance(noise=estimate_noise(prepare_image(rgb, settings), k2.array, 2))
+        if single:
+            k2 = with_fitted_noise(k2, rgb, settings)
         kernels = {2: k2}
         if scale == 4:
             kernels[4] = k2.derive_x4()
