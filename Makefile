@@ -21,6 +21,7 @@
 #   make bench-kernel-split-report  the split estimate on held-out images (BSD100RK 21-100)
 #   make bench-kernel-faster  the same KernelGAN kernels in less time (D's patch matrix, the refinement's searches), side by side
 #   make bench-kernel-tiles   the same KernelGAN kernels with the tile evidence scored in two halves side by side
+#   make bench-kernel-kept    the same KernelGAN kernels with G's kernel composed once per iteration, side by side
 #   make bench-kernel-shake   KernelGAN on held-out hand-shake kernels (hard set shake/), beside the paper preset
 #   make bench-kernel-phone   the same on held-out noisy, strongly compressed photos (hard set phone/)
 #   make bench-kernel-phone-tune  such photos' tuning part: the default with and without its refinement, the paper preset
@@ -73,11 +74,13 @@ SPLIT_BEFORE ?= 5f3d64d
 FASTER_BEFORE ?= ff62e68
 # bench-kernel-tiles: the last revision before the tile evidence scored its tiles side by side.
 TILES_BEFORE ?= 16bf5a4
+# bench-kernel-kept: the last revision that composed G's kernel twice per iteration.
+KEPT_BEFORE ?= 5ecdc1c
 # bench-hashes: the revisions compared (results must not change across a change of structure).
 BEFORE ?= d5a51cf
 AFTER ?= HEAD
 
-.PHONY: install test test-fast demo bench-kernel bench-speed bench-speed-x4 bench-speed-allocator bench-speed-avx2 bench-speed-bf16 bench-zssr bench-srmd bench-memory bench-table1 bench-cuda bench-batch bench-handoff bench-hashes bench-kernel-budget bench-kernel-split bench-kernel-split-report bench-kernel-faster bench-kernel-tiles bench-kernel-shake bench-kernel-phone bench-kernel-phone-tune bench-kernel-sharp bench-kernel-sharp-tune bench-sharpening-tune bench-sharpening-report bench-light-tune bench-light-report bench-robust bench-robust-tune bench-robust-shape bench-robust-focus bench-robust-focus-camera bench-camera bench-camera-zssr bench-camera-budgets bench-camera-handoff bench-jpeg-noise bench-jpeg-noise-study bench-jpeg-noise-hard bench-jpeg-noise-zssr bench-jpeg-noise-shot batch eval report clean
+.PHONY: install test test-fast demo bench-kernel bench-speed bench-speed-x4 bench-speed-allocator bench-speed-avx2 bench-speed-bf16 bench-zssr bench-srmd bench-memory bench-table1 bench-cuda bench-batch bench-handoff bench-hashes bench-kernel-budget bench-kernel-split bench-kernel-split-report bench-kernel-faster bench-kernel-tiles bench-kernel-kept bench-kernel-shake bench-kernel-phone bench-kernel-phone-tune bench-kernel-sharp bench-kernel-sharp-tune bench-sharpening-tune bench-sharpening-report bench-light-tune bench-light-report bench-robust bench-robust-tune bench-robust-shape bench-robust-focus bench-robust-focus-camera bench-camera bench-camera-zssr bench-camera-budgets bench-camera-handoff bench-jpeg-noise bench-jpeg-noise-study bench-jpeg-noise-hard bench-jpeg-noise-zssr bench-jpeg-noise-shot batch eval report clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
@@ -174,6 +177,12 @@ bench-kernel-faster: $(STAMP)
 		--work bench_out/kernel_faster --section "kernel-faster:KernelGAN: the same kernels in less time" \
 		--make-target bench-kernel-faster \
 		--change "F.unfold, searches in turn|strided copy, searches side by side|the discriminator's 7x7 layer reading its patch matrix through F.unfold and a transposed copy at {before} and through one strided copy at {now} (networks.PatchMatrix), and the refinement's two Nelder-Mead starts searching one after another at {before} and side by side in two processes at {now} (likelihood.fit_affine, with NumPy's BLAS on one thread in each: runtime.forked_map); the same numbers bit for bit"
+
+bench-kernel-kept: $(STAMP)
+	$(BIN)/python -m benchmarks.kernel_split --before $(KEPT_BEFORE) --set $(DATA):1-10 \
+		--work bench_out/kernel_kept --section "kernel-kept:KernelGAN: G's kernel composed once per iteration" \
+		--make-target bench-kernel-kept \
+		--change "composed twice|composed once|G's kernel composed from its weights in the G step and again, without its graph, in the D step at {before}, and at {now} composed once, in the D step with its graph, and kept for the next G step (G does not change in between: train.KernelGANRun.step); the same numbers bit for bit"
 
 # The same estimate on held-out images (BSD100RK 21-100), after the tuning images' decision.
 bench-kernel-split-report: $(STAMP)

@@ -234,3 +234,24 @@ def test_presets():
         settings_for("nope")
     with pytest.raises(KeyError):
         settings_for("paper", {"bogus": 1})
+
+
+@pytest.mark.parametrize("layerwise", [False, True])
+def test_kept_kernel_gives_the_numbers_of_computing_it_again(rng, layerwise):
+    # The D step's kernel is kept, with its graph, for the next G step; a run made to compute it
+    # again in every G step (the code before) must come out the same bit for bit, through the
+    # schedule's switch to the centre-of-mass and sparsity terms.
+    img = textured_image(rng, 96, 96)
+    s = KernelGANSettings(iterations=24, bicubic_threshold=10.0, bicubic_patience=1, schedule_every=4,
+                          bicubic_decay=10.0, constraints_below=0.1)
+    kept = KernelGANRun(img, s, [3, 4], torch.device("cpu"), layerwise=layerwise)
+    again = KernelGANRun(img, s, [3, 4], torch.device("cpu"), layerwise=layerwise)
+    for i in range(s.iterations):
+        kept.step(i)
+        assert (kept.next_kernel is not None) == (i + 1 < s.iterations)
+        again.next_kernel = None
+        again.step(i)
+        for name in ("bicubic", "g", "d"):
+            assert np.array_equal(kept.last_losses[name], again.last_losses[name])
+    assert kept.schedule.constraints_on.all()
+    assert np.array_equal(kept.kernels(), again.kernels())

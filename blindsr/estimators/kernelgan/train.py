@@ -211,6 +211,8 @@ class KernelGANRun:
         self.com_target = torch.full((2,), (k // 2) + 0.5 * (2 - k % 2), device=device)
         self.schedule = Schedule(settings, self.runs)
         self.last_losses: dict[str, np.ndarray] = {}
+        # The kernel the D step generated with, graph kept: the next G step's (``step``).
+        self.next_kernel: torch.Tensor | None = None
 
     def _bicubic_downscale(self, image: torch.Tensor, target: str) -> torch.Tensor:
         """The bicubic-imitation target for every possible G crop at once, (3, h', w').
@@ -304,7 +306,8 @@ class KernelGANRun:
         g_in, d_real = self.crops(i)
         # G step.
         self.opt_g.zero_grad(set_to_none=True)
-        k = self.current_kernel()
+        k = self.current_kernel() if self.next_kernel is None else self.next_kernel
+        self.next_kernel = None
         fake = self.generate(g_in, k)
         loss_gan = (1.0 - self.D(fake, detach_params=True)).mean(dim=(1, 2, 3, 4))
         bicubic = ((fake - self.bicubic_target(i, fake.shape[-1])) ** 2).mean(dim=(1, 2, 3, 4))
@@ -315,10 +318,18 @@ class KernelGANRun:
             loss_g = loss_g + weights["sparsity"] * reg["sparsity"]
         loss_g.sum().backward()
         self.opt_g.step()
-        # D step: real and fake crops in one batched forward (per-crop normalisation).
+        # D step: real and fake crops in one batched forward (per-crop normalisation). G does not
+        # change until the next G step, whose kernel this one is: computed once, with its graph,
+        # and kept for it (the same numbers as computing it again there).
         self.opt_d.zero_grad(set_to_none=True)
+        if i + 1 < s.iterations:
+            self.next_kernel = self.current_kernel()
+            k_next = self.next_kernel.detach()
+        else:
+            with torch.no_grad():
+                k_next = self.current_kernel()
         with torch.no_grad():
-            fake = self.generate(g_in, self.current_kernel())
+            fake = self.generate(g_in, k_next)
             fake = fake + self.noise(fake.shape[1:]) * s.fake_noise
         pred = self.D(torch.cat([d_real, fake], dim=1))
         n = self.batch
