@@ -27,8 +27,9 @@ def rotated(angle_deg: float, variances: tuple[float, float]) -> np.ndarray:
     return r @ np.diag(variances) @ r.T
 
 
-def refined_kernel(covariance: np.ndarray) -> SRKernel:
-    return SRKernel(gaussian_kernel(SIZE, covariance), 2, provenance={"refinement": {"applied": True}})
+def refined_kernel(covariance: np.ndarray, scored: str = "whole image") -> SRKernel:
+    return SRKernel(gaussian_kernel(SIZE, covariance), 2,
+                    provenance={"refinement": {"applied": True, "scored": scored}})
 
 
 def fake_noise(sigma: float):
@@ -37,11 +38,18 @@ def fake_noise(sigma: float):
     return estimate
 
 
-def fake_refit(covariance: np.ndarray, calls: list):
-    """A stand-in for the refit on the noisier image: always the Gaussian of ``covariance``."""
+def fake_refit(covariance: np.ndarray, calls: list, control: np.ndarray | None = None,
+               scored: tuple[str, ...] = ("whole image",)):
+    """A stand-in for the refits: the first call (the control, on the image as it is) gives the
+    Gaussian of ``control`` (default: the start kernel unchanged), the others (on the noisier
+    image) that of ``covariance``; each recorded as scoring ``scored[call]`` (the last repeats)."""
     def refit(kernel, rgb, scale, fit_noise=True, shape="kernel"):
         calls.append(rgb.shape)
-        return SRKernel(gaussian_kernel(SIZE, covariance), 2)
+        which = scored[min(len(calls) - 1, len(scored) - 1)]
+        if len(calls) == 1 and control is None:
+            return kernel.with_provenance(refinement={"scored": which})
+        return SRKernel(gaussian_kernel(SIZE, control if len(calls) == 1 else covariance), 2,
+                        provenance={"refinement": {"scored": which}})
     return refit
 
 
@@ -56,10 +64,56 @@ def test_the_measured_widening_is_extrapolated_to_zero_noise(monkeypatch, rng):
     image = rng.random((64, 64, 3))
     out = kg.noise_corrected(refined_kernel(rotated(30, (4.0, 1.0))), image, settings_for("default"), seed=0)
     record = out.provenance["noise_correction"]
-    assert record["applied"] and record["draws"] == kg.NOISE_CORRECTION_DRAWS == len(calls)
+    assert record["applied"] and record["draws"] == kg.NOISE_CORRECTION_DRAWS == len(calls) - 1
     assert sorted(record["log_scales"]) == pytest.approx([-0.05 / (math.sqrt(2) - 1), 0.0], abs=2e-3)
     assert np.allclose(out.covariance(), rotated(30, (4.0 * math.exp(-0.1 / (math.sqrt(2) - 1)), 1.0)), atol=0.02)
-    assert out.array.sum() == pytest.approx(1.0) and out.provenance["refinement"] == {"applied": True}
+    assert out.array.sum() == pytest.approx(1.0)
+    assert out.provenance["refinement"] == {"applied": True, "scored": "whole image"}
+    assert record["scored"] == {"refined": "whole image", "control": "whole image",
+                                "draws": ["whole image"] * kg.NOISE_CORRECTION_DRAWS}
+
+
+def test_the_widening_is_measured_against_the_control_refit(monkeypatch, rng):
+    # The control refit (no noise added, from the refined kernel) already widens the major axis by
+    # a log-scale of 0.1 and the noisy refits by 0.15: the noise's share is 0.05, extrapolated as
+    # above; a control that moves as much as the noisy refits leaves the kernel as it is.
+    refined = refined_kernel(rotated(30, (4.0, 1.0)))
+    for noisy, expected in ((0.15, -0.05 / (math.sqrt(2) - 1)), (0.1, 0.0)):
+        calls: list = []
+        monkeypatch.setattr(kg, "estimate_noise", fake_noise(3.0))
+        monkeypatch.setattr(kg, "refine_covariance", fake_refit(
+            rotated(30, (4.0 * math.exp(2 * noisy), 1.0)), calls, control=rotated(30, (4.0 * math.exp(0.2), 1.0))))
+        out = kg.noise_corrected(refined, rng.random((64, 64, 3)), settings_for("default"))
+        assert sorted(out.provenance["noise_correction"]["log_scales"]) == pytest.approx([expected, 0.0], abs=2e-3)
+        assert out.provenance["noise_correction"]["applied"] == (expected < 0)
+
+
+@pytest.mark.parametrize("scored", [("in-focus tiles", "whole image"), ("whole image", "in-focus tiles"),
+                                    ("whole image", "whole image", "in-focus tiles")])
+def test_no_correction_when_a_refit_scores_other_pixels(monkeypatch, rng, scored):
+    # The refined kernel scored the whole image; a refit (the control, or one noisy draw) that
+    # scores the in-focus tiles measures the switch, not the noise: nothing is corrected, however
+    # wide the noisy refits came out.
+    calls: list = []
+    monkeypatch.setattr(kg, "estimate_noise", fake_noise(3.0))
+    monkeypatch.setattr(kg, "refine_covariance", fake_refit(np.diag([8.0, 2.0]), calls, scored=scored))
+    refined = refined_kernel(np.diag([4.0, 1.0]))
+    out = kg.noise_corrected(refined, rng.random((64, 64, 3)), settings_for("default"))
+    record = out.provenance["noise_correction"]
+    assert np.array_equal(out.array, refined.array) and not record["applied"]
+    assert record["skipped"] == "a refit scored other pixels than the refinement"
+    assert "in-focus tiles" in [record["scored"]["control"], *record["scored"]["draws"]]
+
+
+def test_the_implausible_whole_image_fit_counts_as_the_in_focus_tiles(monkeypatch, rng):
+    # Both score the in-focus tiles (one after rejecting its whole-image fit): the same pixels.
+    calls: list = []
+    monkeypatch.setattr(kg, "estimate_noise", fake_noise(3.0))
+    monkeypatch.setattr(kg, "refine_covariance", fake_refit(
+        np.diag([4.0 * math.exp(0.1), 1.0]), calls, scored=("in-focus tiles (the whole-image fit was implausible)",)))
+    out = kg.noise_corrected(refined_kernel(np.diag([4.0, 1.0]), "in-focus tiles"), rng.random((64, 64, 3)),
+                             settings_for("default"))
+    assert out.provenance["noise_correction"]["applied"]
 
 
 def test_a_refit_that_narrows_changes_nothing(monkeypatch, rng):
@@ -93,7 +147,8 @@ def test_below_the_gate_nothing_is_refitted(monkeypatch, rng):
 
 
 def test_the_added_noise_has_the_fitted_sigma_per_channel(monkeypatch):
-    # The refit sees the image plus white noise of each channel's own fitted sigma (8-bit units).
+    # The control refit sees the image as it is, each noisy one the image plus white noise of each
+    # channel's own fitted sigma (8-bit units).
     seen: list = []
 
     def refit(kernel, rgb, scale, fit_noise=True, shape="kernel"):
@@ -103,9 +158,11 @@ def test_the_added_noise_has_the_fitted_sigma_per_channel(monkeypatch):
     monkeypatch.setattr(kg, "refine_covariance", refit)
     image = np.random.default_rng(3).uniform(0.3, 0.7, (400, 400, 3))
     kg.noise_corrected(refined_kernel(np.diag([2.0, 2.0])), image, settings_for("default"))
-    added = (seen[0] - kg.prepare_image(image, settings_for("default"))).reshape(-1, 3).std(axis=0) * 255.0
+    prepared = kg.prepare_image(image, settings_for("default"))
+    assert len(seen) == 1 + kg.NOISE_CORRECTION_DRAWS and np.array_equal(seen[0], prepared)  # the control
+    added = (seen[1] - prepared).reshape(-1, 3).std(axis=0) * 255.0
     assert added == pytest.approx([2.0, 3.0, 4.0], rel=0.01)
-    assert not np.array_equal(seen[0], seen[1])  # two draws
+    assert not np.array_equal(seen[1], seen[2])  # two draws
 
 
 @pytest.mark.slow

@@ -139,8 +139,12 @@ def noise_corrected(refined: SRKernel, rgb: np.ndarray, settings: KernelGANSetti
     scene with the prior's own spectrum it does not widen). The widening is measured on the image
     itself: ``refined`` is refitted on the image with white noise of its own fitted sigma added per
     channel (``NOISE_CORRECTION_DRAWS`` draws, covariances averaged), which takes sigma to
-    sqrt(2) sigma; with the widening in proportion to sigma, the fit at sigma 0 lies
-    1 / (sqrt(2) - 1) times that step below the fit at sigma (Richardson's extrapolation). Each
+    sqrt(2) sigma, and compared with a control refit on the image as it is, from the same start;
+    with the widening in proportion to sigma, the fit at sigma 0 lies 1 / (sqrt(2) - 1) times that
+    step below the fit at sigma (Richardson's extrapolation). When a refit scores other pixels
+    than ``refined``'s own fit did (the whole image where it scored the in-focus tiles, or the
+    reverse), nothing is corrected: the step would be that switch's, not the noise's (a clean
+    held-out photo was ruined that way before the control existed, 'noise-correction'). Each
     principal axis of ``refined`` is narrowed by it, never widened, by at most
     e^``MAX_NOISE_CORRECTION``. Only when the fitted sigma (8-bit units, over the rounding) is at
     least ``NOISE_CORRECTION_SIGMA``: below it the widening is within the fit's own scatter and
@@ -167,15 +171,27 @@ def noise_corrected(refined: SRKernel, rgb: np.ndarray, settings: KernelGANSetti
     channels = prepared.shape[2] if prepared.ndim == 3 else 1
     per_channel = noise["per_channel"] if len(noise["per_channel"]) == channels else [noise["sigma"]] * channels
     sigma = np.asarray(per_channel) / 255.0
-    start_kernel = SRKernel(refined.array, refined.scale)  # the refit starts from the refined kernel
-    covariances = []
+    # Every refit starts from the refined kernel. The refinement is not a fixed point from its own
+    # result (its tile evidence is scored against the kernel it starts from), so the widening is
+    # measured against a control: the same refit of the image without added noise.
+    start_kernel = SRKernel(refined.array, refined.scale)
+    control = refine_covariance(start_kernel, prepared, 2, fit_noise=fit_noise, shape=settings.shape)
+    refits = []
     for draw in range(NOISE_CORRECTION_DRAWS):
         rng = np.random.default_rng([NOISE_CORRECTION_SEED, seed, draw])
         noisier = prepared + rng.normal(size=prepared.shape) * sigma
-        refit = refine_covariance(start_kernel, noisier, 2, fit_noise=fit_noise, shape=settings.shape)
-        covariances.append(refit.covariance())
+        refits.append(refine_covariance(start_kernel, noisier, 2, fit_noise=fit_noise, shape=settings.shape))
+    scored = [scored_pixels(k) for k in (refined, control, *refits)]
+    record["scored"] = {"refined": scored[0], "control": scored[1], "draws": scored[2:]}
+    if any(whole_image(s) != whole_image(scored[0]) for s in scored[1:]):
+        # The refits read other pixels than the fit being corrected (the whole image against its
+        # in-focus tiles): what they measure is not that fit's widening by noise.
+        record.update(skipped="a refit scored other pixels than the refinement",
+                      seconds=round(time.perf_counter() - start, 3))
+        return refined.with_provenance(noise_correction=record)
     variances, axes = np.linalg.eigh(refined.covariance())
-    widened = np.einsum("ia,ij,ja->a", axes, np.mean(covariances, axis=0), axes) / variances
+    along = [np.einsum("ia,ij,ja->a", axes, c, axes) for c in (control.covariance(), *[r.covariance() for r in refits])]
+    widened = np.mean(along[1:], axis=0) / along[0]
     steps = 0.5 * np.log(widened)  # log-scale each axis took from sigma to sqrt(2) sigma
     log_scales = np.clip(-steps / (math.sqrt(2.0) - 1.0), -MAX_NOISE_CORRECTION, 0.0)
     record.update(draws=NOISE_CORRECTION_DRAWS, widening_log_scales=[round(float(v), 4) for v in steps],
@@ -188,6 +204,15 @@ def noise_corrected(refined: SRKernel, rgb: np.ndarray, settings: KernelGANSetti
     corrected = SRKernel.from_array(narrowed, refined.scale, order=1)
     record.update(applied=True, seconds=round(time.perf_counter() - start, 3))
     return corrected.with_provenance(**refined.provenance, noise_correction=record)
+
+
+def scored_pixels(kernel: SRKernel) -> str | None:
+    """What the refinement of ``kernel`` scored (``likelihood.refine_covariance``), if recorded."""
+    return kernel.provenance.get("refinement", {}).get("scored")
+
+
+def whole_image(scored: str | None) -> bool:
+    return scored == "whole image"
 
 
 def with_fitted_noise(kernel: SRKernel, rgb: np.ndarray, settings: KernelGANSettings) -> SRKernel:
