@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from zssr import native_bf16  # whether this CPU computes bf16 (what ZSSR's precision=auto reads)
 
@@ -223,6 +224,33 @@ def cached_estimate(entry, work: Path, stem: str, light: str = "encoded"):
                                  "confidence": (kernel.provenance.get("confidence") or {}).get("score"),
                                  "warnings": result.warnings})
     return load_kernel(kernel_paths(work, stem, 2)["npy"], 2), json.loads(record_path.read_text())
+
+
+# How the noise correction's refits were made (``kernelgan.noise_corrected``): a benchmark's cached
+# correction that refitted under another rule is made again from the kept uncorrected kernel.
+NOISE_REFIT_RULE = "against a control refit; none when a refit scores other pixels"
+
+
+def correction_current(cached: dict) -> bool:
+    """Whether a cached result's noise correction stands: it refitted nothing (its gate stayed
+    shut, or a JPEG), or it refitted under today's ``NOISE_REFIT_RULE``."""
+    return "draws" not in (cached.get("correction") or {}) or cached.get("refit_rule") == NOISE_REFIT_RULE
+
+
+def kept_kernel(path: Path, make):
+    """The kernel kept at ``path`` (``.npy``, its provenance beside it as ``.json``, both exactly as
+    made), or ``make()``'s, kept there first."""
+    from blindsr.kernel import SRKernel
+    from blindsr.outputs import write_json
+
+    sidecar = path.with_suffix(".json")
+    if path.exists() and sidecar.exists():
+        return SRKernel(np.load(path), 2, provenance=json.loads(sidecar.read_text()))
+    kernel = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, kernel.array)
+    write_json(sidecar, kernel.provenance)
+    return kernel
 
 
 @functools.lru_cache(maxsize=None)

@@ -182,7 +182,7 @@ def noise_corrected(refined: SRKernel, rgb: np.ndarray, settings: KernelGANSetti
         noisier = prepared + rng.normal(size=prepared.shape) * sigma
         refits.append(refine_covariance(start_kernel, noisier, 2, fit_noise=fit_noise, shape=settings.shape))
     scored = [scored_pixels(k) for k in (refined, control, *refits)]
-    record["scored"] = {"refined": scored[0], "control": scored[1], "draws": scored[2:]}
+    record.update(draws=NOISE_CORRECTION_DRAWS, scored={"refined": scored[0], "control": scored[1], "draws": scored[2:]})
     if any(whole_image(s) != whole_image(scored[0]) for s in scored[1:]):
         # The refits read other pixels than the fit being corrected (the whole image against its
         # in-focus tiles): what they measure is not that fit's widening by noise.
@@ -194,7 +194,7 @@ def noise_corrected(refined: SRKernel, rgb: np.ndarray, settings: KernelGANSetti
     widened = np.mean(along[1:], axis=0) / along[0]
     steps = 0.5 * np.log(widened)  # log-scale each axis took from sigma to sqrt(2) sigma
     log_scales = np.clip(-steps / (math.sqrt(2.0) - 1.0), -MAX_NOISE_CORRECTION, 0.0)
-    record.update(draws=NOISE_CORRECTION_DRAWS, widening_log_scales=[round(float(v), 4) for v in steps],
+    record.update(widening_log_scales=[round(float(v), 4) for v in steps],
                   log_scales=[round(float(v), 4) for v in log_scales])
     if not np.any(log_scales < 0):
         record["seconds"] = round(time.perf_counter() - start, 3)
