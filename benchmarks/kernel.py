@@ -200,7 +200,7 @@ def fitted_sigmas(found: list[dict]) -> str:
 
 
 def noise_response(data: Path, images: tuple[int, ...], sigmas: tuple[float, ...] = NOISE_SIGMAS,
-                   qualities: tuple[int, ...] = NOISE_QUALITIES) -> str:
+                   qualities: tuple[int, ...] = NOISE_QUALITIES, role: str = "tuning images") -> str:
     """The default estimate's refinement on each clean LR image with white noise of each sigma added,
     from the same unrefined KernelGAN kernel (made once on the clean image): what noise alone does
     to the refined kernel's axes (sigma_major, sigma_minor against the true kernel's), without and
@@ -249,13 +249,14 @@ def noise_response(data: Path, images: tuple[int, ...], sigmas: tuple[float, ...
                    f"{np.mean([f[axis] for f in found]):.3f} ({max(f[axis] for f in found):.3f})"
                    for axis in ("major", "minor")}}
                for (label, variant), found in by_sigma.items()]
-    return (f"BSD100RK x2 images {images[0]}-{images[-1]} (tuning images), their true kernels. The default "
+    return (f"BSD100RK x2 images {images[0]}-{images[-1]} ({role}), their true kernels. The default "
             "preset's KernelGAN runs (seed 0) on the clean LR image, combined but not refined, once per image; "
             "then the default refinement of that kernel on the LR image with white Gaussian noise of each sigma "
             "(8-bit units) added and rounded to 8 bits, or the clean one JPEG-compressed (Pillow, 4:2:0) at "
             f"quality {' and '.join(str(q) for q in qualities)} ('refined', without the noise correction), and that "
-            "refined kernel with the default's noise correction ('corrected': narrowed by the widening measured "
-            f"with the image's fitted noise doubled, when that sigma is at least {NOISE_CORRECTION_SIGMA:g}; "
+            "refined kernel with the noise correction ('corrected': narrowed by the widening measured "
+            "with the image's fitted noise doubled, against a refit without added noise, when that sigma is at "
+            f"least {NOISE_CORRECTION_SIGMA:g} and every refit scored the pixels the refinement did; "
             "kernelgan.noise_corrected). So the KernelGAN kernel is the same in every column and only the "
             "refinement sees the noise. Axes: the kernel's principal standard deviations over the true kernel's."
             "\n\n" + markdown_table(summary, list(summary[0]))
@@ -312,6 +313,10 @@ def main() -> None:
     if "noise" in parts:
         write_section("kernel-noise", "KernelGAN: the refinement under noise (tuning images)",
                       noise_response(args.data, tuple(range(1, 11))), "bench-kernel")
+    if "noise-report" in parts:
+        write_section("kernel-noise-report", "KernelGAN: the refinement under noise (held-out images)",
+                      noise_response(args.data, tuple(range(41, 61)), role="held out: no choice touched them"),
+                      "bench-kernel")
     if "width" in parts:
         write_section("kernel-width", "KernelGAN: width response",
                       width_response(args.data, (3, 9), (0.7, 1.0, 1.4, 2.0)), "bench-kernel")
