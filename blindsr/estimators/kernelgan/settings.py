@@ -69,12 +69,14 @@ class KernelGANSettings:
     # vote, and a new set trained when none is left (blindsr.estimators.kernelgan.unphysical).
     drop_collapsed: bool = False
     # One image's refined kernel narrowed by the widening that noise alone causes in the refinement,
-    # measured on the image with its own noise doubled (``kernelgan.noise_corrected``); only on an
-    # image whose fitted noise sigma is at least ``NOISE_CORRECTION_SIGMA`` and that shows no JPEG
-    # quantisation. Off in every preset: it raised kernel PSNR on the noisy tuning images ('kernel-noise',
-    # 'jpeg-noise-shot' scenes 1-10), but on held-out BSD100RK 21-100 it narrowed three clean
-    # photos' kernels (their grain fits as noise) and ruined one (im_23: LR-PSNR 40.74 -> 32.91 dB,
-    # docs/BENCHMARKS.md 'noise-correction'). An option for studies: ``estimator.noise_correction=true``.
+    # measured on the image with its own noise doubled against a refit without it
+    # (``kernelgan.noise_corrected``); only on an image whose fitted noise sigma is at least
+    # ``NOISE_CORRECTION_SIGMA``, that shows no JPEG quantisation, and whose refits score the pixels
+    # the refinement did. Off in every preset: it raised kernel PSNR and SRMD on the noisy tuning
+    # images ('kernel-noise', 'jpeg-noise-shot' scenes 1-10) and harmed no held-out photo of
+    # 'noise-correction' by more than 0.32 dB of LR-PSNR, but on held-out BSD100RK 41-60 with noise it
+    # narrowed two kernels far too much (im_54: kernel PSNR -12 dB at sigma 6; docs/BENCHMARKS.md
+    # 'kernel-noise-report'). An option for studies: ``estimator.noise_correction=true``.
     noise_correction: bool = False
     # A group's joint estimate (``batch kernel_scope=folder|camera``): its runs' iterations (the
     # loss-weight and learning-rate schedules compressed in proportion) and their number; None:
