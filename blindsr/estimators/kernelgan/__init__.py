@@ -212,6 +212,7 @@ def scored_pixels(kernel: SRKernel) -> str | None:
 
 
 def whole_image(scored: str | None) -> bool:
+    """Whether a refinement that scored ``scored`` read the whole image (else its in-focus tiles)."""
     return scored == "whole image"
 
 
