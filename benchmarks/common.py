@@ -228,7 +228,7 @@ def cached_estimate(entry, work: Path, stem: str, light: str = "encoded"):
 
 # How the noise correction's refits were made (``kernelgan.noise_corrected``): a benchmark's cached
 # correction that refitted under another rule is made again from the kept uncorrected kernel.
-NOISE_REFIT_RULE = "against a control refit; none when a refit scores other pixels"
+NOISE_REFIT_RULE = "against a control refit; none when a refit scores other pixels; two levels, in proportion"
 
 
 def correction_current(cached: dict) -> bool:

@@ -39,18 +39,35 @@ def fake_noise(sigma: float):
 
 
 def fake_refit(covariance: np.ndarray, calls: list, control: np.ndarray | None = None,
-               scored: tuple[str, ...] = ("whole image",)):
+               scored: tuple[str, ...] = ("whole image",), second: np.ndarray | None = None):
     """A stand-in for the refits: the first call (the control, on the image as it is) gives the
-    Gaussian of ``control`` (default: the start kernel unchanged), the others (on the noisier
-    image) that of ``covariance``; each recorded as scoring ``scored[call]`` (the last repeats)."""
+    Gaussian of ``control`` (default: the start kernel unchanged), the first level's draws (noise
+    sigma sqrt 2 times the image's) that of ``covariance``, the second level's (sqrt 3 times) that
+    of ``second`` (default: the first level's widening, grown in proportion to sigma); each
+    recorded as scoring ``scored[call]`` (the last repeats)."""
     def refit(kernel, rgb, scale, fit_noise=True, shape="kernel"):
         calls.append(rgb.shape)
         which = scored[min(len(calls) - 1, len(scored) - 1)]
-        if len(calls) == 1 and control is None:
-            return kernel.with_provenance(refinement={"scored": which})
-        return SRKernel(gaussian_kernel(SIZE, control if len(calls) == 1 else covariance), 2,
-                        provenance={"refinement": {"scored": which}})
+        if len(calls) == 1:
+            if control is None:
+                return kernel.with_provenance(refinement={"scored": which})
+            chosen = control
+        elif len(calls) <= 1 + kg.NOISE_CORRECTION_DRAWS:
+            chosen = covariance
+        else:
+            chosen = second if second is not None else proportional(kernel.covariance() if control is None
+                                                                    else control, covariance)
+        return SRKernel(gaussian_kernel(SIZE, chosen), 2, provenance={"refinement": {"scored": which}})
     return refit
+
+
+def proportional(start: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """The covariance at sqrt(3) sigma when ``start`` widened to ``first`` at sqrt(2) sigma in
+    proportion to sigma (each log-scale grown by (sqrt 3 - 1) / (sqrt 2 - 1)), along ``start``'s axes."""
+    variances, axes = np.linalg.eigh(start)
+    along = np.einsum("ia,ij,ja->a", axes, first, axes)
+    grown = variances * (along / variances) ** ((math.sqrt(3) - 1) / (math.sqrt(2) - 1))
+    return axes @ np.diag(grown) @ axes.T
 
 
 def test_the_measured_widening_is_extrapolated_to_zero_noise(monkeypatch, rng):
@@ -64,13 +81,14 @@ def test_the_measured_widening_is_extrapolated_to_zero_noise(monkeypatch, rng):
     image = rng.random((64, 64, 3))
     out = kg.noise_corrected(refined_kernel(rotated(30, (4.0, 1.0))), image, settings_for("default"), seed=0)
     record = out.provenance["noise_correction"]
-    assert record["applied"] and record["draws"] == kg.NOISE_CORRECTION_DRAWS == len(calls) - 1
+    assert record["applied"] and len(calls) == 1 + len(kg.NOISE_CORRECTION_LEVELS) * kg.NOISE_CORRECTION_DRAWS
     assert sorted(record["log_scales"]) == pytest.approx([-0.05 / (math.sqrt(2) - 1), 0.0], abs=2e-3)
     assert np.allclose(out.covariance(), rotated(30, (4.0 * math.exp(-0.1 / (math.sqrt(2) - 1)), 1.0)), atol=0.02)
     assert out.array.sum() == pytest.approx(1.0)
     assert out.provenance["refinement"] == {"applied": True, "scored": "whole image"}
     assert record["scored"] == {"refined": "whole image", "control": "whole image",
-                                "draws": ["whole image"] * kg.NOISE_CORRECTION_DRAWS}
+                                "draws": ["whole image"] * (len(calls) - 1)}
+    assert record["linear"] == [True, True] or sorted(record["log_scales"])[1] == 0.0
 
 
 def test_the_widening_is_measured_against_the_control_refit(monkeypatch, rng):
@@ -86,6 +104,24 @@ def test_the_widening_is_measured_against_the_control_refit(monkeypatch, rng):
         out = kg.noise_corrected(refined, rng.random((64, 64, 3)), settings_for("default"))
         assert sorted(out.provenance["noise_correction"]["log_scales"]) == pytest.approx([expected, 0.0], abs=2e-3)
         assert out.provenance["noise_correction"]["applied"] == (expected < 0)
+
+
+@pytest.mark.parametrize("second_log_scale", [0.05, 0.05 + 2.5 * 0.05 * (math.sqrt(3) - math.sqrt(2)) / (math.sqrt(2) - 1)])
+def test_no_correction_where_the_widening_is_not_in_proportion_to_sigma(monkeypatch, rng, second_log_scale):
+    # The major axis widens by a log-scale of 0.05 at sqrt(2) sigma; at sqrt(3) sigma either not
+    # at all further (the second slope 0) or 2.5 times faster than over the first step: the
+    # extrapolation would rest on a widening that is not in proportion to sigma, so that axis is
+    # left alone (the minor axis does not widen: nothing to correct there either).
+    calls: list = []
+    monkeypatch.setattr(kg, "estimate_noise", fake_noise(3.0))
+    monkeypatch.setattr(kg, "refine_covariance", fake_refit(
+        np.diag([4.0 * math.exp(0.1), 1.0]), calls, second=np.diag([4.0 * math.exp(2 * second_log_scale), 1.0])))
+    refined = refined_kernel(np.diag([4.0, 1.0]))
+    out = kg.noise_corrected(refined, rng.random((64, 64, 3)), settings_for("default"))
+    record = out.provenance["noise_correction"]
+    assert np.array_equal(out.array, refined.array) and not record["applied"]
+    assert record["linear"] == [False, False] and record["log_scales"] == [0.0, 0.0]
+    assert max(record["widening_log_scales"][1]) == pytest.approx(second_log_scale, abs=1e-3)
 
 
 @pytest.mark.parametrize("scored", [("in-focus tiles", "whole image"), ("whole image", "in-focus tiles"),
@@ -148,7 +184,7 @@ def test_below_the_gate_nothing_is_refitted(monkeypatch, rng):
 
 def test_the_added_noise_has_the_fitted_sigma_per_channel(monkeypatch):
     # The control refit sees the image as it is, each noisy one the image plus white noise of each
-    # channel's own fitted sigma (8-bit units).
+    # channel's own fitted sigma (8-bit units), times 1 and sqrt(2) for the two levels.
     seen: list = []
 
     def refit(kernel, rgb, scale, fit_noise=True, shape="kernel"):
@@ -159,10 +195,12 @@ def test_the_added_noise_has_the_fitted_sigma_per_channel(monkeypatch):
     image = np.random.default_rng(3).uniform(0.3, 0.7, (400, 400, 3))
     kg.noise_corrected(refined_kernel(np.diag([2.0, 2.0])), image, settings_for("default"))
     prepared = kg.prepare_image(image, settings_for("default"))
-    assert len(seen) == 1 + kg.NOISE_CORRECTION_DRAWS and np.array_equal(seen[0], prepared)  # the control
-    added = (seen[1] - prepared).reshape(-1, 3).std(axis=0) * 255.0
-    assert added == pytest.approx([2.0, 3.0, 4.0], rel=0.01)
-    assert not np.array_equal(seen[1], seen[2])  # two draws
+    assert len(seen) == 1 + 2 * kg.NOISE_CORRECTION_DRAWS and np.array_equal(seen[0], prepared)  # the control
+    for call, factor in ((1, 1.0), (2, 1.0), (3, math.sqrt(2)), (4, math.sqrt(2))):
+        # sqrt(2) then sqrt(3) times the image's sigma in all: sigma, then sqrt(2) sigma added
+        added = (seen[call] - prepared).reshape(-1, 3).std(axis=0) * 255.0
+        assert added == pytest.approx([2.0 * factor, 3.0 * factor, 4.0 * factor], rel=0.01)
+    assert not np.array_equal(seen[1], seen[2]) and not np.array_equal(seen[3], seen[4])  # two draws each
 
 
 @pytest.mark.slow

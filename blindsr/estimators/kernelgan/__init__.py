@@ -44,11 +44,15 @@ MAX_NEGATIVE_SHARE = 0.25
 MAX_EDGE_SHARE = 0.25
 EDGE_WIDTH = 2
 # ``noise_corrected``: from this fitted noise sigma (8-bit units) on, the refinement's widening by
-# the image's noise is measured with NOISE_CORRECTION_DRAWS draws of it and taken off, by at most
-# e^MAX_NOISE_CORRECTION per axis (docs/BENCHMARKS.md, 'kernel-noise'). The clean tuning images
-# fit up to 1.2 (film grain, scanning), noise of sigma 1.5 fits 1.5-1.8.
+# the image's noise is measured with NOISE_CORRECTION_DRAWS draws at each of NOISE_CORRECTION_LEVELS
+# (the refits' noise sigma in multiples of the image's) and taken off, by at most
+# e^MAX_NOISE_CORRECTION per axis, where the two levels' slopes agree within a factor of
+# NOISE_LINEARITY (docs/BENCHMARKS.md, 'kernel-noise'). The clean tuning images fit up to 1.2 (film
+# grain, scanning), noise of sigma 1.5 fits 1.5-1.8.
 NOISE_CORRECTION_SIGMA = 1.5
 NOISE_CORRECTION_DRAWS = 2
+NOISE_CORRECTION_LEVELS = (math.sqrt(2.0), math.sqrt(3.0))
+NOISE_LINEARITY = 2.0
 NOISE_CORRECTION_SEED = 7919
 MAX_NOISE_CORRECTION = 0.5
 # Too little texture to estimate a blur: fewer informative tiles than this (count, or share).
@@ -141,7 +145,11 @@ def noise_corrected(refined: SRKernel, rgb: np.ndarray, settings: KernelGANSetti
     channel (``NOISE_CORRECTION_DRAWS`` draws, covariances averaged), which takes sigma to
     sqrt(2) sigma, and compared with a control refit on the image as it is, from the same start;
     with the widening in proportion to sigma, the fit at sigma 0 lies 1 / (sqrt(2) - 1) times that
-    step below the fit at sigma (Richardson's extrapolation). When a refit scores other pixels
+    step below the fit at sigma (Richardson's extrapolation). That proportion is checked with two
+    more draws at sqrt(3) sigma: an axis is narrowed only where the slope from sqrt(2) to sqrt(3)
+    sigma is positive and within a factor of ``NOISE_LINEARITY`` of the first (on a held-out photo
+    whose fit jumped between two noise levels, the extrapolation narrowed the kernel to 0.55 of its
+    width, 'kernel-noise-report'). When a refit scores other pixels
     than ``refined``'s own fit did (the whole image where it scored the in-focus tiles, or the
     reverse), nothing is corrected: the step would be that switch's, not the noise's (a clean
     held-out photo was ruined that way before the control existed, 'noise-correction'). Each
@@ -176,13 +184,15 @@ def noise_corrected(refined: SRKernel, rgb: np.ndarray, settings: KernelGANSetti
     # measured against a control: the same refit of the image without added noise.
     start_kernel = SRKernel(refined.array, refined.scale)
     control = refine_covariance(start_kernel, prepared, 2, fit_noise=fit_noise, shape=settings.shape)
-    refits = []
-    for draw in range(NOISE_CORRECTION_DRAWS):
-        rng = np.random.default_rng([NOISE_CORRECTION_SEED, seed, draw])
-        noisier = prepared + rng.normal(size=prepared.shape) * sigma
-        refits.append(refine_covariance(start_kernel, noisier, 2, fit_noise=fit_noise, shape=settings.shape))
+    refits = []  # by level, then draw
+    for level, factor in enumerate(NOISE_CORRECTION_LEVELS):
+        for draw in range(NOISE_CORRECTION_DRAWS):
+            rng = np.random.default_rng([NOISE_CORRECTION_SEED, seed, draw] + [level] * (level > 0))
+            noisier = prepared + rng.normal(size=prepared.shape) * sigma * math.sqrt(factor ** 2 - 1.0)
+            refits.append(refine_covariance(start_kernel, noisier, 2, fit_noise=fit_noise, shape=settings.shape))
     scored = [scored_pixels(k) for k in (refined, control, *refits)]
-    record.update(draws=NOISE_CORRECTION_DRAWS, scored={"refined": scored[0], "control": scored[1], "draws": scored[2:]})
+    record.update(draws=NOISE_CORRECTION_DRAWS, levels=[round(v, 4) for v in NOISE_CORRECTION_LEVELS],
+                  scored={"refined": scored[0], "control": scored[1], "draws": scored[2:]})
     if any(whole_image(s) != whole_image(scored[0]) for s in scored[1:]):
         # The refits read other pixels than the fit being corrected (the whole image against its
         # in-focus tiles): what they measure is not that fit's widening by noise.
@@ -190,12 +200,20 @@ def noise_corrected(refined: SRKernel, rgb: np.ndarray, settings: KernelGANSetti
                       seconds=round(time.perf_counter() - start, 3))
         return refined.with_provenance(noise_correction=record)
     variances, axes = np.linalg.eigh(refined.covariance())
-    along = [np.einsum("ia,ij,ja->a", axes, c, axes) for c in (control.covariance(), *[r.covariance() for r in refits])]
-    widened = np.mean(along[1:], axis=0) / along[0]
-    steps = 0.5 * np.log(widened)  # log-scale each axis took from sigma to sqrt(2) sigma
-    log_scales = np.clip(-steps / (math.sqrt(2.0) - 1.0), -MAX_NOISE_CORRECTION, 0.0)
-    record.update(widening_log_scales=[round(float(v), 4) for v in steps],
-                  log_scales=[round(float(v), 4) for v in log_scales])
+    along = np.array([np.einsum("ia,ij,ja->a", axes, k.covariance(), axes) for k in (control, *refits)])
+    # Log-scale each axis took from sigma to each level (draws averaged), and the widening's slope
+    # per unit of sigma before the first level and between the two.
+    steps = 0.5 * np.log(along[1:].reshape(len(NOISE_CORRECTION_LEVELS), NOISE_CORRECTION_DRAWS, 2).mean(axis=1)
+                         / along[0])
+    levels = np.array((1.0, *NOISE_CORRECTION_LEVELS))
+    slopes = np.diff(np.vstack([np.zeros(2), steps]), axis=0) / np.diff(levels)[:, None]
+    # Richardson's extrapolation takes the widening as proportional to sigma: only where both
+    # slopes are positive and agree. A widening that jumps at some noise level (the fit switching
+    # between two readings of the scene) would be extrapolated far past it.
+    linear = (slopes.min(axis=0) > 0) & (slopes.max(axis=0) <= NOISE_LINEARITY * slopes.min(axis=0))
+    log_scales = np.where(linear, np.clip(-slopes[0], -MAX_NOISE_CORRECTION, 0.0), 0.0)
+    record.update(widening_log_scales=[[round(float(v), 4) for v in level] for level in steps],
+                  linear=[bool(v) for v in linear], log_scales=[round(float(v), 4) for v in log_scales])
     if not np.any(log_scales < 0):
         record["seconds"] = round(time.perf_counter() - start, 3)
         return refined.with_provenance(noise_correction=record)
