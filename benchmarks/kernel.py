@@ -317,6 +317,10 @@ def main() -> None:
         write_section("kernel-noise-report", "KernelGAN: the refinement under noise (held-out images)",
                       noise_response(args.data, tuple(range(41, 61)), role="held out: no choice touched them"),
                       "bench-kernel")
+    if "noise-report-61" in parts:
+        write_section("kernel-noise-report-61", "KernelGAN: the refinement under noise (held-out images 61-80)",
+                      noise_response(args.data, tuple(range(61, 81)), role="held out: no choice touched them"),
+                      "bench-kernel")
     if "width" in parts:
         write_section("kernel-width", "KernelGAN: width response",
                       width_response(args.data, (3, 9), (0.7, 1.0, 1.4, 2.0)), "bench-kernel")
