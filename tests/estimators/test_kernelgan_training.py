@@ -229,6 +229,7 @@ def test_prepared_image_is_a_view_of_the_shaved_even_interior(rng):
 
 def test_presets():
     assert settings_for("paper").iterations == 3000
+    assert settings_for("default").noise_correction and not settings_for("paper").noise_correction
     assert settings_for("paper", {"iterations": 10}).iterations == 10
     with pytest.raises(KeyError):
         settings_for("nope")
