@@ -24,6 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from blindsr.estimators.kernelgan import PIXELS_SWITCHED  # noqa: E402
 from blindsr.tables import markdown_table, mean_p10_worst, mean_worst  # noqa: E402
 
 VARIANTS = ("uncorrected", "corrected")
@@ -57,7 +58,8 @@ def scores(entry, work: Path) -> dict:
         return kernel
 
     plain = kept_kernel(work / f"{entry.name}_uncorrected.npy", estimate)
-    seconds = timed.get("seconds", cached["seconds"] if cached else None)
+    # A kept kernel without its result (a run stopped in between): the estimator's own timing.
+    seconds = timed.get("seconds", cached["seconds"] if cached else plain.provenance.get("seconds"))
     corrected = noise_corrected(plain, lr, estimator.settings, seed=0)
     result = {"seconds": seconds, "correction": corrected.provenance.get("noise_correction"),
               "fallback": "fallback" in plain.provenance, "refit_rule": NOISE_REFIT_RULE}
@@ -90,7 +92,7 @@ def summary(label: str, names: list[str], found: list[dict]) -> tuple[list[dict]
     records = [r["correction"] or {} for r in found]
     fitted = [c["sigma"] for c in records if "sigma" in c]
     gate = sum(c["sigma"] >= c["threshold"] for c in records if "sigma" in c)
-    switched = sum(c.get("skipped") == "a refit scored other pixels than the refinement" for c in records)
+    switched = sum(c.get("skipped") == PIXELS_SWITCHED for c in records)
     jpegs = sum(c.get("skipped", "").startswith("JPEG") for c in records)
     fallbacks = sum(r["fallback"] for r in found)
     scored = (f"the gate opened on {gate} of the {len(fitted)} others (their fitted sigma mean {np.mean(fitted):.2f})"

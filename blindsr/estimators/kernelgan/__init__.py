@@ -55,6 +55,7 @@ NOISE_CORRECTION_LEVELS = (math.sqrt(2.0), math.sqrt(3.0))
 NOISE_LINEARITY = 2.0
 NOISE_CORRECTION_SEED = 7919
 MAX_NOISE_CORRECTION = 0.5
+PIXELS_SWITCHED = "a refit scored other pixels than the refinement"  # ``noise_corrected``'s skip reason
 # Too little texture to estimate a blur: fewer informative tiles than this (count, or share).
 MIN_TEXTURED_TILES = 2
 MIN_TEXTURED_SHARE = 0.1
@@ -196,7 +197,7 @@ def noise_corrected(refined: SRKernel, rgb: np.ndarray, settings: KernelGANSetti
     if any(whole_image(s) != whole_image(scored[0]) for s in scored[1:]):
         # The refits read other pixels than the fit being corrected (the whole image against its
         # in-focus tiles): what they measure is not that fit's widening by noise.
-        record.update(skipped="a refit scored other pixels than the refinement",
+        record.update(skipped=PIXELS_SWITCHED,
                       seconds=round(time.perf_counter() - start, 3))
         return refined.with_provenance(noise_correction=record)
     variances, axes = np.linalg.eigh(refined.covariance())
