@@ -188,6 +188,7 @@ def noise_corrected(refined: SRKernel, rgb: np.ndarray, settings: KernelGANSetti
     refits = []  # by level, then draw
     for level, factor in enumerate(NOISE_CORRECTION_LEVELS):
         for draw in range(NOISE_CORRECTION_DRAWS):
+            # The first level's draws are seeded as they were before there was a second level.
             rng = np.random.default_rng([NOISE_CORRECTION_SEED, seed, draw] + [level] * (level > 0))
             noisier = prepared + rng.normal(size=prepared.shape) * sigma * math.sqrt(factor ** 2 - 1.0)
             refits.append(refine_covariance(start_kernel, noisier, 2, fit_noise=fit_noise, shape=settings.shape))
@@ -200,7 +201,7 @@ def noise_corrected(refined: SRKernel, rgb: np.ndarray, settings: KernelGANSetti
         record.update(skipped=PIXELS_SWITCHED,
                       seconds=round(time.perf_counter() - start, 3))
         return refined.with_provenance(noise_correction=record)
-    variances, axes = np.linalg.eigh(refined.covariance())
+    axes = np.linalg.eigh(refined.covariance())[1]  # the refined kernel's principal axes
     along = np.array([np.einsum("ia,ij,ja->a", axes, k.covariance(), axes) for k in (control, *refits)])
     # Log-scale each axis took from sigma to each level (draws averaged), and the widening's slope
     # per unit of sigma before the first level and between the two.
