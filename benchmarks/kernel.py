@@ -199,6 +199,18 @@ def fitted_sigmas(found: list[dict]) -> str:
     return text + (f", {skipped} JPEG skipped" if skipped else "")
 
 
+# --parts name -> (section, title, BSD100RK images, their role in the noise correction's choices)
+NOISE_PARTS = {
+    "noise": ("kernel-noise", "tuning images", range(1, 11), "tuning images"),
+    "noise-report": ("kernel-noise-report", "held-out images", range(41, 61), (
+        "held out; the noise correction's check that the widening grows in proportion to "
+        "sigma was added after it failed on two of them here, so they no longer decide it: "
+        "images 61-80 do, 'kernel-noise-report-61'")),
+    "noise-report-61": ("kernel-noise-report-61", "held-out images 61-80", range(61, 81),
+                        "held out: no choice touched them"),
+}
+
+
 def noise_response(data: Path, images: tuple[int, ...], sigmas: tuple[float, ...] = NOISE_SIGMAS,
                    qualities: tuple[int, ...] = NOISE_QUALITIES, role: str = "tuning images") -> str:
     """The default estimate's refinement on each clean LR image with white noise of each sigma added,
@@ -310,20 +322,10 @@ def main() -> None:
     if "spread" in parts:
         write_section("kernel-spread", "KernelGAN: run-to-run spread",
                       spread(args.data, args.spread_images, args.seeds, default_rows), "bench-kernel")
-    if "noise" in parts:
-        write_section("kernel-noise", "KernelGAN: the refinement under noise (tuning images)",
-                      noise_response(args.data, tuple(range(1, 11))), "bench-kernel")
-    if "noise-report" in parts:
-        write_section("kernel-noise-report", "KernelGAN: the refinement under noise (held-out images)",
-                      noise_response(args.data, tuple(range(41, 61)), role=(
-                          "held out; the noise correction's check that the widening grows in proportion to "
-                          "sigma was added after it failed on two of them here, so they no longer decide it: "
-                          "images 61-80 do, 'kernel-noise-report-61'")),
-                      "bench-kernel")
-    if "noise-report-61" in parts:
-        write_section("kernel-noise-report-61", "KernelGAN: the refinement under noise (held-out images 61-80)",
-                      noise_response(args.data, tuple(range(61, 81)), role="held out: no choice touched them"),
-                      "bench-kernel")
+    for part, (name, title, images, role) in NOISE_PARTS.items():
+        if part in parts:
+            write_section(name, f"KernelGAN: the refinement under noise ({title})",
+                          noise_response(args.data, tuple(images), role=role), "bench-kernel")
     if "width" in parts:
         write_section("kernel-width", "KernelGAN: width response",
                       width_response(args.data, (3, 9), (0.7, 1.0, 1.4, 2.0)), "bench-kernel")
