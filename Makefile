@@ -36,6 +36,7 @@
 #   make bench-robust-tune  the refinement's narrow-kernel settings and the bicubic kernel's likelihood, tuning images only
 #   make bench-robust-shape  held-out images: narrow estimates handed over as Gaussians, against KernelGAN's shape
 #   make bench-robust-focus  tuning images: the rule for scoring only the in-focus tiles, before and now
+#   make bench-refinement-fallback  tuning images: the bicubic kernel or the unrefined estimate when only the refinement is untrusted
 #   make bench-robust-focus-camera  the same rules on the one-camera tuning sets, clean and noisy
 #   make bench-table1    the paper's Table 1 on BSD100RK (x2, x4) and the pipeline on the real photos
 #   make bench-camera    one kernel per camera (per-image vs averaged vs joint) and blind noise for SRMD
@@ -80,7 +81,7 @@ KEPT_BEFORE ?= 5ecdc1c
 BEFORE ?= d5a51cf
 AFTER ?= HEAD
 
-.PHONY: install test test-fast demo bench-kernel bench-speed bench-speed-x4 bench-speed-allocator bench-speed-avx2 bench-speed-bf16 bench-zssr bench-srmd bench-memory bench-table1 bench-cuda bench-batch bench-handoff bench-hashes bench-kernel-budget bench-kernel-split bench-kernel-split-report bench-kernel-faster bench-kernel-tiles bench-kernel-kept bench-kernel-shake bench-kernel-phone bench-kernel-phone-tune bench-kernel-sharp bench-kernel-sharp-tune bench-sharpening-tune bench-sharpening-report bench-light-tune bench-light-report bench-robust bench-robust-tune bench-robust-shape bench-robust-focus bench-robust-focus-camera bench-camera bench-camera-zssr bench-camera-budgets bench-camera-handoff bench-jpeg-noise bench-jpeg-noise-study bench-jpeg-noise-hard bench-jpeg-noise-zssr bench-jpeg-noise-shot batch eval report clean
+.PHONY: install test test-fast demo bench-kernel bench-speed bench-speed-x4 bench-speed-allocator bench-speed-avx2 bench-speed-bf16 bench-zssr bench-srmd bench-memory bench-table1 bench-cuda bench-batch bench-handoff bench-hashes bench-kernel-budget bench-kernel-split bench-kernel-split-report bench-kernel-faster bench-kernel-tiles bench-kernel-kept bench-kernel-shake bench-kernel-phone bench-kernel-phone-tune bench-kernel-sharp bench-kernel-sharp-tune bench-sharpening-tune bench-sharpening-report bench-light-tune bench-light-report bench-robust bench-robust-tune bench-robust-shape bench-robust-focus bench-refinement-fallback bench-robust-focus-camera bench-camera bench-camera-zssr bench-camera-budgets bench-camera-handoff bench-jpeg-noise bench-jpeg-noise-study bench-jpeg-noise-hard bench-jpeg-noise-zssr bench-jpeg-noise-shot batch eval report clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
@@ -258,6 +259,10 @@ bench-robust-shape: $(STAMP)
 bench-robust-focus: $(STAMP)
 	$(BIN)/python -m benchmarks.hard_set --shared $(SHARED)/data --output hard_set
 	$(BIN)/python -m benchmarks.robust --data $(DATA) --focus-study hard_set
+
+bench-refinement-fallback: $(STAMP)
+	$(BIN)/python -m benchmarks.hard_set --shared $(SHARED)/data --output hard_set
+	$(BIN)/python -m benchmarks.refinement_fallback --data $(DATA) --hard-set hard_set
 
 # The one-camera tuning sets are made by benchmarks/camera.py (bench-camera makes them; so does this).
 bench-robust-focus-camera: $(STAMP)

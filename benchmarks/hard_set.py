@@ -51,6 +51,10 @@ protocol kernels applied to their linear light (sRGB-decoded, blurred and sample
 ``linear_tune_plain/`` (seed + 10), the same images and kernels blurred as the protocol does, on
 the encoded values, so the two differ by where the blur acted alone; a fourteenth, ``linear/``
 (reporting only, seed + 11), makes ``linear_tune/``'s kind from BSD100RK HR images 81-100.
+A fifteenth, ``sky_tune/`` (tuning only, seed + 12), edits BSD100RK HR images 1-20 by the sky
+variants alone (``sky_jpeg``, ``sky``, ``sky_noise`` in turn), and a sixteenth,
+``urban_sky_tune/`` (tuning only, seed + 13), Urban100RK HR images 1-8 likewise: skies and walls
+over buildings, JPEG among them, the scenes on which the refinement can run to its bound.
 
     python -m benchmarks.hard_set --shared ../shared/data --output hard_set [--seed 4004]
 """
@@ -75,6 +79,7 @@ from blindsr.light import decode, encode
 from blindsr.outputs import atomic_write_bytes, write_json
 
 VARIANTS = ("defocus_disk", "defocus_gauss", "sky", "defocus_jpeg", "sky_jpeg", "defocus_noise", "sky_noise")
+SKY_VARIANTS = ("sky_jpeg", "sky", "sky_noise")
 NARROW_EIGEN_RANGE = (0.6, 1.0)
 SHAKE = "shake"  # a part's kernels: hand shake (``shake_kernels``) instead of a protocol eigenvalue range
 # Source set, its HR image numbers, seed offset, variants (cyclically), kernel eigenvalue range (or SHAKE).
@@ -91,7 +96,11 @@ PARTS = {"tune": ("BSD100RK", range(1, 21), 0, VARIANTS, DIV2KRK_EIGEN_RANGE),
          "sharp_tune_plain": ("BSD100RK", range(1, 21), 8, ("unsharpened",), DIV2KRK_EIGEN_RANGE),
          "linear_tune": ("BSD100RK", range(1, 21), 10, ("linear",), DIV2KRK_EIGEN_RANGE),
          "linear_tune_plain": ("BSD100RK", range(1, 21), 10, ("plain",), DIV2KRK_EIGEN_RANGE),
-         "linear": ("BSD100RK", range(81, 101), 11, ("linear",), DIV2KRK_EIGEN_RANGE)}
+         "linear": ("BSD100RK", range(81, 101), 11, ("linear",), DIV2KRK_EIGEN_RANGE),
+         # Skies and walls only, JPEG among them: the scenes on which the refinement can run to its
+         # bound (its fallback rule is chosen on these, benchmarks/refinement_fallback.py).
+         "sky_tune": ("BSD100RK", range(1, 21), 12, SKY_VARIANTS, DIV2KRK_EIGEN_RANGE),
+         "urban_sky_tune": ("Urban100RK", range(1, 9), 13, SKY_VARIANTS, DIV2KRK_EIGEN_RANGE)}
 SCALES = (2, 4)
 REPORT_PARTS = ("report", "shake", "phone", "sharp", "linear")  # never used for a choice
 DISK_RADIUS = (3.0, 12.0)

@@ -54,3 +54,16 @@ def assess(provenance: dict[str, Any], reasons: list[str]) -> dict[str, Any]:
     return {"score": round(score, 4), "level": level, "factors": {k: round(v, 4) for k, v in factors.items()},
             "reasons": list(reasons), "physical_runs": physical, "refinement_moved": round(moved, 4),
             "in_focus_tiles": tiles.get("in_focus"), "tiles": tiles.get("count")}
+
+
+def others_trusted(confidence: dict[str, Any]) -> bool:
+    """Whether a confidence record trusts everything but the refinement: no reason forced a
+    fallback and the product of the other factors is at least ``LOW_SCORE``."""
+    others = math.prod(v for k, v in confidence["factors"].items() if k != "refinement")
+    return not confidence["reasons"] and others >= LOW_SCORE
+
+
+def refinement_alone(confidence: dict[str, Any]) -> bool:
+    """Whether the refinement alone made a confidence low (``others_trusted`` and a low level):
+    then KernelGAN's estimate before the refinement is still worth handing over."""
+    return confidence["level"] == "low" and others_trusted(confidence)
