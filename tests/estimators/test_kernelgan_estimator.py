@@ -346,3 +346,44 @@ def test_settings_out_of_range_fail_in_one_sentence(override, needle):
         settings_for("default", override)
     edges = settings_for("default", {"threshold_rank": 168, "g_crop": 32, "d_layers": 3, "trim": 0})
     assert edges.threshold_rank == 168
+
+
+@pytest.mark.parametrize("handover", ["bicubic", "unrefined"])
+def test_a_refinement_moved_near_its_bound_hands_over_the_rule_s_kernel(monkeypatch, rng, handover):
+    """Two agreeing, physical runs on a textured image, far narrower than the image's blur: the
+    refinement widens them nearly to its bound, so its move alone makes the confidence low. The
+    ``bicubic`` rule hands over the bicubic kernel; ``unrefined`` hands over the runs' combined
+    kernel as ``refine=none`` makes it, announced, and SR still narrows it (an estimate)."""
+    from blindsr.estimators.confidence import FREE_MOVE, LOW_SCORE, others_trusted
+    from blindsr.estimators.likelihood import MAX_LOG_SCALE
+    from blindsr.stages import handoff_kernels
+
+    lr = quantize(degrade(textured_image(rng, 320, 320), SRKernel(gaussian_kernel(15, np.eye(2) * 4.0), 2), 2))
+    wide = [native_kernel(0.4)] * 2
+    monkeypatch.setattr(kg, "train", fake_train(wide))
+    est = get_estimator("kernelgan", device="cpu", restarts=2, threshold_rank=168, untrusted_refinement=handover)
+    out = est.estimate(lr, 2, seed=0)
+    k = out.kernels[2]
+    confidence = k.provenance["confidence"]
+    moved = confidence["refinement_moved"]
+    assert moved > 1.0 and confidence["factors"]["refinement"] == pytest.approx(
+        (MAX_LOG_SCALE - moved) / (MAX_LOG_SCALE - FREE_MOVE), abs=1e-3)
+    assert confidence["score"] < LOW_SCORE and confidence["level"] == "low" and others_trusted(confidence)
+    assert out.warnings[-1].startswith(UNTRUSTED) and k.provenance["rejected_estimate"]["sigma_minor"] > 1.2
+    monkeypatch.setattr(kg, "train", fake_train(wide))
+    unrefined = get_estimator("kernelgan", device="cpu", restarts=2, threshold_rank=168, refine="none")
+    unrefined = unrefined.estimate(lr, 2, seed=0).kernels[2]
+    handed = handoff_kernels({2: k}, 0.9)[2]
+    if handover == "bicubic":
+        assert np.allclose(k.array, bicubic_kernel(2).array) and k.provenance["fallback_kernel"] == "bicubic"
+        assert "bicubic kernel instead" in out.warnings[-1] and handed is k
+    else:
+        assert np.array_equal(k.array, unrefined.array) and k.provenance["fallback_kernel"] == "unrefined"
+        assert k.provenance["fallback"].startswith(f"kernelgan unrefined: confidence {confidence['score']:.4f} is below")
+        assert "before the refinement instead" in out.warnings[-1] and f"e^{moved:.2f} per axis" in out.warnings[-1]
+        assert np.array_equal(handed.array, k.narrowed(0.9).array)
+
+
+def test_untrusted_refinement_is_checked():
+    with pytest.raises(ValueError, match="untrusted_refinement"):
+        settings_for("default", {"untrusted_refinement": "paper"})

@@ -22,7 +22,7 @@ from blindsr import __version__
 from blindsr.degradation import bicubic_kernel
 from blindsr.estimators import Estimate, Progress, register_estimator
 from blindsr.estimators.compression import estimate_luma_table
-from blindsr.estimators.confidence import LOW_SCORE, UNTRUSTED, assess
+from blindsr.estimators.confidence import LOW_SCORE, UNTRUSTED, assess, refinement_alone
 from blindsr.estimators.kernelgan.settings import DEFAULT_PRESET, KernelGANSettings, settings_for
 from blindsr.estimators.kernelgan.train import ImageTooSmall, NumericalFault, prepare_image, soft_threshold, train
 from blindsr.estimators.likelihood import (MAX_SELECT_TILES, MIN_GROUP_TILES, SELECT_TILE, Images, affine_warp,
@@ -392,7 +392,7 @@ class KernelGANEstimator:
                       "diagnostics": {"runs": runs_info, "physical_runs": len(runs), "texture": texture}}
         if not single:
             provenance["group"] = {"images": len(rgb), "crop_shares": [round(float(v), 4) for v in shares]}
-        k2 = combine(runs, settings.trim, provenance) if runs else None
+        unrefined = k2 = combine(runs, settings.trim, provenance) if runs else None
         if k2 is not None and settings.refine == "affine":
             k2 = refine(k2, rgb, settings, seed=seed)
         if k2 is not None:
@@ -400,11 +400,19 @@ class KernelGANEstimator:
         confidence = assess(k2.provenance if k2 is not None else provenance, reasons)
         if confidence["level"] == "low":
             why = "; ".join(reasons) or f"confidence {confidence['score']:.4f} is below {LOW_SCORE}"
-            warnings.append(f"{UNTRUSTED} ({why}): using the bicubic kernel instead")
             rejected = None if k2 is None else k2.describe()
-            fallback = "kernelgan numerical fault" if not natives else f"kernelgan: {why}"
-            k2 = bicubic_kernel(2).with_provenance(fallback=fallback, rejected_estimate=rejected,
-                                                   diagnostics=provenance["diagnostics"], warnings=list(warnings))
+            if settings.untrusted_refinement == "unrefined" and k2 is not unrefined and refinement_alone(confidence):
+                why += f": the refinement moved it by e^{confidence['refinement_moved']:.2f} per axis"
+                warnings.append(f"{UNTRUSTED} ({why}): using KernelGAN's estimate before the refinement instead")
+                k2 = unrefined.with_provenance(fallback=f"kernelgan unrefined: {why}", fallback_kernel="unrefined",
+                                               rejected_estimate=rejected, warnings=list(warnings),
+                                               seconds=round(time.perf_counter() - start, 3))
+            else:
+                warnings.append(f"{UNTRUSTED} ({why}): using the bicubic kernel instead")
+                fallback = "kernelgan numerical fault" if not natives else f"kernelgan: {why}"
+                k2 = bicubic_kernel(2).with_provenance(fallback=fallback, fallback_kernel="bicubic",
+                                                       rejected_estimate=rejected,
+                                                       diagnostics=provenance["diagnostics"], warnings=list(warnings))
         k2 = k2.with_provenance(confidence=confidence)
         if single:
             k2 = with_fitted_noise(k2, rgb, settings)

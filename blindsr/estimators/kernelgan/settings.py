@@ -13,6 +13,7 @@ from typing import Any, Mapping
 from blindsr.estimators.likelihood import SHAPES
 
 REFINEMENTS = ("none", "affine")
+UNTRUSTED_REFINEMENT = ("bicubic", "unrefined")  # what to hand over when only the refinement is doubted
 MIN_G_CROP = 32  # smallest G crop that still leaves D a 4x4 output map
 
 
@@ -76,6 +77,11 @@ class KernelGANSettings:
     # The default preset's (docs/BENCHMARKS.md, 'kernel-noise', 'jpeg-noise-shot', 'noise-correction',
     # 'kernel-noise-report-61'); the authors' (``paper``) has none.
     noise_correction: bool = False
+    # What an estimate whose confidence is low because of its refinement alone hands over (the
+    # runs physical and agreeing, the image textured: ``confidence.refinement_alone``): the bicubic
+    # kernel, as for any other doubt ("bicubic"), or KernelGAN's combined kernel before the
+    # refinement ("unrefined"). Any other doubt hands over the bicubic kernel.
+    untrusted_refinement: str = "bicubic"
     # A group's joint estimate (``batch kernel_scope=folder|camera``): its runs' iterations (the
     # loss-weight and learning-rate schedules compressed in proportion) and their number; None:
     # as for one image; likewise its G crop. See ``for_group``.
@@ -88,6 +94,9 @@ class KernelGANSettings:
         self._check_ranges()
         if self.refine not in REFINEMENTS:
             raise ValueError(f"refine must be one of {REFINEMENTS}, got {self.refine!r}")
+        if self.untrusted_refinement not in UNTRUSTED_REFINEMENT:
+            raise ValueError(f"untrusted_refinement must be one of {UNTRUSTED_REFINEMENT}, "
+                             f"got {self.untrusted_refinement!r}")
         for name in ("shape", "group_shape"):
             value = getattr(self, name)
             if value is not None and value not in SHAPES:
