@@ -71,6 +71,12 @@ def rows_of(entries: list[tuple[str, str, object]], work: Path) -> list[dict]:
     return rows
 
 
+def by_part(rows: list[dict]) -> str:
+    """' (part: n, ...)' counting ``rows`` by part, or '' for none."""
+    counts = {part: sum(1 for r in rows if r["part"] == part) for part in dict.fromkeys(r["part"] for r in rows)}
+    return f" ({', '.join(f'{part}: {n}' for part, n in counts.items())})" if rows else ""
+
+
 def verdict(rows: list[dict]) -> tuple[list[str], bool]:
     """The decision rule's lines and whether ``unrefined`` is adopted."""
     triggered = [r for r in rows if r["triggered"]]
@@ -86,7 +92,7 @@ def verdict(rows: list[dict]) -> tuple[list[str], bool]:
         + (" - met" if one else " - not met"),
         f"- (2) images where it could (runs, agreement, texture trusted): {len(pool)}; the unrefined estimate below "
         f"the bicubic kernel's LR-PSNR on {len(below)} ({100 * len(below) / max(len(pool), 1):.1f}%, bar "
-        f"{100 * SAFE_SHARE:g}%)" + named(below)
+        f"{100 * SAFE_SHARE:g}%)" + by_part(below)
         + (f"; unrefined minus bicubic: worst {gap.min():+.2f} dB (bar -{SAFE_MARGIN_DB:g}), 10th percentile "
            f"{np.percentile(gap, 10):+.2f}, median {np.median(gap):+.2f}" if len(gap) else "")
         + (" - met" if two else " - not met"),
