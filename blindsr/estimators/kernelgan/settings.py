@@ -80,7 +80,9 @@ class KernelGANSettings:
     # What an estimate whose confidence is low because of its refinement alone hands over (the
     # runs physical and agreeing, the image textured: ``confidence.refinement_alone``): the bicubic
     # kernel, as for any other doubt ("bicubic"), or KernelGAN's combined kernel before the
-    # refinement ("unrefined"). Any other doubt hands over the bicubic kernel.
+    # refinement ("unrefined"). Any other doubt hands over the bicubic kernel. The default keeps
+    # "bicubic": on the tuning images the unrefined estimate was below the bicubic kernel's
+    # LR-PSNR on 46 of 156, by up to 14 dB (docs/BENCHMARKS.md, 'refinement-fallback').
     untrusted_refinement: str = "bicubic"
     # A group's joint estimate (``batch kernel_scope=folder|camera``): its runs' iterations (the
     # loss-weight and learning-rate schedules compressed in proportion) and their number; None:
