@@ -359,8 +359,8 @@ def test_a_refinement_moved_near_its_bound_hands_over_the_rule_s_kernel(monkeypa
     from blindsr.stages import handoff_kernels
 
     lr = quantize(degrade(textured_image(rng, 320, 320), SRKernel(gaussian_kernel(15, np.eye(2) * 4.0), 2), 2))
-    wide = [native_kernel(0.4)] * 2
-    monkeypatch.setattr(kg, "train", fake_train(wide))
+    narrow_runs = [native_kernel(0.4)] * 2
+    monkeypatch.setattr(kg, "train", fake_train(narrow_runs))
     est = get_estimator("kernelgan", device="cpu", restarts=2, threshold_rank=168, untrusted_refinement=handover)
     out = est.estimate(lr, 2, seed=0)
     k = out.kernels[2]
@@ -370,7 +370,7 @@ def test_a_refinement_moved_near_its_bound_hands_over_the_rule_s_kernel(monkeypa
         (MAX_LOG_SCALE - moved) / (MAX_LOG_SCALE - FREE_MOVE), abs=1e-3)
     assert confidence["score"] < LOW_SCORE and confidence["level"] == "low" and others_trusted(confidence)
     assert out.warnings[-1].startswith(UNTRUSTED) and k.provenance["rejected_estimate"]["sigma_minor"] > 1.2
-    monkeypatch.setattr(kg, "train", fake_train(wide))
+    monkeypatch.setattr(kg, "train", fake_train(narrow_runs))
     unrefined = get_estimator("kernelgan", device="cpu", restarts=2, threshold_rank=168, refine="none")
     unrefined = unrefined.estimate(lr, 2, seed=0).kernels[2]
     handed = handoff_kernels({2: k}, 0.9)[2]
