@@ -401,7 +401,7 @@ class KernelGANEstimator:
         if confidence["level"] == "low":
             why = "; ".join(reasons) or f"confidence {confidence['score']:.4f} is below {LOW_SCORE}"
             rejected = None if k2 is None else k2.describe()
-            if settings.untrusted_refinement == "unrefined" and k2 is not unrefined and refinement_alone(confidence):
+            if settings.untrusted_refinement == "unrefined" and refinement_alone(confidence):
                 why += f": the refinement moved it by e^{confidence['refinement_moved']:.2f} per axis"
                 warnings.append(f"{UNTRUSTED} ({why}): using KernelGAN's estimate before the refinement instead")
                 k2 = unrefined.with_provenance(fallback=f"kernelgan unrefined: {why}", fallback_kernel="unrefined",
