@@ -28,6 +28,7 @@ import argparse
 import json
 import math
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +72,7 @@ def rows_of(entries: list[tuple[str, str, object]], work: Path) -> list[dict]:
 
 def by_part(rows: list[dict]) -> str:
     """' (part: n, ...)' counting ``rows`` by part, or '' for none."""
-    counts = {part: sum(1 for r in rows if r["part"] == part) for part in dict.fromkeys(r["part"] for r in rows)}
+    counts = Counter(r["part"] for r in rows)  # in order of first appearance
     return f" ({', '.join(f'{part}: {n}' for part, n in counts.items())})" if rows else ""
 
 
