@@ -170,6 +170,16 @@ class SRKernel:
     def size(self) -> int:
         return self.array.shape[0]
 
+    @property
+    def is_estimate(self) -> bool:
+        """Whether the kernel is an estimate, whose width is uncertain: every kernel but an
+        estimator's fallback to the bicubic kernel (a fallback to KernelGAN's unrefined estimate is
+        one). Read from the provenance; a fallback recorded before ``fallback_kernel`` existed was
+        always to the bicubic kernel."""
+        if not self.provenance.get("fallback"):
+            return True
+        return self.provenance.get("fallback_kernel", "bicubic") != "bicubic"
+
     @classmethod
     def from_array(cls, array: np.ndarray, scale: int, *, order: int = 3,
                    provenance: Mapping[str, Any] | None = None) -> "SRKernel":

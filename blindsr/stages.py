@@ -34,15 +34,14 @@ Progress = Callable[[int], None]
 
 
 def handoff_kernels(kernels: dict[int, SRKernel], width: float) -> dict[int, SRKernel]:
-    """The kernels handed to SR: narrowed to ``width`` of their extent (``SRKernel.narrowed``),
-    except a fallback to the bicubic kernel, which is not an estimate (a fallback to KernelGAN's
-    unrefined estimate is one). Why: an estimate's width is uncertain, and SR is far more hurt by a
-    kernel that is too wide (over-sharpening, ringing) than by one that is too narrow (a softer
-    result); the default width was chosen on held-out images (docs/BENCHMARKS.md, 'handoff width')."""
+    """The kernels handed to SR: each estimate (``SRKernel.is_estimate``) narrowed to ``width`` of
+    its extent (``SRKernel.narrowed``); a fallback to the bicubic kernel as it is. Why: an estimate's
+    width is uncertain, and SR is far more hurt by a kernel that is too wide (over-sharpening,
+    ringing) than by one that is too narrow (a softer result); the default width was chosen on
+    held-out images (docs/BENCHMARKS.md, 'handoff width')."""
     if width == 1.0:
         return kernels
-    return {s: k if k.provenance.get("fallback") and k.provenance.get("fallback_kernel") != "unrefined"
-            else k.narrowed(width) for s, k in kernels.items()}
+    return {s: k.narrowed(width) if k.is_estimate else k for s, k in kernels.items()}
 
 
 def options(node: DictConfig | Any) -> dict[str, Any]:

@@ -237,6 +237,20 @@ def test_warp_maps_second_moments_and_centres_on_the_canvas():
     assert np.allclose(moments, matrix @ cov @ matrix.T, rtol=0.01)
 
 
+def test_is_estimate_reads_the_fallback_from_the_provenance(tmp_path):
+    """Every kernel is an estimate but a fallback to the bicubic kernel; a fallback recorded
+    before ``fallback_kernel`` existed (its sidecar has only ``fallback``) was to the bicubic one."""
+    k = SRKernel(gaussian(11, 1.5, 1.0), 2, provenance={"estimator": "kernelgan"})
+    bicubic = k.with_provenance(fallback="kernelgan: confidence 0.1 is below 0.25", fallback_kernel="bicubic")
+    unrefined = k.with_provenance(fallback="kernelgan unrefined: ...", fallback_kernel="unrefined")
+    assert k.is_estimate and unrefined.is_estimate and unrefined.derive_x4().is_estimate
+    assert not bicubic.is_estimate and not bicubic.derive_x4().is_estimate
+    paths = save_kernel(k.with_provenance(fallback="kernelgan numerical fault"), tmp_path, "old")
+    assert not load_kernel(paths["npy"]).is_estimate
+    paths = save_kernel(unrefined, tmp_path, "new")
+    assert load_kernel(paths["npy"]).is_estimate
+
+
 def test_narrowed_identity_and_bad_width():
     kernel = SRKernel(gaussian(11, 1.0, 2.0), 2)
     assert kernel.narrowed(1.0) is kernel

@@ -26,6 +26,8 @@ def test_handoff_narrows_estimates_but_not_a_fallback():
     assert np.allclose(sigmas(narrowed[4]), 0.8 * sigmas(k2.derive_x4()), rtol=0.01)
     fallback = bicubic_kernel(2).with_provenance(fallback="kernelgan numerical fault")
     assert handoff_kernels({2: fallback}, 0.8)[2] is fallback
+    unrefined = k2.with_provenance(fallback="kernelgan unrefined: ...", fallback_kernel="unrefined")
+    assert np.allclose(sigmas(handoff_kernels({2: unrefined}, 0.8)[2]), 0.8 * sigmas(k2), rtol=0.01)
     assert handoff_kernels({2: k2}, 1.0)[2] is k2
 
 
