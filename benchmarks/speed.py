@@ -2,7 +2,11 @@
 change costs in PSNR (make bench-speed) -> the 'speed' section of docs/BENCHMARKS.md.
 
 The unit is one fp32 training step of the plain ZSSR network on 1x3x128x128
-(``benchmarks.common.unit_seconds``), timed at the start and the end of the same run.
+(``benchmarks.common.unit_seconds``), timed at the start and the end of the same run, and again
+just before every cached run is made: the cache keeps that unit with the run's seconds, so a run
+read back in a later pass keeps the units it was measured in (the unit itself drifts by 10% or
+more between passes on one machine). Runs cached before the unit was kept are given the pass's
+first unit, and the section says how many.
 
 Parts (every run is cached as JSON under ``--work``; an interrupted benchmark re-run with the same
 ``--work`` computes only what is missing; delete the folder after a code change):
@@ -31,6 +35,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -94,22 +99,47 @@ ISA_SECTION = "speed-isa:Speed as an AVX2-only CPU"  # --isa-section: its defaul
 
 
 class Cache:
-    """One JSON file per run under ``root``; ``get(key, compute)`` computes only what is missing."""
+    """One JSON file per run under ``root``; ``get(key, compute)`` computes only what is missing.
 
-    def __init__(self, root: Path) -> None:
+    Before a run is computed, ``unit`` (``unit_seconds`` by default) is timed and kept with the run
+    as ``unit_s``: the unit its seconds were measured in. ``first_unit`` stands in for runs cached
+    without one (``unit_of``), and ``without_unit`` counts the runs read that way."""
+
+    def __init__(self, root: Path, first_unit: float = math.nan,
+                 unit: Callable[[], float] = unit_seconds) -> None:
         self.root = root
+        self.first_unit = first_unit
+        self.unit = unit
+        self.without_unit: set[str] = set()
         root.mkdir(parents=True, exist_ok=True)
 
     def get(self, key: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         path = self.root / f"{key}.json"
         if path.is_file():
-            return json.loads(path.read_text())
-        row = compute()
+            row = json.loads(path.read_text())
+            if "unit_s" not in row:
+                self.without_unit.add(key)
+            return row
+        unit = self.unit()
+        row = {**compute(), "unit_s": unit}
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(row))
         tmp.replace(path)
         print(key, {k: v for k, v in row.items() if not isinstance(v, (dict, list))}, flush=True)
         return row
+
+    def unit_of(self, row: dict[str, Any]) -> float:
+        """The unit a cached run's seconds were measured in: its own, else ``first_unit``."""
+        return row.get("unit_s", self.first_unit)
+
+    def units_line(self) -> str:
+        """The section's line on where the units come from."""
+        line = ("Units divide each run's seconds by the unit timed just before that run was made (kept in the "
+                "cache with it)")
+        if not self.without_unit:
+            return line + "."
+        return (f"{line}; {len(self.without_unit)} runs read from a cache made before units were kept use this "
+                f"pass's first unit ({self.first_unit:.4f} s).")
 
 
 def entries(data: Path, scale: int, wanted: list[int]) -> list[BenchmarkImage]:
@@ -163,7 +193,7 @@ def bf16_part(data: Path, tune: list[int]) -> str:
             f"{mean['bf16'] / mean['fp32']:.2f}x).")
 
 
-def x4_ablation(cache: Cache, data: Path, tune: list[int], unit: float) -> str:
+def x4_ablation(cache: Cache, data: Path, tune: list[int]) -> str:
     """The fast preset's x2-stage budget at x4 on the tuning images (ground-truth kernels), with
     the default precision and with fp32 training (AVX2-only CPUs); the kernelgan preset with the
     default precision as the reference."""
@@ -178,10 +208,10 @@ def x4_ablation(cache: Cache, data: Path, tune: list[int], unit: float) -> str:
                     for e in entries(data, 4, tune)]
             rows.append({"ZSSR": label, "precision": precision, "images": len(runs),
                          "seconds": statistics.mean(r["sr_s"] for r in runs),
+                         "units": statistics.mean(r["sr_s"] / cache.unit_of(r) for r in runs),
                          "Y-PSNR": statistics.mean(r["psnr"] for r in runs), "psnr": [r["psnr"] for r in runs]})
     base, before = rows[0], {r["precision"]: r for r in rows if r["ZSSR"] == X4_ABLATION[1][0]}
     for row in rows:
-        row["units"] = row["seconds"] / unit
         row["speed-up"] = base["seconds"] / row["seconds"]
         row["dB vs kernelgan"] = row["Y-PSNR"] - base["Y-PSNR"]
         ref = before[row["precision"]]["psnr"] if row["precision"] in before else row["psnr"]
@@ -218,20 +248,23 @@ def estimate(cache: Cache, work: Path, entry: BenchmarkImage, scale: int) -> tup
 
 
 def blind(cache: Cache, work: Path, data: Path, report: list[int], report_x4: list[int], fp32: list[int],
-          fp32_x4: list[int], unit: float) -> tuple[str, dict]:
+          fp32_x4: list[int]) -> tuple[str, dict]:
     per_image, truth_rows, fp32_rows = [], [], []
     for scale, wanted in ((2, report), (4, report_x4)):
         for entry in entries(data, scale, wanted):
             kernels, est = estimate(cache, work, entry, scale)
             handed = handoff_kernels(kernels, HANDOFF_WIDTH)
             seconds = {TODAY: est["today_s"], NEW: est["new_s"]}
+            units = {preset: t / cache.unit_of(est) for preset, t in seconds.items()}
             row: dict[str, Any] = {"image": entry.name, "scale": f"x{scale}", "estimate s (before)": est["today_s"],
-                                   "estimate s (now)": est["new_s"], "same kernels": est["identical"]}
+                                   "estimate s (now)": est["new_s"], "estimate units (now)": units[NEW],
+                                   "same kernels": est["identical"]}
             gt_row: dict[str, Any] = {"image": entry.name, "scale": f"x{scale}"}
             for preset in (TODAY, NEW):
                 run = cache.get(run_key("blind", scale, entry, preset), lambda: zssr_run(entry, handed, preset, scale))
                 row[f"{preset} SR s"] = run["sr_s"]
                 row[f"{preset} total s"] = seconds[preset] + run["sr_s"]
+                row[f"{preset} units"] = units[preset] + run["sr_s"] / cache.unit_of(run)
                 row[f"{preset} Y-PSNR"] = run["psnr"]
                 gt = cache.get(run_key("truth", scale, entry, preset),
                                lambda: zssr_run(entry, true_kernels(entry, scale), preset, scale))
@@ -250,11 +283,12 @@ def blind(cache: Cache, work: Path, data: Path, report: list[int], report_x4: li
                     run = cache.get(run_key("fp32", scale, entry, preset),
                                     lambda: zssr_run(entry, handed, preset, scale, precision="fp32"))
                     f_row[f"{preset} total s"] = seconds[preset] + run["sr_s"]
+                    f_row[f"{preset} units"] = units[preset] + run["sr_s"] / cache.unit_of(run)
                     f_row[f"{preset} Y-PSNR"] = run["psnr"]
                 f_row["speed-up"] = f_row[f"{TODAY} total s"] / f_row[f"{NEW} total s"]
                 f_row["dB"] = f_row[f"{NEW} Y-PSNR"] - f_row[f"{TODAY} Y-PSNR"]
                 fp32_rows.append(f_row)
-    return report_text(per_image, truth_rows, fp32_rows, unit)
+    return report_text(per_image, truth_rows, fp32_rows)
 
 
 def speed_verdict(key: str, s: dict[str, Any]) -> str:
@@ -272,19 +306,17 @@ def summary(rows: list[dict], today: str, new: str) -> dict[str, Any]:
             "mean dB": statistics.mean(r["dB"] for r in rows), "worst dB": min(r["dB"] for r in rows)}
 
 
-def report_text(per_image: list[dict], truth_rows: list[dict], fp32_rows: list[dict], unit: float) -> tuple[str, dict]:
-    for rows in (per_image, fp32_rows):
-        for r in rows:
-            for preset in (TODAY, NEW):
-                r[f"{preset} units"] = r[f"{preset} total s"] / unit
+def report_text(per_image: list[dict], truth_rows: list[dict], fp32_rows: list[dict]) -> tuple[str, dict]:
+    """The blind part's tables and checks; every row's units are its runs' own (``Cache.unit_of``)."""
     parts, checks = [], {}
     digits = {k: 1 for k in ("estimate s (before)", "estimate s (now)", f"{TODAY} SR s", f"{NEW} SR s",
                              f"{TODAY} total s", f"{NEW} total s", f"{TODAY} s", f"{NEW} s", "speed-up")}
-    digits |= {f"{TODAY} units": 0, f"{NEW} units": 0}
+    digits |= {f"{TODAY} units": 0, f"{NEW} units": 0, "estimate units (now)": 0}
     for title, rows, today, new, columns in (
         ("Blind pipeline (default KernelGAN estimate + ZSSR), precision auto", per_image,
          f"{TODAY} total s", f"{NEW} total s",
-         ["image", "scale", "estimate s (before)", "estimate s (now)", "same kernels", f"{TODAY} SR s", f"{NEW} SR s",
+         ["image", "scale", "estimate s (before)", "estimate s (now)", "estimate units (now)", "same kernels",
+          f"{TODAY} SR s", f"{NEW} SR s",
           f"{TODAY} total s", f"{NEW} total s",
           f"{TODAY} units", f"{NEW} units", "speed-up", f"{TODAY} Y-PSNR", f"{NEW} Y-PSNR", "dB"]),
         ("ZSSR with the ground-truth kernels, precision auto", truth_rows, f"{TODAY} s", f"{NEW} s",
@@ -310,11 +342,18 @@ def report_text(per_image: list[dict], truth_rows: list[dict], fp32_rows: list[d
     if estimates:
         before = statistics.mean(r["estimate s (before)"] for r in estimates)
         now = statistics.mean(r["estimate s (now)"] for r in estimates)
-        checks["KernelGAN x2 estimate"] = {"before_units": before / unit, "now_units": now / unit,
+        # Each estimate in the unit timed just before it (its ratio to the 'before' time is the
+        # same in any unit: the two were timed side by side).
+        now_units = [r["estimate units (now)"] for r in estimates]
+        before_units = statistics.mean(r["estimate units (now)"] * r["estimate s (before)"] / r["estimate s (now)"]
+                                       for r in estimates)
+        checks["KernelGAN x2 estimate"] = {"before_units": before_units, "now_units": statistics.mean(now_units),
                                            "identical": all(r["same kernels"] for r in per_image)}
         parts.append(f"### The default KernelGAN estimate (x2, {len(estimates)} images)\n\n"
-                     f"Mean {before:.1f} s = {before / unit:.0f} units on one CPU thread (before), {now:.1f} s = "
-                     f"{now / unit:.0f} units now ({before / now:.2f}x); kernels identical bit for bit on every image "
+                     f"Mean {before:.1f} s = {before_units:.0f} units on one CPU thread (before), {now:.1f} s = "
+                     f"{statistics.mean(now_units):.0f} units now ({before / now:.2f}x; images "
+                     f"{min(now_units):.0f}-{max(now_units):.0f} units), each estimate in the unit timed just before "
+                     f"it; kernels identical bit for bit on every image "
                      f"(x2 and x4): {checks['KernelGAN x2 estimate']['identical']}.")
     return "\n\n".join(parts), checks
 
@@ -397,9 +436,9 @@ def main() -> None:
     args = parser.parse_args()
     if not (args.data / "lr_x2").is_dir():
         raise SystemExit(f"{args.data}: BSD100RK not found (set DATA=...)")
-    cache = Cache(args.work)
     units = [unit_seconds()]
     print(f"unit: {units[0]:.4f} s", flush=True)
+    cache = Cache(args.work, units[0])
     sections = []
     parts = args.parts.split(",")
     if "ablation" in parts:
@@ -407,9 +446,8 @@ def main() -> None:
         sections.append(f"### ZSSR changes one at a time (ground-truth kernels, x2, tuning images "
                         f"{args.tune}; cached runs keep the seconds they were measured with)\n\n{text}")
     if "blind" in parts:
-        unit = units[0]
         text, checks = blind(cache, args.work, args.data, numbers(args.report), numbers(args.report_x4),
-                             numbers(args.fp32), numbers(args.fp32_x4), unit)
+                             numbers(args.fp32), numbers(args.fp32_x4))
         sections.append(text)
         verdicts = []
         kernelgan = checks.pop("KernelGAN x2 estimate", None)
@@ -422,17 +460,17 @@ def main() -> None:
                      if "ground-truth" in key or "fp32" in key or key.endswith("x2")]
         sections.append("### Checks\n\n" + "\n".join(verdicts))
     if "demo" in parts:
-        sections.append("### make demo\n\n" + demo(args.work, units[0]))
+        sections.append("### make demo (units: the unit timed just before it)\n\n" + demo(args.work, unit_seconds()))
     if "x4" in parts:  # a section of its own: the x4 preset changed after 'speed' was last run
         unit = units[0]
-        table = x4_ablation(cache, args.data, numbers(args.tune), unit)
+        table = x4_ablation(cache, args.data, numbers(args.tune))
         text, checks = blind(cache, args.work, args.data, [], numbers(args.report_x4), [],
-                             numbers(args.fp32_x4), unit)
+                             numbers(args.fp32_x4))
         verdicts = [speed_verdict(key, s) for key, s in checks.items()]
         unit_end = unit_seconds()
         head = (f"Speed unit (one fp32 ZSSR training step, plain network, 1x3x128x128): {unit:.4f} s at the start, "
-                f"{unit_end:.4f} s at the end of this run; {'native' if native_bf16() else 'no native'} bf16. Units "
-                f"use the first. The fast preset's x2-stage budget is chosen on BSD100RK x4 images {args.tune} "
+                f"{unit_end:.4f} s at the end of this run; {'native' if native_bf16() else 'no native'} bf16. "
+                f"{cache.units_line()} The fast preset's x2-stage budget is chosen on BSD100RK x4 images {args.tune} "
                 f"(ground-truth kernels); reported on x4 {args.report_x4}, which no choice touched. Seed 0; one job "
                 f"at a time. The kernelgan preset's runs are its own, unchanged.")
         write_section("speed-x4", "Speed of the default pipeline at x4 (gradual ZSSR)",
@@ -455,7 +493,7 @@ def main() -> None:
     units.append(unit_seconds())
     head = (f"Speed unit (one fp32 ZSSR training step, plain network, 1x3x128x128): {units[0]:.4f} s at the "
             f"start, {units[-1]:.4f} s at the end of this run; {'native' if native_bf16() else 'no native'} bf16 "
-            f"({machine_line().split(';')[0]}). Units below use the first. Report images: BSD100RK x2 "
+            f"({machine_line().split(';')[0]}). {cache.units_line()} Report images: BSD100RK x2 "
             f"{args.report}, x4 {args.report_x4}; the fast preset was chosen on images {args.tune} only. "
             f"Seed 0; one job at a time.")
     write_section("speed", "Speed of the default pipeline (ZSSR fast preset)", "\n\n".join([head, *args.remark, *sections]),

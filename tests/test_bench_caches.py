@@ -1,5 +1,5 @@
-"""Benchmark caches of the noise correction: the kept uncorrected kernel and when a cached
-correction is made again."""
+"""Benchmark caches: the noise correction's kept uncorrected kernel and when a cached
+correction is made again; the speed benchmark's unit kept with each run."""
 from __future__ import annotations
 
 import numpy as np
@@ -31,3 +31,32 @@ def test_a_cached_correction_stands_unless_it_refitted_under_another_rule():
     assert not correction_current(refitted)
     assert correction_current({**refitted, "refit_rule": NOISE_REFIT_RULE})
     assert not correction_current({**refitted, "refit_rule": "an older rule"})
+
+
+def test_the_speed_cache_keeps_the_unit_timed_before_each_run(tmp_path):
+    from benchmarks.speed import Cache
+
+    events = []
+
+    def unit() -> float:
+        events.append("unit")
+        return 0.125
+
+    def compute() -> dict:
+        events.append("run")
+        return {"sr_s": 10.0}
+
+    cache = Cache(tmp_path, first_unit=0.5, unit=unit)
+    row = cache.get("blind_x2_im_1_fast_600", compute)
+    assert events == ["unit", "run"] and row == {"sr_s": 10.0, "unit_s": 0.125}
+    # Read back in a later pass: the unit it was measured in, not that pass's, and nothing re-run.
+    later = Cache(tmp_path, first_unit=0.5, unit=unit)
+    again = later.get("blind_x2_im_1_fast_600", compute)
+    assert events == ["unit", "run"] and again["sr_s"] / later.unit_of(again) == 80.0
+    assert later.units_line().endswith("(kept in the cache with it).")
+    # A run cached before units were kept takes the pass's first unit, and the section says so.
+    (tmp_path / "truth_x2_im_1_kernelgan.json").write_text('{"sr_s": 10.0}')
+    old = later.get("truth_x2_im_1_kernelgan", compute)
+    assert events == ["unit", "run"] and later.unit_of(old) == 0.5
+    assert "1 runs read from a cache made before units were kept use this pass's first unit (0.5000 s)" \
+        in later.units_line()
