@@ -4,9 +4,9 @@ change costs in PSNR (make bench-speed) -> the 'speed' section of docs/BENCHMARK
 The unit is one fp32 training step of the plain ZSSR network on 1x3x128x128
 (``benchmarks.common.unit_seconds``), timed at the start and the end of the same run, and again
 just before every cached run is made: the cache keeps that unit with the run's seconds, so a run
-read back in a later pass keeps the units it was measured in (the unit itself drifts by 10% or
-more between passes on one machine). Runs cached before the unit was kept are given the pass's
-first unit, and the section says how many.
+read back in a later pass keeps the units it was measured in (the unit drifts between passes,
+and within one, as a shared machine's speed does). Runs cached before the unit was kept are given
+the pass's first unit, and the section says how many.
 
 Parts (every run is cached as JSON under ``--work``; an interrupted benchmark re-run with the same
 ``--work`` computes only what is missing; delete the folder after a code change):
