@@ -258,7 +258,7 @@ def blind(cache: Cache, work: Path, data: Path, report: list[int], report_x4: li
             units = {preset: t / cache.unit_of(est) for preset, t in seconds.items()}
             row: dict[str, Any] = {"image": entry.name, "scale": f"x{scale}", "estimate s (before)": est["today_s"],
                                    "estimate s (now)": est["new_s"], "estimate units (now)": units[NEW],
-                                   "same kernels": est["identical"]}
+                                   "estimate unit s": cache.unit_of(est), "same kernels": est["identical"]}
             gt_row: dict[str, Any] = {"image": entry.name, "scale": f"x{scale}"}
             for preset in (TODAY, NEW):
                 run = cache.get(run_key("blind", scale, entry, preset), lambda: zssr_run(entry, handed, preset, scale))
@@ -345,6 +345,7 @@ def report_text(per_image: list[dict], truth_rows: list[dict], fp32_rows: list[d
         # Each estimate in the unit timed just before it (its ratio to the 'before' time is the
         # same in any unit: the two were timed side by side).
         now_units = [r["estimate units (now)"] for r in estimates]
+        unit_range = [min(r["estimate unit s"] for r in estimates), max(r["estimate unit s"] for r in estimates)]
         before_units = statistics.mean(r["estimate units (now)"] * r["estimate s (before)"] / r["estimate s (now)"]
                                        for r in estimates)
         checks["KernelGAN x2 estimate"] = {"before_units": before_units, "now_units": statistics.mean(now_units),
@@ -353,7 +354,7 @@ def report_text(per_image: list[dict], truth_rows: list[dict], fp32_rows: list[d
                      f"Mean {before:.1f} s = {before_units:.0f} units on one CPU thread (before), {now:.1f} s = "
                      f"{statistics.mean(now_units):.0f} units now ({before / now:.2f}x; images "
                      f"{min(now_units):.0f}-{max(now_units):.0f} units), each estimate in the unit timed just before "
-                     f"it; kernels identical bit for bit on every image "
+                     f"it ({unit_range[0]:.4f}-{unit_range[1]:.4f} s); kernels identical bit for bit on every image "
                      f"(x2 and x4): {checks['KernelGAN x2 estimate']['identical']}.")
     return "\n\n".join(parts), checks
 
