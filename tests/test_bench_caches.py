@@ -1,5 +1,5 @@
 """Benchmark caches: the noise correction's kept uncorrected kernel and when a cached
-correction is made again; the speed benchmark's unit kept with each run."""
+correction is made again; the speed benchmark's unit kept with each run, and its KernelGAN check."""
 from __future__ import annotations
 
 import numpy as np
@@ -60,3 +60,25 @@ def test_the_speed_cache_keeps_the_unit_timed_before_each_run(tmp_path):
     assert events == ["unit", "run"] and later.unit_of(old) == 0.5
     assert "1 runs read from a cache made before units were kept use this pass's first unit (0.5000 s)" \
         in later.units_line()
+
+
+def test_the_kernelgan_check_divides_each_estimate_by_its_own_unit():
+    from benchmarks.speed import NEW, TODAY, report_text
+
+    def row(name: str, before: float, now: float, unit: float) -> dict:
+        totals = {TODAY: before + 150.0, NEW: now + 15.0}
+        return {"image": name, "scale": "x2", "estimate s (before)": before, "estimate s (now)": now,
+                "estimate units (now)": now / unit, "estimate unit s": unit, "same kernels": True,
+                f"{TODAY} SR s": 150.0, f"{NEW} SR s": 15.0, f"{TODAY} total s": totals[TODAY],
+                f"{NEW} total s": totals[NEW], f"{TODAY} units": totals[TODAY] / unit,
+                f"{NEW} units": totals[NEW] / unit, "speed-up": totals[TODAY] / totals[NEW],
+                f"{TODAY} Y-PSNR": 30.0, f"{NEW} Y-PSNR": 30.0, "dB": 0.0}
+
+    # 13 s in a unit of 0.13 s is 100 units and 12 s in one of 0.10 s is 120: 110 on average, where
+    # one unit for both (the first) would give 96; before, 20 / 0.13 and 18 / 0.10 average 166.9.
+    text, checks = report_text([row("im_1", 20.0, 13.0, 0.13), row("im_2", 18.0, 12.0, 0.10)], [], [])
+    kernelgan = checks["KernelGAN x2 estimate"]
+    assert abs(kernelgan["now_units"] - 110.0) < 1e-9
+    assert abs(kernelgan["before_units"] - (20.0 / 0.13 + 18.0 / 0.10) / 2) < 1e-9
+    assert "= 167 units on one CPU thread (before), 12.5 s = 110 units now" in text
+    assert "images 100-120 units" in text and "(0.1000-0.1300 s)" in text
