@@ -11,7 +11,8 @@ the pass's first unit, and the section says how many.
 Parts (every run is cached as JSON under ``--work``; an interrupted benchmark re-run with the same
 ``--work`` computes only what is missing; delete the folder after a code change):
   ablation  ZSSR settings one change at a time, ground-truth kernels, x2, on the tuning images
-            (``--tune``, where the fast preset was chosen): seconds, units, iterations, Y-PSNR.
+            (``--tune``, where the fast preset was chosen): seconds, speed-up, Y-PSNR, and each
+            row's mean and worst-image change against the fast preset today (``NOW_ROW``).
   blind     the blind pipeline (the default KernelGAN estimate, handed over at the default width,
             then ZSSR) on images no choice touched (``--report`` x2, ``--report-x4`` x4), end to
             end: before (the estimate on one CPU thread, ZSSR preset kernelgan) vs now (one thread
