@@ -84,6 +84,7 @@ X4_ABLATION = [
     ("fast, x2 stage 150", "fast", {"intermediate_iters": 150}),
     ("fast, no x2 stage", "fast", {"intermediate_iters": 0}),
     ("fast, no x2 stage, x4 stage 800", "fast", {"intermediate_iters": 0, "max_iters": 800}),
+    ("fast, both stages 500", "fast", {"intermediate_iters": 500, "max_iters": 500}),
 ]
 
 
