@@ -12,7 +12,7 @@ Parts (every run is cached as JSON under ``--work``; an interrupted benchmark re
 ``--work`` computes only what is missing; delete the folder after a code change):
   ablation  ZSSR settings one change at a time, ground-truth kernels, x2, on the tuning images
             (``--tune``, where the fast preset was chosen): seconds, speed-up, Y-PSNR, and each
-            row's mean and worst-image change against the fast preset today (``NOW_ROW``).
+            row's mean and worst-image change against the row that is the fast preset today.
   blind     the blind pipeline (the default KernelGAN estimate, handed over at the default width,
             then ZSSR) on images no choice touched (``--report`` x2, ``--report-x4`` x4), end to
             end: before (the estimate on one CPU thread, ZSSR preset kernelgan) vs now (one thread
@@ -72,7 +72,6 @@ ABLATION = [
     ("fast, 500 iterations", "fast", {"max_iters": 500}),
     ("fast, 400 iterations", "fast", {"max_iters": 400}),
 ]
-NOW_ROW = 4  # the ablation row that is the fast preset today: the others' per-image reference
 TODAY, NEW = "kernelgan", "fast"
 # The gradual x4 (a x2 stage that pre-trains the network, then the x4 stage): the x2 stage's
 # iterations under the fast preset. Explicit values, so that a cached run keeps its meaning when
@@ -168,7 +167,13 @@ def ablation(cache: Cache, data: Path, tune: list[int]) -> tuple[str, list[dict]
         rows.append({"ZSSR": label, "images": len(runs),
                      "seconds": statistics.mean(r["sr_s"] for r in runs),
                      "Y-PSNR": statistics.mean(r["psnr"] for r in runs), "psnr": [r["psnr"] for r in runs]})
-    base, now = rows[0], rows[NOW_ROW]
+    # The per-image reference: the row that runs the fast preset's own budget today.
+    from zssr.settings import preset as zssr_preset
+
+    budget = zssr_preset(NEW).max_iters
+    now = next(row for row, (_, preset, overrides) in zip(rows, ABLATION)
+               if preset == NEW and overrides.get("max_iters") == budget)
+    base = rows[0]
     for row in rows:
         row["speed-up"] = base["seconds"] / row["seconds"]
         row["dB vs today"] = row["Y-PSNR"] - base["Y-PSNR"]
