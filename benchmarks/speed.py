@@ -27,6 +27,10 @@ Parts (every run is cached as JSON under ``--work``; an interrupted benchmark re
   isa       this CPU as it is and made to run as an AVX2-only one (``benchmarks.isa``, a child
             process per instruction set): the speed unit, the default KernelGAN x2 estimate of the
             ``--tune-kernel`` images (seconds, units, kernel PSNR), and ``make demo`` under AVX2.
+  steps     cheaper training steps for the fast preset (section 'speed-steps'): smaller crops,
+            fewer iterations at a higher rate, fewer channels, each against the preset before on
+            the tuning images (``--tune``, ground-truth kernels); the cheapest that meets the rule
+            at x2 is checked again in fp32 and at x4.
   bf16      the fast preset with fp32 and with bf16 training, ground-truth kernels, x2, on the
             tuning images (``--tune``), one after the other on this CPU, and what ``precision=auto``
             picks here (section 'speed-bf16'; not cached: it is about this machine).
@@ -85,6 +89,27 @@ X4_ABLATION = [
     ("fast, no x2 stage, x4 stage 800", "fast", {"intermediate_iters": 0, "max_iters": 800}),
     ("fast, both stages 500", "fast", {"intermediate_iters": 500, "max_iters": 500}),
 ]
+
+# Cheaper training steps for the fast preset, each against the preset as it was before them (600
+# iterations, 64 channels, 128-px crops). Explicit values, so that a cached run keeps its meaning
+# when the preset changes.
+STEPS_BEFORE = {"max_iters": 600, "width": 64, "crop_size": 128}
+STEPS = [
+    ("fast before (600 iterations, 64 channels, 128-px crops)", {}),
+    ("96-px crops", {"crop_size": 96}),
+    ("96-px crops for the first half", {"early_crop_size": 96}),
+    ("64-px crops for the first half", {"early_crop_size": 64}),
+    ("64-px crops for the first two thirds", {"early_crop_size": 64, "early_crop_fraction": 0.67}),
+    ("64-px crops for the first half, 500 iterations", {"early_crop_size": 64, "max_iters": 500}),
+    ("400 iterations at rate 2e-3", {"max_iters": 400, "learning_rate": 2e-3}),
+    ("400 iterations at rate 1.5e-3", {"max_iters": 400, "learning_rate": 1.5e-3}),
+    ("450 iterations at rate 1.5e-3", {"max_iters": 450, "learning_rate": 1.5e-3}),
+    ("48 channels", {"width": 48}),
+    ("40 channels", {"width": 40}),
+    ("32 channels", {"width": 32}),
+    ("48 channels, 500 iterations", {"width": 48, "max_iters": 500}),
+]
+STEPS_MEAN_DB, STEPS_WORST_DB = -0.05, -0.10  # the rule, set before the rows ran
 
 
 def run_key(kind: str, scale: int, entry: BenchmarkImage, preset: str) -> str:
@@ -232,6 +257,57 @@ def x4_ablation(cache: Cache, data: Path, tune: list[int]) -> str:
     return markdown_table(rows, ["ZSSR", "precision", "images", "seconds", "units", "speed-up", "Y-PSNR",
                                  "dB vs kernelgan", "worst image dB vs fast before"],
                           {"seconds": 1, "units": 0, "speed-up": 1, "images": 0})
+
+
+def steps_rows(cache: Cache, data: Path, tune: list[int], scale: int, precision: str,
+               candidates: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The fast preset with each candidate's overrides on ``STEPS_BEFORE``, ground-truth kernels,
+    the tuning images: mean seconds and units, Y-PSNR, and the mean and worst-image change against
+    the first candidate (the preset before), with whether the rule holds."""
+    rows = []
+    for label, overrides in candidates:
+        options = {**STEPS_BEFORE, **overrides, **({"precision": precision} if precision != "auto" else {})}
+        name = "_".join(f"{k}-{v}" for k, v in sorted(options.items()))
+        runs = [cache.get(f"steps_x{scale}_{e.name}_{name}",
+                          lambda e=e: zssr_run(e, true_kernels(e, scale), NEW, scale, **options))
+                for e in entries(data, scale, tune)]
+        rows.append({"ZSSR fast preset with": label, "scale": f"x{scale}", "precision": precision,
+                     "images": len(runs), "seconds": statistics.mean(r["sr_s"] for r in runs),
+                     "units": statistics.mean(r["sr_s"] / cache.unit_of(r) for r in runs),
+                     "Y-PSNR": statistics.mean(r["psnr"] for r in runs), "psnr": [r["psnr"] for r in runs]})
+    base = rows[0]
+    for row in rows:
+        row["speed-up"] = base["seconds"] / row["seconds"]
+        row["dB"] = row["Y-PSNR"] - base["Y-PSNR"]
+        row["worst image dB"] = min(a - b for a, b in zip(row["psnr"], base["psnr"]))
+        row["meets the rule"] = row["dB"] >= STEPS_MEAN_DB and row["worst image dB"] >= STEPS_WORST_DB
+    return rows
+
+
+def steps_part(cache: Cache, data: Path, tune: list[int]) -> str:
+    """Cheaper training steps (section 'speed-steps'): every candidate at x2 with the default
+    precision; the cheapest that meets the rule (by mean seconds) then at x2 in fp32 and at x4 in
+    both precisions, each against the preset before. It enters the preset only where it meets the
+    rule in all four."""
+    columns = ["ZSSR fast preset with", "scale", "precision", "images", "seconds", "units", "speed-up", "Y-PSNR",
+               "dB", "worst image dB", "meets the rule"]
+    digits = {"seconds": 1, "units": 0, "speed-up": 2, "images": 0}
+    rows = steps_rows(cache, data, tune, 2, "auto", STEPS)
+    passing = [r for r in rows[1:] if r["meets the rule"]]
+    text = [f"### Every candidate (x2, ground-truth kernels, tuning images {', '.join(map(str, tune))}, precision auto)",
+            markdown_table(rows, columns, digits)]
+    if not passing:
+        return "\n\n".join(text + ["No candidate meets the rule: the preset stays as it was."])
+    chosen = min(passing, key=lambda r: r["seconds"])
+    pair = [STEPS[0], next(c for c in STEPS if c[0] == chosen["ZSSR fast preset with"])]
+    checked = [*steps_rows(cache, data, tune, 2, "fp32", pair), *steps_rows(cache, data, tune, 4, "auto", pair),
+               *steps_rows(cache, data, tune, 4, "fp32", pair)]
+    held = all(r["meets the rule"] for r in checked)
+    text += [f"### The cheapest that meets the rule, {chosen['ZSSR fast preset with']}, in fp32 and at x4 "
+             "(ground-truth kernels, the same images)", markdown_table(checked, columns, digits),
+             f"Verdict: {chosen['ZSSR fast preset with']} {'meets' if held else 'does not meet'} the rule in every "
+             f"check{'' if held else ' (the preset stays as it was)'}."]
+    return "\n\n".join(text)
 
 
 def estimate(cache: Cache, work: Path, entry: BenchmarkImage, scale: int) -> tuple[dict[int, SRKernel], dict]:
@@ -493,6 +569,18 @@ def main() -> None:
                                     + table, text, "### Checks\n\n" + "\n".join(verdicts)]),
                       "bench-speed-x4")
         if parts == ["x4"]:
+            return
+    if "steps" in parts:  # a section of its own: the tuning runs behind the preset's step
+        unit = units[0]
+        text = steps_part(cache, args.data, numbers(args.tune))
+        head = (f"Speed unit (one fp32 ZSSR training step, plain network, 1x3x128x128): {unit:.4f} s at the start, "
+                f"{unit_seconds():.4f} s at the end of this run; {'native' if native_bf16() else 'no native'} bf16. "
+                f"{cache.units_line()} BSD100RK tuning images {args.tune}, seed 0, one job at a time. The rule: a "
+                f"candidate meets it when its mean Y-PSNR is at most {-STEPS_MEAN_DB:g} dB below the preset before "
+                f"and no image is more than {-STEPS_WORST_DB:g} dB below its own run with the preset before.")
+        write_section("speed-steps", "ZSSR: cheaper training steps for the fast preset (tuning images)",
+                      "\n\n".join([head, *args.remark, text]), "bench-speed-steps")
+        if parts == ["steps"]:
             return
     if "bf16" in parts:  # a section of its own: it is about this CPU
         write_section("speed-bf16", "ZSSR in bf16 and fp32 on this CPU", bf16_part(args.data, numbers(args.tune)),

@@ -82,3 +82,42 @@ def test_the_kernelgan_check_divides_each_estimate_by_its_own_unit():
     assert abs(kernelgan["before_units"] - (20.0 / 0.13 + 18.0 / 0.10) / 2) < 1e-9
     assert "= 167 units on one CPU thread (before), 12.5 s = 110 units now" in text
     assert "images 100-120 units" in text and "(0.1000-0.1300 s)" in text
+
+
+def test_the_steps_part_takes_the_cheapest_candidate_that_meets_the_rule_and_checks_it_again(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import benchmarks.speed as speed
+
+    candidates = [("before", {}), ("96-px crops", {"crop_size": 96}), ("48 channels", {"width": 48}),
+                  ("32 channels", {"width": 32})]
+    # Per candidate: mean seconds and each image's change against the preset before. 96-px crops
+    # meet the rule (mean -0.04 dB, worst -0.08), 48 channels too and cost less, 32 channels cost
+    # least but lose 0.2 dB on average: 48 channels are chosen, then fail at x4 in fp32 (worst -0.12).
+    seconds = {128: 10.0, 96: 8.0, 48: 6.0, 32: 4.0}
+    changes = {"before": [0.0, 0.0], "96-px crops": [0.0, -0.08], "48 channels": [-0.02, -0.04],
+               "32 channels": [-0.2, -0.2]}
+
+    def fake_run(entry, kernels, preset, scale, **options):
+        label = {96: "96-px crops", 48: "48 channels", 32: "32 channels"}.get(
+            options["crop_size"] if options["crop_size"] != 128 else options["width"], "before")
+        change = changes[label][entry.number - 1]
+        if label == "48 channels" and scale == 4 and options.get("precision") == "fp32" and entry.number == 2:
+            change = -0.12
+        key = options["crop_size"] if options["crop_size"] != 128 else options["width"]
+        return {"psnr": 30.0 + entry.number + change, "sr_s": seconds.get(key, 10.0), "ssim": 0.9}
+
+    monkeypatch.setattr(speed, "STEPS", candidates)
+    monkeypatch.setattr(speed, "zssr_run", fake_run)
+    monkeypatch.setattr(speed, "true_kernels", lambda entry, scale: None)
+    monkeypatch.setattr(speed, "entries", lambda data, scale, wanted: [SimpleNamespace(number=n, name=f"im_{n}")
+                                                                         for n in wanted])
+    text = speed.steps_part(speed.Cache(tmp_path, unit=lambda: 0.125), tmp_path, [1, 2])
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]]
+            for line in text.splitlines() if line.startswith("| ") and "x2 | auto" in line}
+    assert rows["96-px crops"][-3:] == ["-0.04", "-0.08", "True"]
+    assert rows["48 channels"][-3:] == ["-0.03", "-0.04", "True"] and rows["48 channels"][5] == "48"
+    assert rows["32 channels"][-1] == "False"
+    assert "The cheapest that meets the rule, 48 channels, in fp32 and at x4" in text
+    assert "| 48 channels | x4 | fp32 | 2 | 6.0 | 48 | 1.67 | 31.43 | -0.07 | -0.12 | False |" in text
+    assert text.endswith("Verdict: 48 channels does not meet the rule in every check (the preset stays as it was).")

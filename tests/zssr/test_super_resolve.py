@@ -152,6 +152,33 @@ def test_intermediate_stage_budget(first):
         preset("fast", intermediate_iters=-1)
 
 
+def test_early_crops_start_every_stage(monkeypatch):
+    """``early_crop_size`` fathers for the first ceil(fraction * iterations) iterations of each
+    stage, ``crop_size`` ones after: x2 stage 3 iterations -> 2 early, x4 stage 5 -> 3 early."""
+    from zssr.fathers import FatherSampler
+
+    sizes = []
+    draw = FatherSampler.draw
+
+    def spy(self):
+        father, weights = draw(self)
+        sizes.append(father.shape[-1])
+        return father, weights
+
+    monkeypatch.setattr(FatherSampler, "draw", spy)
+    rng = np.random.default_rng(3)
+    kernels = random_kernels(rng)
+    lr = degrade(textured_image(rng, 192, 160), kernels[4], 4)  # 48 x 40: both crops fit
+    settings = preset("fast", max_iters=5, intermediate_iters=3, crop_size=32, early_crop_size=16)
+    super_resolve(lr, 4, [kernels[2].array, kernels[4].array], settings)
+    assert sizes == [16, 16, 32, 16, 16, 16, 32, 32]
+    assert preset("fast", max_iters=600, early_crop_size=64, early_crop_fraction=0.67).early_crop_iterations() == 402
+    assert preset("fast", max_iters=600).early_crop_iterations() == 0
+    for bad in ({"early_crop_size": 4}, {"early_crop_size": 64, "early_crop_fraction": 1.5}):
+        with pytest.raises(ValueError, match="early_crop"):
+            preset("fast", **bad)
+
+
 def test_deterministic_for_a_seed(rng):
     lr = textured_image(rng, 40, 36)
     settings = preset("real", max_iters=15, crop_size=16)

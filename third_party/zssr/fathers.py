@@ -64,8 +64,11 @@ class FatherSampler:
         self.allowed = allowed
         self.rng = rng
         self.height, self.width = source.shape[-2:]
-        # Images smaller than a crop give their whole side.
-        self.crop = (min(settings.crop_size, self.height), min(settings.crop_size, self.width))
+        self.use_crop_size(settings.crop_size)
+
+    def use_crop_size(self, size: int) -> None:
+        """Draw ``size`` x ``size`` fathers from now on (an image smaller than that gives its whole side)."""
+        self.crop = (min(size, self.height), min(size, self.width))
 
     def draw(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One father (1, C, h, w) and its loss weights (1, 1, h, w)."""

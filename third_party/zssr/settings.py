@@ -35,6 +35,11 @@ class ZSSRSettings:
     body: str = "hr"  # "hr": the paper's, on the bicubic upscale; "lr": at the input size, sub-pixel head
     # Training pairs.
     crop_size: int = 128
+    # Smaller crops for the first ``early_crop_fraction`` of each stage's iterations (None: none):
+    # a step's cost is about proportional to the crop's pixels, and the early, high-rate steps
+    # learn the local mapping that small crops show as well as large ones.
+    early_crop_size: int | None = None
+    early_crop_fraction: float = 0.5
     augment: str = "plain"  # "plain": integer crops only; "full": + dihedral and affine fathers
     leave_as_is_probability: float = 0.05  # "full" only; the rest splits as below
     dihedral_probability: float = 0.45  # 90-degree rotations / mirrors (where the kernel allows)
@@ -87,6 +92,10 @@ class ZSSRSettings:
             raise ValueError("depth must be >= 2, width >= 1 and crop_size >= 8")
         if self.max_iters < 1 or self.test_every < 1 or self.policy_every < 1:
             raise ValueError("max_iters, test_every and policy_every must be positive")
+        if self.early_crop_size is not None and self.early_crop_size < 8:
+            raise ValueError("early_crop_size must be >= 8 or None")
+        if not 0.0 <= self.early_crop_fraction <= 1.0:
+            raise ValueError("early_crop_fraction must be in [0, 1]")
         if self.intermediate_iters is not None and self.intermediate_iters < 0:
             raise ValueError("intermediate_iters must be non-negative or None")
         if self.slope_points < 3:
@@ -115,6 +124,10 @@ class ZSSRSettings:
         """Iterations of one stage: ``intermediate_iters`` in every stage but the last (where set),
         else ``max_iters`` (also the cosine schedule's length)."""
         return self.max_iters if last or self.intermediate_iters is None else self.intermediate_iters
+
+    def early_crop_iterations(self) -> int:
+        """How many of a stage's ``max_iters`` iterations draw ``early_crop_size`` crops."""
+        return math.ceil(self.early_crop_fraction * self.max_iters) if self.early_crop_size else 0
 
 
 AUTO = "auto"  # noise_std measured from the image by the caller

@@ -67,7 +67,11 @@ def train_stage(net: ZSSRNet | SubPixelZSSRNet, optimizer: torch.optim.Optimizer
     _set_rate(optimizer, policy.learning_rate)
     start = time.perf_counter()
     net.train()
+    early = settings.early_crop_iterations()
+    fathers.use_crop_size(settings.early_crop_size if early else settings.crop_size)
     for iteration in range(settings.max_iters):
+        if iteration == early and early:
+            fathers.use_crop_size(settings.crop_size)
         father, weights = fathers.draw()
         son = down(father)
         if settings.noise_std:
