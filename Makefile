@@ -14,6 +14,7 @@
 #   make bench-handoff   the handoff width, chosen on held-out BSD100RK images with SRMD
 #   make bench-speed     the default pipeline's speed in seconds and units; the fast ZSSR preset vs kernelgan
 #   make bench-speed-steps  cheaper ZSSR training steps (crops, rate, channels) on the tuning images, x2 and x4
+#   make bench-speed-steps-seeds  the same rule with three seeds: what the seed alone moves
 #   make bench-speed-x4  the gradual x4: the fast preset's x2-stage budget (tuning images), then blind/true/fp32 at x4
 #   make bench-speed-allocator  the CPU allocator setting on and off (KernelGAN estimate, ZSSR), child processes
 #   make bench-speed-avx2  this CPU as it is and as an AVX2-only one: unit, KernelGAN estimate, demo
@@ -82,7 +83,7 @@ KEPT_BEFORE ?= 5ecdc1c
 BEFORE ?= d5a51cf
 AFTER ?= HEAD
 
-.PHONY: install test test-fast demo bench-kernel bench-speed bench-speed-x4 bench-speed-allocator bench-speed-avx2 bench-speed-bf16 bench-speed-steps bench-zssr bench-srmd bench-memory bench-table1 bench-cuda bench-batch bench-handoff bench-hashes bench-kernel-budget bench-kernel-split bench-kernel-split-report bench-kernel-faster bench-kernel-tiles bench-kernel-kept bench-kernel-shake bench-kernel-phone bench-kernel-phone-tune bench-kernel-sharp bench-kernel-sharp-tune bench-sharpening-tune bench-sharpening-report bench-light-tune bench-light-report bench-robust bench-robust-tune bench-robust-shape bench-robust-focus bench-refinement-fallback bench-robust-focus-camera bench-camera bench-camera-zssr bench-camera-budgets bench-camera-handoff bench-jpeg-noise bench-jpeg-noise-study bench-jpeg-noise-hard bench-jpeg-noise-zssr bench-jpeg-noise-shot batch eval report clean
+.PHONY: install test test-fast demo bench-kernel bench-speed bench-speed-x4 bench-speed-allocator bench-speed-avx2 bench-speed-bf16 bench-speed-steps bench-speed-steps-seeds bench-zssr bench-srmd bench-memory bench-table1 bench-cuda bench-batch bench-handoff bench-hashes bench-kernel-budget bench-kernel-split bench-kernel-split-report bench-kernel-faster bench-kernel-tiles bench-kernel-kept bench-kernel-shake bench-kernel-phone bench-kernel-phone-tune bench-kernel-sharp bench-kernel-sharp-tune bench-sharpening-tune bench-sharpening-report bench-light-tune bench-light-report bench-robust bench-robust-tune bench-robust-shape bench-robust-focus bench-refinement-fallback bench-robust-focus-camera bench-camera bench-camera-zssr bench-camera-budgets bench-camera-handoff bench-jpeg-noise bench-jpeg-noise-study bench-jpeg-noise-hard bench-jpeg-noise-zssr bench-jpeg-noise-shot batch eval report clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
@@ -154,6 +155,9 @@ bench-speed-allocator: $(STAMP)
 
 bench-speed-steps: $(STAMP)
 	$(BIN)/python -m benchmarks.speed --data $(DATA) --parts steps
+
+bench-speed-steps-seeds: $(STAMP)
+	$(BIN)/python -m benchmarks.speed --data $(DATA) --parts seeds
 
 bench-speed-bf16: $(STAMP)
 	$(BIN)/python -m benchmarks.speed --data $(DATA) --parts bf16 --tune 1-3

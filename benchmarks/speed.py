@@ -31,6 +31,9 @@ Parts (every run is cached as JSON under ``--work``; an interrupted benchmark re
             fewer iterations at a higher rate, fewer channels, each against the preset before on
             the tuning images (``--tune``, ground-truth kernels); the cheapest that meets the rule
             at x2 is checked again in fp32 and at x4.
+  seeds     the preset before 'steps' and 48 channels with several seeds (``--seeds``), x2, both
+            precisions, the tuning images (section 'speed-steps-seeds'): how much of a step's
+            measured change the seed alone moves. Chooses nothing.
   bf16      the fast preset with fp32 and with bf16 training, ground-truth kernels, x2, on the
             tuning images (``--tune``), one after the other on this CPU, and what ``precision=auto``
             picks here (section 'speed-bf16'; not cached: it is about this machine).
@@ -178,10 +181,10 @@ def entries(data: Path, scale: int, wanted: list[int]) -> list[BenchmarkImage]:
     return [found[n] for n in wanted if n in found]
 
 
-def zssr_run(entry: BenchmarkImage, kernels: dict[int, SRKernel], preset: str, scale: int,
+def zssr_run(entry: BenchmarkImage, kernels: dict[int, SRKernel], preset: str, scale: int, seed: int = 0,
              **overrides: Any) -> dict[str, Any]:
     backend = get_backend("zssr", preset=preset, device="cpu", **overrides)
-    row = sr_metrics(entry, kernels, backend, scale, seed=0)
+    row = sr_metrics(entry, kernels, backend, scale, seed=seed)
     return {"psnr": row["psnr"], "ssim": row["ssim"], "sr_s": row["sr_s"]}
 
 
@@ -262,18 +265,18 @@ def x4_ablation(cache: Cache, data: Path, tune: list[int]) -> str:
 
 
 def steps_rows(cache: Cache, data: Path, tune: list[int], scale: int, precision: str,
-               candidates: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+               candidates: list[tuple[str, dict[str, Any]]], seed: int = 0) -> list[dict[str, Any]]:
     """The fast preset with each candidate's overrides on ``STEPS_BEFORE``, ground-truth kernels,
     the tuning images: mean seconds and units, Y-PSNR, and the mean and worst-image change against
     the first candidate (the preset before), with whether the rule holds."""
     rows = []
     for label, overrides in candidates:
         options = {**STEPS_BEFORE, **overrides, **({"precision": precision} if precision != "auto" else {})}
-        name = "_".join(f"{k}-{v}" for k, v in sorted(options.items()))
+        name = "_".join(f"{k}-{v}" for k, v in sorted(options.items())) + (f"_seed-{seed}" if seed else "")
         runs = [cache.get(f"steps_x{scale}_{e.name}_{name}",
-                          lambda e=e: zssr_run(e, true_kernels(e, scale), NEW, scale, **options))
+                          lambda e=e: zssr_run(e, true_kernels(e, scale), NEW, scale, seed, **options))
                 for e in entries(data, scale, tune)]
-        rows.append({"ZSSR fast preset with": label, "scale": f"x{scale}", "precision": precision,
+        rows.append({"ZSSR fast preset with": label, "scale": f"x{scale}", "precision": precision, "seed": seed,
                      "images": len(runs), "seconds": statistics.mean(r["sr_s"] for r in runs),
                      "units": statistics.mean(r["sr_s"] / cache.unit_of(r) for r in runs),
                      "Y-PSNR": statistics.mean(r["psnr"] for r in runs), "psnr": [r["psnr"] for r in runs]})
@@ -311,6 +314,34 @@ def steps_part(cache: Cache, data: Path, tune: list[int]) -> str:
              f"Verdict: {chosen['ZSSR fast preset with']} {'meets' if held else 'does not meet'} the rule in every "
              f"check{'' if held else ' (the preset stays as it was)'}."]
     return "\n\n".join(text)
+
+
+def seeds_part(cache: Cache, data: Path, tune: list[int], seeds: list[int]) -> str:
+    """How much of a step's measured change is the seed's (section 'speed-steps-seeds'): the
+    preset before and 48 channels (the one candidate that met the rule at x2 with precision auto)
+    at x2 in both precisions with each of ``seeds`` (ZSSR's initial weights, crops and noise),
+    the tuning images; the same rule per seed, then on the per-image means over the seeds.
+    Chooses nothing."""
+    pair = [STEPS[0], next(c for c in STEPS if c[1] == {"width": 48})]
+    rows, summaries = [], []
+    for precision in ("auto", "fp32"):
+        per_seed = [steps_rows(cache, data, tune, 2, precision, pair, seed) for seed in seeds]
+        rows += [row for pair_rows in per_seed for row in pair_rows]
+        before = np.array([p[0]["psnr"] for p in per_seed])  # (seeds, images)
+        after = np.array([p[1]["psnr"] for p in per_seed])
+        change = (after - before).mean(axis=0)  # per image, over the seeds
+        summaries.append({"precision": precision, "seeds": len(seeds),
+                          "before: an image's range over the seeds (mean, largest)":
+                              f"{np.ptp(before, axis=0).mean():.2f}, {np.ptp(before, axis=0).max():.2f}",
+                          "before: range of the 5-image mean over the seeds": np.ptp(before.mean(axis=1)),
+                          "48 channels dB (mean over seeds)": change.mean(),
+                          "worst image dB (mean over seeds)": change.min(),
+                          "meets the rule on the means": change.mean() >= STEPS_MEAN_DB
+                          and change.min() >= STEPS_WORST_DB})
+    columns = ["ZSSR fast preset with", "precision", "seed", "images", "seconds", "Y-PSNR", "dB", "worst image dB",
+               "meets the rule"]
+    return (markdown_table(rows, columns, {"seconds": 1, "images": 0, "seed": 0}) + "\n\n"
+            + markdown_table(summaries, list(summaries[0]), {"seeds": 0}))
 
 
 def estimate(cache: Cache, work: Path, entry: BenchmarkImage, scale: int) -> tuple[dict[int, SRKernel], dict]:
@@ -523,6 +554,7 @@ def main() -> None:
     parser.add_argument("--fp32-x4", default="21-22")
     parser.add_argument("--tune-kernel", default="1-20", help="images of the isa part's estimates")
     parser.add_argument("--parts", default="ablation,blind,demo,isa")
+    parser.add_argument("--seeds", default="0-2", help="seeds of the seeds part")
     parser.add_argument("--remark", action="append", default=[], help="a line added to the speed section")
     parser.add_argument("--isa-section", default=ISA_SECTION, metavar="NAME:TITLE",
                         help="the isa part's section (another CPU's measurement can keep a section of its own)")
@@ -584,6 +616,18 @@ def main() -> None:
         write_section("speed-steps", "ZSSR: cheaper training steps for the fast preset (tuning images)",
                       "\n\n".join([head, *args.remark, text]), "bench-speed-steps")
         if parts == ["steps"]:
+            return
+    if "seeds" in parts:  # a section of its own: what the seed alone moves in 'speed-steps'
+        unit = units[0]
+        text = seeds_part(cache, args.data, numbers(args.tune), numbers(args.seeds))
+        head = (f"Speed unit (one fp32 ZSSR training step, plain network, 1x3x128x128): {unit:.4f} s at the start, "
+                f"{unit_seconds():.4f} s at the end of this run; {'native' if native_bf16() else 'no native'} bf16. "
+                f"{cache.units_line()} BSD100RK tuning images {args.tune}, ground-truth kernels, x2, seeds "
+                f"{args.seeds}; one job at a time. The rule is 'speed-steps'': mean Y-PSNR at most "
+                f"{-STEPS_MEAN_DB:g} dB below the preset before, no image more than {-STEPS_WORST_DB:g} dB below.")
+        write_section("speed-steps-seeds", "ZSSR: what the seed alone moves in the step rule (tuning images)",
+                      "\n\n".join([head, *args.remark, text]), "bench-speed-steps-seeds")
+        if parts == ["seeds"]:
             return
     if "bf16" in parts:  # a section of its own: it is about this CPU
         write_section("speed-bf16", "ZSSR in bf16 and fp32 on this CPU", bf16_part(args.data, numbers(args.tune)),

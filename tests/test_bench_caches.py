@@ -98,7 +98,7 @@ def test_the_steps_part_takes_the_cheapest_candidate_that_meets_the_rule_and_che
     changes = {"before": [0.0, 0.0], "96-px crops": [0.0, -0.08], "48 channels": [-0.02, -0.04],
                "32 channels": [-0.2, -0.2]}
 
-    def fake_run(entry, kernels, preset, scale, **options):
+    def fake_run(entry, kernels, preset, scale, seed=0, **options):
         label = {96: "96-px crops", 48: "48 channels", 32: "32 channels"}.get(
             options["crop_size"] if options["crop_size"] != 128 else options["width"], "before")
         change = changes[label][entry.number - 1]
@@ -121,3 +121,28 @@ def test_the_steps_part_takes_the_cheapest_candidate_that_meets_the_rule_and_che
     assert "The cheapest that meets the rule, 48 channels, in fp32 and at x4" in text
     assert "| 48 channels | x4 | fp32 | 2 | 6.0 | 48 | 1.67 | 31.43 | -0.07 | -0.12 | False |" in text
     assert text.endswith("Verdict: 48 channels does not meet the rule in every check (the preset stays as it was).")
+
+
+def test_the_seeds_part_reports_each_seed_and_the_rule_on_the_means_over_seeds(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import benchmarks.speed as speed
+
+    # Image n, seed j: the preset before scores 30 + n + 0.1 j; 48 channels lose 0.02 dB on image 1
+    # and (0.06, 0.18, 0.06) dB on image 2 with seeds 0, 1, 2 - the rule fails with seed 1 alone,
+    # and on the means over seeds (image 2: -0.10, mean -0.06) fails by the mean.
+    loss = {1: [0.02, 0.02, 0.02], 2: [0.06, 0.18, 0.06]}
+
+    def fake_run(entry, kernels, preset, scale, seed=0, **options):
+        change = -loss[entry.number][seed] if options["width"] == 48 else 0.0
+        return {"psnr": 30.0 + entry.number + 0.1 * seed + change, "sr_s": 1.0, "ssim": 0.9}
+
+    monkeypatch.setattr(speed, "zssr_run", fake_run)
+    monkeypatch.setattr(speed, "true_kernels", lambda entry, scale: None)
+    monkeypatch.setattr(speed, "entries", lambda data, scale, wanted: [SimpleNamespace(number=n, name=f"im_{n}")
+                                                                         for n in wanted])
+    text = speed.seeds_part(speed.Cache(tmp_path, unit=lambda: 0.125), tmp_path, [1, 2], [0, 1, 2])
+    assert "| 48 channels | auto | 1 | 2 | 1.0 | 31.50 | -0.10 | -0.18 | False |" in text
+    assert "| 48 channels | fp32 | 2 | 2 | 1.0 | 31.66 | -0.04 | -0.06 | True |" in text
+    # Before: each image spans 0.2 dB over the seeds, and so does the two-image mean.
+    assert "| auto | 3 | 0.20, 0.20 | 0.20 | -0.06 | -0.10 | False |" in text
