@@ -333,7 +333,7 @@ def seeds_part(cache: Cache, data: Path, tune: list[int], seeds: list[int]) -> s
         summaries.append({"precision": precision, "seeds": len(seeds),
                           "before: an image's range over the seeds (mean, largest)":
                               f"{np.ptp(before, axis=0).mean():.2f}, {np.ptp(before, axis=0).max():.2f}",
-                          "before: range of the 5-image mean over the seeds": np.ptp(before.mean(axis=1)),
+                          f"before: range of the {len(tune)}-image mean over the seeds": np.ptp(before.mean(axis=1)),
                           "48 channels dB (mean over seeds)": change.mean(),
                           "worst image dB (mean over seeds)": change.min(),
                           "meets the rule on the means": change.mean() >= STEPS_MEAN_DB
@@ -623,7 +623,7 @@ def main() -> None:
         head = (f"Speed unit (one fp32 ZSSR training step, plain network, 1x3x128x128): {unit:.4f} s at the start, "
                 f"{unit_seconds():.4f} s at the end of this run; {'native' if native_bf16() else 'no native'} bf16. "
                 f"{cache.units_line()} BSD100RK tuning images {args.tune}, ground-truth kernels, x2, seeds "
-                f"{args.seeds}; one job at a time. The rule is 'speed-steps'': mean Y-PSNR at most "
+                f"{args.seeds}; one job at a time. The rule is the one of 'speed-steps': mean Y-PSNR at most "
                 f"{-STEPS_MEAN_DB:g} dB below the preset before, no image more than {-STEPS_WORST_DB:g} dB below.")
         write_section("speed-steps-seeds", "ZSSR: what the seed alone moves in the step rule (tuning images)",
                       "\n\n".join([head, *args.remark, text]), "bench-speed-steps-seeds")
