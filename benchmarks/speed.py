@@ -543,6 +543,14 @@ def isa_part(work: Path, data: Path, images: str) -> str:
     return text
 
 
+def units_head(start: float, cache: Cache) -> str:
+    """The opening of a section of its own: the unit at the start (``start``) and now, whether
+    bf16 is native, and where the runs' units come from."""
+    return (f"Speed unit (one fp32 ZSSR training step, plain network, 1x3x128x128): {start:.4f} s at the start, "
+            f"{unit_seconds():.4f} s at the end of this run; {'native' if native_bf16() else 'no native'} bf16. "
+            f"{cache.units_line()}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="BSD100RK folder")
@@ -587,17 +595,13 @@ def main() -> None:
     if "demo" in parts:
         sections.append("### make demo (units: the unit timed just before it)\n\n" + demo(args.work, unit_seconds()))
     if "x4" in parts:  # a section of its own: the x4 preset changed after 'speed' was last run
-        unit = units[0]
         table = x4_ablation(cache, args.data, numbers(args.tune))
         text, checks = blind(cache, args.work, args.data, [], numbers(args.report_x4), [],
                              numbers(args.fp32_x4))
         verdicts = [speed_verdict(key, s) for key, s in checks.items()]
-        unit_end = unit_seconds()
-        head = (f"Speed unit (one fp32 ZSSR training step, plain network, 1x3x128x128): {unit:.4f} s at the start, "
-                f"{unit_end:.4f} s at the end of this run; {'native' if native_bf16() else 'no native'} bf16. "
-                f"{cache.units_line()} The fast preset's x2-stage budget is chosen on BSD100RK x4 images {args.tune} "
-                f"(ground-truth kernels); reported on x4 {args.report_x4}, which no choice touched. Seed 0; one job "
-                f"at a time. The kernelgan preset's runs are its own, unchanged.")
+        head = (f"{units_head(units[0], cache)} The fast preset's x2-stage budget is chosen on BSD100RK x4 images "
+                f"{args.tune} (ground-truth kernels); reported on x4 {args.report_x4}, which no choice touched. Seed 0; "
+                f"one job at a time. The kernelgan preset's runs are its own, unchanged.")
         write_section("speed-x4", "Speed of the default pipeline at x4 (gradual ZSSR)",
                       "\n\n".join([head, *args.remark,
                                     f"### The x2 stage's budget (tuning images {args.tune}, ground-truth kernels)\n\n"
@@ -605,30 +609,23 @@ def main() -> None:
                       "bench-speed-x4")
         if parts == ["x4"]:
             return
-    if "steps" in parts:  # a section of its own: the tuning runs behind the preset's step
-        unit = units[0]
-        text = steps_part(cache, args.data, numbers(args.tune))
-        head = (f"Speed unit (one fp32 ZSSR training step, plain network, 1x3x128x128): {unit:.4f} s at the start, "
-                f"{unit_seconds():.4f} s at the end of this run; {'native' if native_bf16() else 'no native'} bf16. "
-                f"{cache.units_line()} BSD100RK tuning images {args.tune}, seed 0, one job at a time. The rule: a "
-                f"candidate meets it when its mean Y-PSNR is at most {-STEPS_MEAN_DB:g} dB below the preset before "
-                f"and no image is more than {-STEPS_WORST_DB:g} dB below its own run with the preset before.")
-        write_section("speed-steps", "ZSSR: cheaper training steps for the fast preset (tuning images)",
-                      "\n\n".join([head, *args.remark, text]), "bench-speed-steps")
-        if parts == ["steps"]:
-            return
-    if "seeds" in parts:  # a section of its own: what the seed alone moves in 'speed-steps'
-        unit = units[0]
-        text = seeds_part(cache, args.data, numbers(args.tune), numbers(args.seeds))
-        head = (f"Speed unit (one fp32 ZSSR training step, plain network, 1x3x128x128): {unit:.4f} s at the start, "
-                f"{unit_seconds():.4f} s at the end of this run; {'native' if native_bf16() else 'no native'} bf16. "
-                f"{cache.units_line()} BSD100RK tuning images {args.tune}, ground-truth kernels, x2, seeds "
-                f"{args.seeds}; one job at a time. The rule is the one of 'speed-steps': mean Y-PSNR at most "
-                f"{-STEPS_MEAN_DB:g} dB below the preset before, no image more than {-STEPS_WORST_DB:g} dB below.")
-        write_section("speed-steps-seeds", "ZSSR: what the seed alone moves in the step rule (tuning images)",
-                      "\n\n".join([head, *args.remark, text]), "bench-speed-steps-seeds")
-        if parts == ["seeds"]:
-            return
+    rule = (f"mean Y-PSNR at most {-STEPS_MEAN_DB:g} dB below the preset before and no image more than "
+            f"{-STEPS_WORST_DB:g} dB below its own run with the preset before")
+    # Sections of their own: the tuning runs behind a step of the preset, and the seed's part in them.
+    own = {"steps": ("speed-steps", "ZSSR: cheaper training steps for the fast preset (tuning images)",
+                     lambda: steps_part(cache, args.data, numbers(args.tune)),
+                     f"seed 0, one job at a time. The rule: a candidate meets it with {rule}."),
+           "seeds": ("speed-steps-seeds", "ZSSR: what the seed alone moves in the step rule (tuning images)",
+                     lambda: seeds_part(cache, args.data, numbers(args.tune), numbers(args.seeds)),
+                     f"ground-truth kernels, x2, seeds {args.seeds}; one job at a time. The rule is the one of "
+                     f"'speed-steps': {rule}.")}
+    for part, (name, title, make, about) in own.items():
+        if part in parts:
+            text = make()
+            head = f"{units_head(units[0], cache)} BSD100RK tuning images {args.tune}, {about}"
+            write_section(name, title, "\n\n".join([head, *args.remark, text]), f"bench-{name}")
+            if parts == [part]:
+                return
     if "bf16" in parts:  # a section of its own: it is about this CPU
         write_section("speed-bf16", "ZSSR in bf16 and fp32 on this CPU", bf16_part(args.data, numbers(args.tune)),
                       "bench-speed-bf16")
