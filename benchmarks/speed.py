@@ -600,15 +600,13 @@ def main() -> None:
                              numbers(args.fp32_x4))
         verdicts = [speed_verdict(key, s) for key, s in checks.items()]
         head = (f"{units_head(units[0], cache)} The fast preset's x2-stage budget is chosen on BSD100RK x4 images "
-                f"{args.tune} (ground-truth kernels); reported on x4 {args.report_x4}, which no choice touched. Seed 0; "
-                f"one job at a time. The kernelgan preset's runs are its own, unchanged.")
+                f"{args.tune} (ground-truth kernels); reported on x4 {args.report_x4}, which no choice touched. "
+                f"Seed 0; one job at a time. The kernelgan preset's runs are its own, unchanged.")
         write_section("speed-x4", "Speed of the default pipeline at x4 (gradual ZSSR)",
                       "\n\n".join([head, *args.remark,
                                     f"### The x2 stage's budget (tuning images {args.tune}, ground-truth kernels)\n\n"
                                     + table, text, "### Checks\n\n" + "\n".join(verdicts)]),
                       "bench-speed-x4")
-        if parts == ["x4"]:
-            return
     rule = (f"mean Y-PSNR at most {-STEPS_MEAN_DB:g} dB below the preset before and no image more than "
             f"{-STEPS_WORST_DB:g} dB below its own run with the preset before")
     # Sections of their own: the tuning runs behind a step of the preset, and the seed's part in them.
@@ -624,18 +622,14 @@ def main() -> None:
             text = make()
             head = f"{units_head(units[0], cache)} BSD100RK tuning images {args.tune}, {about}"
             write_section(name, title, "\n\n".join([head, *args.remark, text]), f"bench-{name}")
-            if parts == [part]:
-                return
     if "bf16" in parts:  # a section of its own: it is about this CPU
         write_section("speed-bf16", "ZSSR in bf16 and fp32 on this CPU", bf16_part(args.data, numbers(args.tune)),
                       "bench-speed-bf16")
-        if parts == ["bf16"]:
-            return
     if "isa" in parts:  # a section of its own, so that it can be run alone (make bench-speed-avx2)
         name, title = args.isa_section.split(":", 1)
         write_section(name, title, isa_part(args.work, args.data, args.tune_kernel), "bench-speed-avx2")
-        if not sections:
-            return
+    if not sections:  # only parts with sections of their own
+        return
     units.append(unit_seconds())
     head = (f"Speed unit (one fp32 ZSSR training step, plain network, 1x3x128x128): {units[0]:.4f} s at the "
             f"start, {units[-1]:.4f} s at the end of this run; {'native' if native_bf16() else 'no native'} bf16 "
