@@ -84,9 +84,17 @@ def test_the_kernelgan_check_divides_each_estimate_by_its_own_unit():
     assert "images 100-120 units" in text and "(0.1000-0.1300 s)" in text
 
 
-def test_the_steps_part_takes_the_cheapest_candidate_that_meets_the_rule_and_checks_it_again(tmp_path, monkeypatch):
+def fake_zssr_runs(monkeypatch, speed, run) -> None:
+    """``benchmarks.speed`` with ``run`` in place of ZSSR, and images that are only their numbers."""
     from types import SimpleNamespace
 
+    monkeypatch.setattr(speed, "zssr_run", run)
+    monkeypatch.setattr(speed, "true_kernels", lambda entry, scale: None)
+    monkeypatch.setattr(speed, "entries", lambda data, scale, wanted: [SimpleNamespace(number=n, name=f"im_{n}")
+                                                                         for n in wanted])
+
+
+def test_the_steps_part_takes_the_cheapest_candidate_that_meets_the_rule_and_checks_it_again(tmp_path, monkeypatch):
     import benchmarks.speed as speed
 
     candidates = [("before", {}), ("96-px crops", {"crop_size": 96}), ("48 channels", {"width": 48}),
@@ -99,19 +107,15 @@ def test_the_steps_part_takes_the_cheapest_candidate_that_meets_the_rule_and_che
                "32 channels": [-0.2, -0.2]}
 
     def fake_run(entry, kernels, preset, scale, seed=0, **options):
-        label = {96: "96-px crops", 48: "48 channels", 32: "32 channels"}.get(
-            options["crop_size"] if options["crop_size"] != 128 else options["width"], "before")
+        key = options["crop_size"] if options["crop_size"] != 128 else options["width"]
+        label = {96: "96-px crops", 48: "48 channels", 32: "32 channels"}.get(key, "before")
         change = changes[label][entry.number - 1]
         if label == "48 channels" and scale == 4 and options.get("precision") == "fp32" and entry.number == 2:
             change = -0.12
-        key = options["crop_size"] if options["crop_size"] != 128 else options["width"]
         return {"psnr": 30.0 + entry.number + change, "sr_s": seconds.get(key, 10.0), "ssim": 0.9}
 
     monkeypatch.setattr(speed, "STEPS", candidates)
-    monkeypatch.setattr(speed, "zssr_run", fake_run)
-    monkeypatch.setattr(speed, "true_kernels", lambda entry, scale: None)
-    monkeypatch.setattr(speed, "entries", lambda data, scale, wanted: [SimpleNamespace(number=n, name=f"im_{n}")
-                                                                         for n in wanted])
+    fake_zssr_runs(monkeypatch, speed, fake_run)
     text = speed.steps_part(speed.Cache(tmp_path, unit=lambda: 0.125), tmp_path, [1, 2])
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]]
             for line in text.splitlines() if line.startswith("| ") and "x2 | auto" in line}
@@ -124,8 +128,6 @@ def test_the_steps_part_takes_the_cheapest_candidate_that_meets_the_rule_and_che
 
 
 def test_the_seeds_part_reports_each_seed_and_the_rule_on_the_means_over_seeds(tmp_path, monkeypatch):
-    from types import SimpleNamespace
-
     import benchmarks.speed as speed
 
     # Image n, seed j: the preset before scores 30 + n + 0.1 j; 48 channels lose 0.02 dB on image 1
@@ -137,10 +139,7 @@ def test_the_seeds_part_reports_each_seed_and_the_rule_on_the_means_over_seeds(t
         change = -loss[entry.number][seed] if options["width"] == 48 else 0.0
         return {"psnr": 30.0 + entry.number + 0.1 * seed + change, "sr_s": 1.0, "ssim": 0.9}
 
-    monkeypatch.setattr(speed, "zssr_run", fake_run)
-    monkeypatch.setattr(speed, "true_kernels", lambda entry, scale: None)
-    monkeypatch.setattr(speed, "entries", lambda data, scale, wanted: [SimpleNamespace(number=n, name=f"im_{n}")
-                                                                         for n in wanted])
+    fake_zssr_runs(monkeypatch, speed, fake_run)
     text = speed.seeds_part(speed.Cache(tmp_path, unit=lambda: 0.125), tmp_path, [1, 2], [0, 1, 2])
     assert "| 48 channels | auto | 1 | 2 | 1.0 | 31.50 | -0.10 | -0.18 | False |" in text
     assert "| 48 channels | fp32 | 2 | 2 | 1.0 | 31.66 | -0.04 | -0.06 | True |" in text

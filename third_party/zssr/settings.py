@@ -35,9 +35,9 @@ class ZSSRSettings:
     body: str = "hr"  # "hr": the paper's, on the bicubic upscale; "lr": at the input size, sub-pixel head
     # Training pairs.
     crop_size: int = 128
-    # Smaller crops for the first ``early_crop_fraction`` of each stage's iterations (None: none):
-    # a step's cost is about proportional to the crop's pixels, and the early, high-rate steps
-    # learn the local mapping that small crops show as well as large ones.
+    # Smaller crops for the first ``early_crop_fraction`` of each stage's iterations (None: none);
+    # a step's cost is about proportional to the crop's pixels. Measured against the fast preset on
+    # the x2 tuning images, they cost 0.06-0.31 dB (docs/BENCHMARKS.md, 'speed-steps'): off by default.
     early_crop_size: int | None = None
     early_crop_fraction: float = 0.5
     augment: str = "plain"  # "plain": integer crops only; "full": + dihedral and affine fathers
